@@ -1,0 +1,7 @@
+"""keyresponse: incident response for an exposed AWS access key.
+
+The AWS IAM credential-compromise playbook (NIST SP 800-61 phases) as Prefect 3 flows.
+The plain library lives here; `flows/`, `tasks/`, `queries/` and `reports/` sit beside it.
+"""
+
+__version__ = "0.1.0"

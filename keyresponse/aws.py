@@ -1,0 +1,68 @@
+"""The one place that builds boto3 clients.
+
+Production uses the default credential chain. The sandbox is reached through the standard
+`AWS_ENDPOINT_URL` variable (or an explicit `endpoint_url`), so the same code serves both worlds.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from keyresponse.settings import get_settings
+
+
+def client_config(max_attempts: int | None = None) -> Config:
+    """Adaptive retries (throttling and 5xx, with backoff and jitter) and sane timeouts."""
+    attempts = max_attempts if max_attempts is not None else get_settings().aws_max_attempts
+    return Config(
+        retries={"max_attempts": attempts, "mode": "adaptive"},
+        connect_timeout=5,
+        read_timeout=30,
+        user_agent_extra="keyresponse",
+    )
+
+
+def session(
+    *,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    region: str | None = None,
+) -> boto3.Session:
+    """A boto3 session; explicit credentials win over the default chain."""
+    return boto3.Session(
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        region_name=region or os.environ.get("AWS_REGION") or get_settings().region,
+    )
+
+
+def client(
+    service: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    boto_session: boto3.Session | None = None,
+    max_attempts: int | None = None,
+) -> Any:
+    """A boto3 client for `service`. `endpoint_url` defaults to what boto3 reads from the environment."""
+    sess = boto_session or session(region=region)
+    kwargs: dict[str, Any] = {"config": client_config(max_attempts)}
+    if region:
+        kwargs["region_name"] = region
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return sess.client(service, **kwargs)
+
+
+def aws_reachable() -> bool:
+    """True when AWS (or a sandbox) can be called without waiting: an endpoint or credentials are set."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    creds = boto3.Session().get_credentials()
+    return creds is not None

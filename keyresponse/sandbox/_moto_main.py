@@ -1,0 +1,198 @@
+"""Entry point of the sandbox's moto server process: `python -m keyresponse.sandbox._moto_main PORT`.
+
+It serves moto's own WSGI app, wrapped by a small extension under `/_keyresponse/` that real AWS
+has no equivalent for and tests need:
+
+* `POST /_keyresponse/backdate` — set the creation / last-used dates of users, keys and passwords,
+  so a seeded account can hold keys "older than a year" (moto stamps everything with now).
+* `POST /_keyresponse/faults` — inject failures: `{"service": "iam", "throttle_rate": 0.3,
+  "seed": 1}` answers that fraction of the service's calls with a Throttling error, and
+  `{"service": "iam", "fail_after": N}` answers every call after the Nth with HTTP 503.
+  `{}` clears all faults. `GET /_keyresponse/faults` returns the counters.
+* `GET /_keyresponse/health` — 200 once the app is importable and ready.
+
+The extension only ever listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+StartResponse = Callable[..., Any]
+
+
+class _Faults:
+    """Per-service fault rules; thread-safe (werkzeug serves each request on its own thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rules: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, int] = {}
+        self.injected: dict[str, int] = {}
+        self._rng = random.Random(0)
+
+    def configure(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            if not body:
+                self.rules.clear()
+                self.calls.clear()
+                self.injected.clear()
+                return
+            service = str(body["service"])
+            self.rules[service] = body
+            self._rng = random.Random(int(body.get("seed", 0)))
+
+    def decide(self, service: str) -> str | None:
+        """None to pass the call through, else the kind of failure to answer with."""
+        with self._lock:
+            self.calls[service] = self.calls.get(service, 0) + 1
+            rule = self.rules.get(service) or self.rules.get("*")
+            if not rule:
+                return None
+            verdict = None
+            fail_after = rule.get("fail_after")
+            if fail_after is not None and self.calls[service] > int(fail_after):
+                verdict = "unavailable"
+            elif self._rng.random() < float(rule.get("throttle_rate", 0.0)):
+                verdict = "throttle"
+            if verdict:
+                self.injected[service] = self.injected.get(service, 0) + 1
+            return verdict
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"rules": self.rules, "calls": self.calls, "injected": self.injected}
+
+
+def _service_of(environ: dict[str, Any]) -> str | None:
+    match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
+def _throttle_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        ctype = "application/x-amz-json-1.1"
+    else:  # query / rest-xml protocols
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error><RequestId>sandbox-fault</RequestId></ErrorResponse>"
+        )
+        ctype = "text/xml"
+    start_response("400 Bad Request", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def _backdate(body: dict[str, Any]) -> dict[str, Any]:
+    from moto.iam.models import AccessKeyLastUsed, iam_backends
+
+    backend = iam_backends[body.get("account_id", "123456789012")]["global"]
+    user = backend.get_user(body["user_name"])
+    if "user_created_at" in body:
+        user.create_date = _parse_time(body["user_created_at"])
+    if "password_last_used_at" in body:
+        user.password_last_used = _parse_time(body["password_last_used_at"])
+    changed = []
+    for key in user.access_keys:
+        if body.get("access_key_id") not in (None, key.access_key_id):
+            continue
+        if "created_at" in body:
+            key.create_date = _parse_time(body["created_at"])
+        if body.get("last_used_at"):
+            key.last_used = AccessKeyLastUsed(
+                _parse_time(body["last_used_at"]),
+                body.get("last_used_service", "s3"),
+                body.get("last_used_region", "us-east-1"),
+            )
+        changed.append(key.access_key_id)
+    return {"user_name": user.name, "access_keys": changed}
+
+
+class SandboxExtension:
+    """WSGI middleware: the `/_keyresponse/` routes, and fault injection in front of moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.faults = _Faults()
+
+    def _json(self, start_response: StartResponse, status: str, payload: Any) -> Iterable[bytes]:
+        body = json.dumps(payload, default=str).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_keyresponse/"):
+            return self._extension(path, environ, start_response)
+        service = _service_of(environ)
+        if service:
+            verdict = self.faults.decide(service)
+            if verdict == "throttle":
+                return _throttle_response(environ, start_response)
+            if verdict == "unavailable":
+                return self._json(start_response, "503 Service Unavailable", {"message": "sandbox fault"})
+        return self.app(environ, start_response)
+
+    def _extension(
+        self, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            body = json.loads(raw) if raw else {}
+            if path == "/_keyresponse/health":
+                return self._json(start_response, "200 OK", {"ok": True})
+            if path == "/_keyresponse/faults" and method == "GET":
+                return self._json(start_response, "200 OK", self.faults.snapshot())
+            if path == "/_keyresponse/faults" and method == "POST":
+                self.faults.configure(body)
+                return self._json(start_response, "200 OK", self.faults.snapshot())
+            if path == "/_keyresponse/backdate" and method == "POST":
+                return self._json(start_response, "200 OK", _backdate(body))
+        except Exception as exc:  # an extension call with bad input must never kill the server
+            return self._json(start_response, "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"})
+        return self._json(start_response, "404 Not Found", {"error": f"no sandbox route {method} {path}"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    args = argv if argv is not None else sys.argv[1:]
+    port = int(args[0]) if args else 0
+    app = SandboxExtension(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    port_file = os.environ.get("KEYRESPONSE_SANDBOX_PORT_FILE")
+    if port_file:  # the parent reads the bound port from here; written whole, then renamed
+        with open(port_file + ".tmp", "w") as fh:
+            fh.write(str(server.server_address[1]))
+        os.replace(port_file + ".tmp", port_file)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
