@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +18,18 @@ from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount, seed_account
 
 _counter = itertools.count()
+
+# Prefect reads its settings when it is first imported, so the API URL of the session's server is
+# chosen here, before any test module imports prefect; the server itself starts only when a test
+# asks for the `prefect_server` fixture. A server already named by PREFECT_API_URL is reused.
+if not os.environ.get("PREFECT_API_URL"):
+    from keyresponse.prefect_server import free_port
+
+    _PREFECT_HOME = tempfile.mkdtemp(prefix="keyresponse-prefect-")
+    os.environ["PREFECT_HOME"] = _PREFECT_HOME
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +60,24 @@ def seeded(sandbox: MotoSandbox) -> SeededAccount:
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A principal name no other test uses, for tests that change AWS state."""
     return f"t{next(_counter)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+
+
+def drain_prefect_workers() -> None:
+    """Flush Prefect's background log and event senders while the server still answers."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One real Prefect server (SQLite) per test session, at the PREFECT_API_URL chosen above."""
+    from keyresponse.prefect_server import PrefectServer
+
+    api_url = os.environ["PREFECT_API_URL"]
+    port = int(api_url.rsplit(":", 1)[1].split("/")[0])
+    with PrefectServer(Path(os.environ["PREFECT_HOME"]), port=port) as server:
+        yield server.api_url
+        drain_prefect_workers()

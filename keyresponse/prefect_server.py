@@ -1,0 +1,113 @@
+"""Start (or reuse) a local Prefect server: SQLite under a folder of ours, bound to 127.0.0.1.
+
+If `PREFECT_API_URL` is already set and answers, that server is reused and never stopped by us.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from keyresponse.errors import ConfigurationError
+from keyresponse.sandbox.server import _die_with_parent
+
+START_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class PrefectServer:
+    """`with PrefectServer(home) as server:` sets `PREFECT_API_URL` for this process and its children."""
+
+    def __init__(self, home: Path, *, port: int | None = None, reuse_existing: bool = True) -> None:
+        self.home = Path(home)
+        self.port = port
+        self.reuse_existing = reuse_existing
+        self.api_url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    def start(self) -> PrefectServer:
+        existing = os.environ.get("PREFECT_API_URL")
+        if self.reuse_existing and existing and api_healthy(existing):
+            self.api_url = existing
+            return self
+        self.home.mkdir(parents=True, exist_ok=True)
+        port = self.port or free_port()
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        env = dict(os.environ)
+        env.update(self.env())
+        env.pop("PREFECT_API_URL", None)
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not api_healthy(self.api_url, timeout=1.0):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigurationError(f"the Prefect server did not start; see {self.home / 'server.log'}")
+            time.sleep(0.25)
+        for key, value in self.env().items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        return self
+
+    def env(self) -> dict[str, str]:
+        """What a client process needs to talk to this server."""
+        return {
+            "PREFECT_HOME": str(self.home.resolve()),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_API_URL": self.api_url,
+        }
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
