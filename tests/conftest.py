@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 

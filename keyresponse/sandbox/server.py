@@ -20,7 +20,7 @@ from typing import Any
 from keyresponse.errors import SandboxError
 
 #: Credentials the sandbox accepts for the responder; any value works while moto's auth is off.
-SANDBOX_ACCESS_KEY_ID = "AKIASANDBOXRESPONDER"  # noqa: S105 - not a secret: moto accepts anything
+SANDBOX_ACCESS_KEY_ID = "AKIASANDBOXRESPONDER"
 SANDBOX_SECRET_ACCESS_KEY = "sandbox-secret-not-real"  # noqa: S105
 SANDBOX_REGION = "us-east-1"
 START_TIMEOUT_S = 30.0
@@ -68,7 +68,7 @@ class MotoSandbox:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not port_file.exists():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,7 +16,7 @@ def test_leaves_no_process_when_context_exits() -> None:
         pid = box.pid
         assert pid is not None and os.path.exists(f"/proc/{pid}")
         assert box.endpoint.startswith("http://127.0.0.1:")
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 def test_loads_aws_managed_policies(sandbox: MotoSandbox) -> None:
