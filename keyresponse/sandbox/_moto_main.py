@@ -9,6 +9,8 @@ has no equivalent for and tests need:
   "seed": 1}` answers that fraction of the service's calls with a Throttling error, and
   `{"service": "iam", "fail_after": N}` answers every call after the Nth with HTTP 503.
   `{}` clears all faults. `GET /_keyresponse/faults` returns the counters.
+* `POST|GET /_keyresponse/state/<name>` — keep a JSON document beside moto's state (the seed's
+  description of the account, so a later `simulate` against a running sandbox can find it).
 * `GET /_keyresponse/health` — 200 once the app is importable and ready.
 
 The extension only ever listens on 127.0.0.1.
@@ -128,6 +130,7 @@ class SandboxExtension:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.faults = _Faults()
+        self.state: dict[str, Any] = {}
 
     def _json(self, start_response: StartResponse, status: str, payload: Any) -> Iterable[bytes]:
         body = json.dumps(payload, default=str).encode()
@@ -162,6 +165,14 @@ class SandboxExtension:
             if path == "/_keyresponse/faults" and method == "POST":
                 self.faults.configure(body)
                 return self._json(start_response, "200 OK", self.faults.snapshot())
+            if path.startswith("/_keyresponse/state/"):
+                name = path.rsplit("/", 1)[1]
+                if method == "POST":
+                    self.state[name] = body
+                    return self._json(start_response, "200 OK", {"stored": name})
+                if name in self.state:
+                    return self._json(start_response, "200 OK", self.state[name])
+                return self._json(start_response, "404 Not Found", {"error": f"no state {name!r}"})
             if path == "/_keyresponse/backdate" and method == "POST":
                 return self._json(start_response, "200 OK", _backdate(body))
         except Exception as exc:  # an extension call with bad input must never kill the server

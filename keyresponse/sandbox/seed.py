@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
-from keyresponse.sandbox.server import MotoSandbox
+from keyresponse.sandbox.server import MotoSandbox, admin_client
 
 ACCOUNT_ID = "123456789012"
 #: The partner account trusted by the cross-account role.
@@ -164,6 +162,13 @@ class SeededAccount:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeededAccount:
+        fields_ = dict(data)
+        fields_["keys"] = [SeededKey(**k) for k in data["keys"]]
+        fields_["responder"] = SeededKey(**data["responder"])
+        return cls(**fields_)
+
 
 def _policy(actions: list[str] | tuple[str, ...]) -> str:
     return json.dumps({"Version": "2012-10-17",
@@ -204,9 +209,7 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
     """Create the account in `sandbox` and return what was made. Deterministic for one `seed`."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     sandbox.seed_random(seed)
-    creds = {"endpoint_url": sandbox.endpoint, "aws_access_key_id": "AKIASEEDSEEDSEEDSEED",
-             "aws_secret_access_key": "seed"}
-    iam = boto3.client("iam", region_name="us-east-1", **creds)
+    iam = admin_client(sandbox.endpoint, "iam")
 
     for group, (managed, actions) in GROUPS.items():
         iam.create_group(GroupName=group)
@@ -250,7 +253,7 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
     iam.create_instance_profile(InstanceProfileName="ec2-app")
     iam.add_role_to_instance_profile(InstanceProfileName="ec2-app", RoleName="ec2-app")
 
-    s3 = boto3.client("s3", region_name="us-east-1", **creds)
+    s3 = admin_client(sandbox.endpoint, "s3")
     for bucket, objects in BUCKETS.items():
         s3.create_bucket(Bucket=bucket)
         for key in objects:
@@ -261,23 +264,23 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}}})
 
-    secrets = boto3.client("secretsmanager", region_name="us-east-1", **creds)
+    secrets = admin_client(sandbox.endpoint, "secretsmanager")
     for name, value in SECRETS.items():
         secrets.create_secret(Name=name, SecretString=value)
-    ssm = boto3.client("ssm", region_name="us-east-1", **creds)
+    ssm = admin_client(sandbox.endpoint, "ssm")
     for name, (kind, value) in PARAMETERS.items():
         ssm.put_parameter(Name=name, Type=kind, Value=value)
 
     instances: dict[str, list[str]] = {}
     for region, count in zip(REGIONS, (3, 2), strict=True):
-        ec2 = boto3.client("ec2", region_name=region, **creds)
+        ec2 = admin_client(sandbox.endpoint, "ec2", region)
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         made = ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, InstanceType="t3.medium",
                                  TagSpecifications=[{"ResourceType": "instance",
                                                      "Tags": [{"Key": "app", "Value": "web"}]}])
         instances[region] = [i["InstanceId"] for i in made["Instances"]]
 
-    lam = boto3.client("lambda", region_name="us-east-1", **creds)
+    lam = admin_client(sandbox.endpoint, "lambda")
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("index.py", "def handler(event, context):\n    return {'ok': True}\n")
@@ -286,7 +289,7 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
                             Role=f"arn:aws:iam::{ACCOUNT_ID}:role/lambda-exec", Code={"ZipFile": code.getvalue()})
 
     responder = next(k for k in keys if k.user_name == RESPONDER_USER)
-    return SeededAccount(
+    account = SeededAccount(
         account_id=ACCOUNT_ID, endpoint=sandbox.endpoint, now=_iso(now),
         users=[u.name for u in USERS], keys=keys, roles=list(ROLES),
         buckets=[*BUCKETS, TRAIL_BUCKET, EVIDENCE_BUCKET], evidence_bucket=EVIDENCE_BUCKET,
@@ -294,3 +297,11 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
         parameters=list(PARAMETERS), protected_principals=[BREAK_GLASS_USER], responder=responder,
         planted=planted_cases(now),
     )
+    sandbox.store("seed", account.to_json())
+    return account
+
+
+def seeded_account_of(sandbox: MotoSandbox) -> SeededAccount | None:
+    """The account a previous `seed_account` made in this sandbox, if any."""
+    data = sandbox.load("seed")
+    return SeededAccount.from_json(data) if data else None

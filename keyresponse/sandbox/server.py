@@ -26,6 +26,14 @@ SANDBOX_REGION = "us-east-1"
 START_TIMEOUT_S = 30.0
 
 
+def admin_client(endpoint: str, service: str, region: str = SANDBOX_REGION) -> Any:
+    """A boto3 client on the sandbox with its administrator credentials (moto's auth is off)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region,
+                        aws_access_key_id=SANDBOX_ACCESS_KEY_ID, aws_secret_access_key=SANDBOX_SECRET_ACCESS_KEY)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: the child gets SIGTERM when the parent dies, so no moto server is ever orphaned."""
     with contextlib.suppress(Exception):
@@ -46,8 +54,25 @@ class MotoSandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
+    @classmethod
+    def attach(cls, endpoint_url: str) -> MotoSandbox:
+        """A handle on a sandbox another process started (`keyresponse sandbox up`); never stopped by us."""
+        from urllib.parse import urlparse
+
+        parsed = urlparse(endpoint_url)
+        if parsed.hostname not in ("127.0.0.1", "localhost") or not parsed.port:
+            raise SandboxError(f"{endpoint_url} is not a local sandbox (expected http://127.0.0.1:PORT)")
+        box = cls(port=parsed.port)
+        box._attached = True
+        box.call_extension("GET", "health")
+        return box
+
+    _attached = False
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> MotoSandbox:
+        if self._attached:
+            return self
         if self._proc is not None:
             return self
         self._tmp = tempfile.TemporaryDirectory(prefix="keyresponse-sandbox-")
@@ -120,6 +145,8 @@ class MotoSandbox:
 
     @property
     def running(self) -> bool:
+        if self._attached:
+            return True
         return self._proc is not None and self._proc.poll() is None
 
     @property
@@ -179,6 +206,19 @@ class MotoSandbox:
     def inject_faults(self, **rule: Any) -> Any:
         """`inject_faults(service="iam", throttle_rate=0.3)`; `inject_faults()` clears every rule."""
         return self.call_extension("POST", "faults", rule)
+
+    def store(self, name: str, document: Any) -> None:
+        """Keep a JSON document in the sandbox process (lost when the sandbox stops, like moto's state)."""
+        self.call_extension("POST", f"state/{name}", document)
+
+    def load(self, name: str) -> Any | None:
+        """A document kept by `store`, or None."""
+        try:
+            return self.call_extension("GET", f"state/{name}")
+        except SandboxError as exc:
+            if "404" in str(exc):
+                return None
+            raise
 
     def backdate(self, **fields: Any) -> Any:
         """Set IAM dates moto cannot set through the API (see `_moto_main._backdate`)."""
