@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from keyresponse.cli._common import command, fail, print_json
-from keyresponse.sandbox.scenarios import SCENARIOS
 
 
 @command
@@ -26,6 +25,8 @@ def simulate(
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run SCENARIO against the sandbox (the one AWS_ENDPOINT_URL names, or a fresh one) and write its logs."""
+    from keyresponse.sandbox.scenarios import SCENARIOS
+
     if list_:
         for spec in SCENARIOS.values():
             typer.echo(f"{spec.name:20} {spec.expected_verdict:10} {spec.summary}")
