@@ -10,7 +10,9 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +83,29 @@ def prefect_server() -> Iterator[str]:
     with PrefectServer(Path(os.environ["PREFECT_HOME"]), port=port) as server:
         yield server.api_url
         drain_prefect_workers()
+
+
+class Played:
+    """Every simulator scenario, played once in a sandbox of its own (the `played` fixture)."""
+
+    def __init__(self, box: MotoSandbox, account: SeededAccount, results: dict[str, Any]) -> None:
+        self.box, self.account, self.results = box, account, results
+
+
+#: The end of the played scenarios' log span (fixed, so the logs are the same in every run).
+PLAYED_END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
+    """All eight scenarios with 1,500 events each, in one sandbox separate from `sandbox`, so the
+    session's seeded account stays as the seed left it. Its moto server lives for the session."""
+    from keyresponse.sandbox.scenarios import SCENARIOS
+    from keyresponse.sandbox.simulate import run_simulation
+
+    with MotoSandbox() as box:
+        account = seed_account(box)
+        results = {name: run_simulation(scenario=name, out=tmp_path_factory.mktemp(name), events=1500,
+                                        sandbox=box, anchor=PLAYED_END, processes=1)
+                   for name in SCENARIOS}
+        yield Played(box, account, results)

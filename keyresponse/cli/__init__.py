@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import typer
 
+from keyresponse.cli import contain as contain_cmd
+from keyresponse.cli import investigate as investigate_cmd
+from keyresponse.cli import policy as policy_cmd
 from keyresponse.cli import sandbox as sandbox_cmd
+from keyresponse.cli import scan_keys as scan_keys_cmd
+from keyresponse.cli import serve as serve_cmd
 from keyresponse.cli import simulate as simulate_cmd
+from keyresponse.cli import undo as undo_cmd
 
 app = typer.Typer(
     name="keyresponse",
@@ -19,6 +25,12 @@ app = typer.Typer(
 )
 
 # --- commands --- (one line each; keep alphabetical within groups)
+app.command("serve-webhook")(serve_cmd.serve_webhook)
+app.command("investigate")(investigate_cmd.investigate)
+app.command("contain")(contain_cmd.contain)
+app.command("policy")(policy_cmd.policy)
+app.command("undo")(undo_cmd.undo)
+app.command("scan-keys")(scan_keys_cmd.scan_keys)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("demo")(sandbox_cmd.demo)

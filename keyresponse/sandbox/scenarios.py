@@ -96,13 +96,13 @@ def persistence(sim: Simulation) -> None:
     backdoor = "aws-support-sync"
     op.call("iam", "CreateUser", UserName=backdoor)
     sim.persisted("CreateUser", backdoor)
-    sim.created("AWS::IAM::User", backdoor, "global")
+    sim.created("iam:user", backdoor, "us-east-1")
     op.call("iam", "AttachUserPolicy", UserName=backdoor, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
     sim.persisted("AttachUserPolicy", backdoor)
     op.call("iam", "CreateLoginProfile", UserName=backdoor, Password="Backdoor-Passw0rd!-2026")  # noqa: S106
     sim.persisted("CreateLoginProfile", backdoor)
     device = op.call("iam", "CreateVirtualMFADevice", VirtualMFADeviceName=f"{backdoor}-mfa")["VirtualMFADevice"]
-    sim.created("AWS::IAM::VirtualMFADevice", device["SerialNumber"], "global")
+    sim.created("iam:mfa-device", device["SerialNumber"], "us-east-1")
     sim.persisted("CreateVirtualMFADevice", f"{backdoor}-mfa")
     op.call("iam", "EnableMFADevice", UserName=backdoor, SerialNumber=device["SerialNumber"],
             AuthenticationCode1="314159", AuthenticationCode2="265358")
@@ -128,7 +128,7 @@ def cryptomining(sim: Simulation) -> None:
         key_name = f"xmrig-{region}"
         op.call("ec2", "CreateKeyPair", region, KeyName=key_name)
         sim.persisted("CreateKeyPair", key_name)
-        sim.created("AWS::EC2::KeyPair", key_name, region)
+        sim.created("ec2:key-pair", key_name, region)
         group = op.call("ec2", "DescribeSecurityGroups", region,
                         Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
         op.call("ec2", "AuthorizeSecurityGroupIngress", region, GroupId=group, IpPermissions=[
@@ -148,7 +148,7 @@ def cryptomining(sim: Simulation) -> None:
         made = json.loads(sim.records[-1][2])["responseElements"]["instancesSet"]["items"]
         ids = [item["instanceId"] for item in made]
         for instance_id in ids:
-            sim.created("AWS::EC2::Instance", instance_id, region)
+            sim.created("ec2:instance", instance_id, region)
         op.call("ec2", "ModifyInstanceAttribute", region, InstanceId=ids[0], DisableApiTermination={"Value": True})
         sim.persisted("ModifyInstanceAttribute", ids[0])
 
@@ -190,7 +190,7 @@ def pivot_chain(sim: Simulation) -> None:
     role.call("lambda", "CreateFunction", FunctionName="cost-optimizer", Runtime="python3.12",
               Role=f"arn:aws:iam::{account}:role/lambda-exec", Handler="index.handler", Code={"ZipFile": code.getvalue()})
     sim.persisted("CreateFunction20150331", "cost-optimizer")
-    sim.created("AWS::Lambda::Function", "cost-optimizer", "us-east-1")
+    sim.created("lambda:function", "cost-optimizer", "us-east-1")
     # hop 3: the role session makes a key for a third user; that key mints a federation token
     third = role.create_access_key_for("svc-reporting", ips=IPS["tor"], user_agent=UA["markup"])
     third.call("s3", "ListBuckets")

@@ -151,6 +151,7 @@ class Simulation:
         self.truth.persistence.append({"event_name": event, "resource": resource})
 
     def created(self, kind: str, ident: str, region: str) -> None:
+        """`kind` uses the `resources_created` query's vocabulary (service:kind, e.g. ec2:instance)."""
         self.truth.resources_created.append({"type": kind, "id": ident, "region": region})
 
     def log(self, record: dict[str, Any]) -> None:
@@ -325,7 +326,7 @@ class Operator:
                               user_agent: str | None = None) -> Operator:
         made = self.call("iam", "CreateAccessKey", UserName=user_name)["AccessKey"]
         self.sim.persisted("CreateAccessKey", user_name)
-        self.sim.created("AWS::IAM::AccessKey", made["AccessKeyId"], "global")
+        self.sim.created("iam:access-key", made["AccessKeyId"], "us-east-1")
         identity = Identity.iam_user(self.sim.account.account_id, user_name, self.sim.user_id(user_name),
                                      made["AccessKeyId"])
         return self._derived(identity, Credentials(made["AccessKeyId"], made["SecretAccessKey"]), "access_key",

@@ -113,7 +113,7 @@ def test_persistence_leaves_a_backdoor_admin_in_the_sandbox(played: Any) -> None
 
 def test_cryptomining_leaves_instances_key_pairs_and_open_ssh_in_four_regions(played: Any) -> None:
     truth = played.results["cryptomining"].ground_truth
-    instances = [r for r in truth["resources_created"] if r["type"] == "AWS::EC2::Instance"]
+    instances = [r for r in truth["resources_created"] if r["type"] == "ec2:instance"]
     regions = {r["region"] for r in instances}
     assert len(regions) >= 4
     for region in regions:

@@ -1,0 +1,123 @@
+"""`keyresponse investigate`: the analysis phase on the logs, as JSON or a readable summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keyresponse.cli._common import command, fail, print_json
+
+
+def _default_window(logs: str) -> tuple[str | None, str | None]:
+    """For a local folder, the days it holds; otherwise the last 90 days."""
+    if logs.startswith("s3://"):
+        return None, None
+    from datetime import datetime, timedelta
+
+    from keyresponse.engines.duckdb_engine import find_units
+
+    days = sorted({u.day for u in find_units(Path(logs))[0] if u.day})
+    if not days:
+        return None, None
+    first = datetime.strptime(days[0], "%Y/%m/%d")
+    last = datetime.strptime(days[-1], "%Y/%m/%d") + timedelta(days=1)
+    return first.strftime("%Y-%m-%dT00:00:00Z"), last.strftime("%Y-%m-%dT00:00:00Z")
+
+
+def _check_logs(logs: str) -> None:
+    if logs.startswith("s3://"):
+        return
+    path = Path(logs)
+    if not path.exists():
+        fail(f"--logs {logs}: no such folder")
+    if not any(path.rglob("*.json.gz")) and not any(path.rglob("*.json")):
+        fail(f"--logs {logs}: no CloudTrail files (*.json.gz or *.json) under it")
+
+
+@command
+def investigate(
+    access_key_id: Annotated[str, typer.Option(help="The exposed key (AKIA… or ASIA…).")],
+    logs: Annotated[str | None, typer.Option(help="CloudTrail logs: a folder or s3://bucket/prefix.")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (local files) or athena (the organization trail table).")] = "duckdb",
+    start: Annotated[str | None, typer.Option(help="Window start, ISO-8601 (default: the logs' first day, "
+                                                   "or 90 days ago).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end, ISO-8601 (default: now).")] = None,
+    known_ip: Annotated[list[str] | None, typer.Option(help="An IP that is the owner's (repeatable).")] = None,
+    attacker_ip: Annotated[list[str] | None, typer.Option(help="An IP known to be the attacker's.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the investigation object as JSON.")] = False,
+) -> None:
+    """Scope every credential derived from the key, and what they did; validate the key when AWS is reachable."""
+    from rich.console import Console
+
+    from keyresponse.investigation import Window
+    from keyresponse.investigation import investigate as run_investigation
+    from keyresponse.keys import validate_access_key_id
+    from keyresponse.settings import get_settings
+    from keyresponse.validation import validate_key
+
+    key = validate_access_key_id(access_key_id)
+    if engine not in ("duckdb", "athena"):
+        fail(f"--engine must be duckdb or athena, not {engine!r}")
+    settings = get_settings()
+    if engine == "duckdb":
+        logs = logs or settings.cloudtrail_logs
+        if not logs:
+            fail("--logs is required with the duckdb engine (a folder or s3://bucket/prefix)")
+        _check_logs(logs)
+    if start is None and end is None and logs and engine == "duckdb":
+        start, end = _default_window(logs)
+    window = Window.parse(start, end)
+    console = Console(stderr=True)
+    with console.status("validating the key…") as status:
+        facts = validate_key(key, accounts_in_scope=settings.accounts_in_scope)
+        if engine == "duckdb":
+            from keyresponse.engines.duckdb_engine import DuckDBEngine
+
+            query_engine: Any = DuckDBEngine(logs, cache_dir=settings.home / "cache")
+        else:
+            from keyresponse.engines.athena_engine import AthenaEngine
+
+            query_engine = AthenaEngine.from_settings()
+        with query_engine:
+            result = run_investigation(query_engine, key, window, facts=facts, known_ips=known_ip or (),
+                                       attacker_ips=attacker_ip or (), progress=status.update)
+            payload = result.to_json()
+    if json_:
+        print_json(payload)
+        return
+    _print_summary(payload, facts.not_ours)
+
+
+def _print_summary(inv: dict[str, Any], not_ours: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    if not_ours:
+        out.print(f"[bold]{inv['access_key_id']}[/] belongs to account {inv['account_id']}, not ours: stop here "
+                  "and tell that account's owner.", markup=True)
+    out.print(f"[bold]{inv['access_key_id']}[/]  verdict [bold]{inv['verdict']}[/]  severity {inv['severity']}  "
+              f"({inv['event_count']} attacker events, {inv['first_seen']} → {inv['last_seen']})", highlight=False)
+    table = Table("credential", "kind", "created by", "parent", "principal", title="Credentials")
+    for c in inv["credentials"]:
+        table.add_row(c["access_key_id"], c["kind"], c["created_by_event"] or "", c["parent"] or "",
+                      c["principal_arn"] or "")
+    out.print(table)
+    ips = Table("source IP", "events", "first seen", "last seen", title="Source IPs")
+    for ip in inv["source_ips"]:
+        ips.add_row(ip["ip"], str(ip["event_count"]), ip["first_seen"], ip["last_seen"])
+    out.print(ips)
+    if inv["persistence"]:
+        table = Table("time", "event", "resource", "key", title="Persistence")
+        for p in inv["persistence"]:
+            table.add_row(p["event_time"], p["event_name"], str(p["resource"] or ""), p["access_key_id"])
+        out.print(table)
+    if inv["resources_created"]:
+        table = Table("type", "id", "region", title="Resources created")
+        for r in inv["resources_created"]:
+            table.add_row(r["type"], r["id"], r["region"])
+        out.print(table)
+    for gap in inv["logging_gaps"]:
+        out.print(f"[yellow]gap:[/] {gap}", highlight=False)

@@ -1,0 +1,427 @@
+"""Analysis: scope every credential the attacker touched, then measure the impact.
+
+    investigation = investigate(engine, "AKIA…", Window.around(now))
+    investigation.to_json()          # the investigation object of DESIGN.md
+
+**Scoping is a fixpoint over a credential graph.** Start from the compromised key. Each round
+runs three queries for every credential known so far — activity by source IP, credentials it
+minted (`derived_credentials`: CreateAccessKey, GetSessionToken, GetFederationToken, AssumeRole),
+and other principals seen from the attacker's IPs — and adds what is new, recording each
+credential's parent and the event that created it. It stops when a round adds nothing (or after
+`max_rounds`).
+
+**Whose IP is it?** A shared key is used by its owner and by the attacker at once, so every source
+IP of the credentials is classified:
+
+* *known* (the owner's, left out of the attacker's activity) when the responder says so
+  (`known_ips`), when it is an AWS service's name rather than an address, when three or more
+  principals outside the incident vouch for it — each used it for a day or more, or since a day
+  before our credentials first did (shared egress: an office NAT, a CI fleet) — or when the key
+  itself used it over 24 hours or more (long-standing use, not a burst);
+* *attacker* otherwise — and always when an alert named it (`attacker_ips`).
+
+A credential minted by the compromised key counts only when it was minted from an attacker IP (the
+owner's own AssumeRole from the office is left alone); anything minted by an attacker credential
+counts wherever it came from. These rules are heuristics and say so: the responder can override
+them with `known_ips` / `attacker_ips`.
+
+**Verdict.** `benign` when no attacker IP remains, or when the "attacker" is indistinguishable
+from the owner (same user agents, only calls the key already makes, no errors, nothing created);
+`suspicious` for validation only (a lone GetCallerIdentity, as secret scanners do); `malicious`
+otherwise. Severity follows the playbook: P1 for persistence, derived credentials, created
+resources or secrets read; P2 for other data access or broad reconnaissance; P3 for validation or
+a few calls; P4 benign.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from keyresponse.engines import QueryEngine
+from keyresponse.keys import validate_access_key_id
+from keyresponse.validation import KeyFacts
+
+CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen",
+                   "event_count", "source_ips", "regions", "credentials", "principals", "persistence",
+                   "data_access", "resources_created", "recon_errors", "severity", "verdict", "logging_gaps",
+                   "bytes_scanned", "engine")
+SHARED_EGRESS_PRINCIPALS = 3
+LONG_STANDING = timedelta(hours=24)
+VALIDATION_CALLS = {"GetCallerIdentity"}
+SECRET_SOURCES = {"secretsmanager.amazonaws.com", "ssm.amazonaws.com", "kms.amazonaws.com"}
+#: On-demand USD per hour for instance types attackers favour (us-east-1, Linux); others use DEFAULT_HOURLY.
+EC2_HOURLY = {"c5.4xlarge": 0.68, "c5.9xlarge": 1.53, "c5.24xlarge": 4.08, "p3.16xlarge": 24.48,
+              "p3.2xlarge": 3.06, "g4dn.12xlarge": 3.912, "m5.large": 0.096, "t3.medium": 0.0416}
+DEFAULT_HOURLY = 1.0
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The investigated time span [start, end)."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None, *, default_days: int = 90) -> Window:
+        end_at = _ts(end) if end else datetime.now(UTC)
+        start_at = _ts(start) if start else end_at - timedelta(days=default_days)
+        if start_at >= end_at:
+            from keyresponse.errors import InputError
+
+            raise InputError(f"--start {_iso(start_at)} is not before --end {_iso(end_at)}")
+        return cls(start_at, end_at)
+
+    def params(self) -> dict[str, str]:
+        # Files are foldered by delivery time: read one day past the end.
+        return {"start_day": self.start.strftime("%Y/%m/%d"),
+                "end_day": (self.end + timedelta(days=1)).strftime("%Y/%m/%d"),
+                "start_time": _iso(self.start), "end_time": _iso(self.end)}
+
+
+@dataclass
+class Credential:
+    access_key_id: str
+    kind: str  # original | access_key | session
+    created_by_event: str | None = None
+    parent: str | None = None
+    principal_arn: str | None = None
+    created_at: str | None = None
+    source_ip: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"access_key_id": self.access_key_id, "kind": self.kind, "created_by_event": self.created_by_event,
+                "parent": self.parent, "principal_arn": self.principal_arn}
+
+
+def principal_of_session(arn: str | None) -> str | None:
+    """The principal to contain for an ARN: an assumed-role session → its role."""
+    if arn and ":assumed-role/" in arn:
+        account = arn.split(":")[4]
+        role = arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
+        return f"arn:aws:iam::{account}:role/{role}"
+    return arn
+
+
+def _long_standing(other: Mapping[str, Any], ours: Mapping[str, Any]) -> bool:
+    """An outside principal vouches for an IP when it has used it for a day or more, or since a day
+    before our credentials first appeared there: an office NAT or a CI fleet, not a shared burst."""
+    first, last = other.get("first_seen_at"), other.get("last_seen_at")
+    if not first or not last:
+        return False
+    ours_first = ours.get("first_seen_at")
+    return (_ts(last) - _ts(first) >= LONG_STANDING
+            or bool(ours_first and _ts(ours_first) - _ts(first) >= LONG_STANDING))
+
+
+def is_service_name(value: str) -> bool:
+    """A sourceIPAddress that names an AWS service ("lambda.amazonaws.com", "AWS Internal") rather than a
+    client. Malformed addresses (anonymised logs have "225.178.039.250") are clients, not services."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return any(ch.isalpha() for ch in value) and ":" not in value
+    return False
+
+
+@dataclass
+class Scope:
+    """What scoping found: the credentials, and whose each source IP is."""
+
+    original: str
+    credentials: dict[str, Credential]
+    attacker_ips: set[str]
+    known_ips: set[str]
+    ip_rows: dict[str, dict[str, Any]]
+    rounds: int
+    queries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Investigator:
+    """Runs the scoping fixpoint and the impact queries on one engine."""
+
+    def __init__(self, engine: QueryEngine, access_key_id: str, window: Window, *,
+                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (), max_rounds: int = 8,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.key = validate_access_key_id(access_key_id)
+        self.window = window
+        self.known = set(known_ips)
+        self.hinted = set(attacker_ips)
+        self.max_rounds = max_rounds
+        self.progress = progress or (lambda _msg: None)
+        self.queries: list[dict[str, Any]] = []
+
+    def _run(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        bound = {**self.window.params(), **params}
+        self.queries.append({"query": name, "params": bound})
+        return self.engine.run(name, bound)
+
+    # -- scoping ---------------------------------------------------------------------------
+    def scope(self) -> Scope:
+        creds: dict[str, Credential] = {self.key: Credential(self.key, "original")}
+        attacker = set(self.hinted)
+        known = set(self.known) - attacker
+        ip_rows: dict[str, dict[str, Any]] = {}
+        rounds = 0
+        for rounds in range(1, self.max_rounds + 1):
+            self.progress(f"scoping round {rounds}: {len(creds)} credential(s)")
+            keys = sorted(creds)
+            for row in self._run("key_activity_by_source_ip", access_key_ids=keys):
+                ip_rows[row["source_ip"]] = row
+            fresh = sorted(set(ip_rows) - attacker - known)
+            if fresh:
+                vouching: dict[str, set[str]] = {}
+                for row in self._run("other_principals_by_source_ip", source_ips=fresh, access_key_ids=keys):
+                    if _long_standing(row, ip_rows[row["source_ip"]]):
+                        vouching.setdefault(row["source_ip"], set()).add(row["principal_arn"] or "?")
+                for ip in fresh:
+                    if self._is_known(ip, ip_rows[ip], len(vouching.get(ip, ()))):
+                        known.add(ip)
+                    else:
+                        attacker.add(ip)
+            added = False
+            for row in self._run("derived_credentials", access_key_ids=keys):
+                new_key = row["access_key_id"]
+                parent = row["parent_access_key_id"]
+                if new_key in creds and creds[new_key].created_by_event:
+                    continue  # known, with its origin
+                if parent == self.key and row["source_ip"] not in attacker:
+                    continue  # the owner minting its own session from its own network
+                principal = (row["principal_arn"] if row["kind"] == "access_key"
+                             else principal_of_session(row["principal_arn"]))
+                if row["created_by_event"] in ("GetSessionToken", "GetFederationToken"):
+                    principal = creds[parent].principal_arn or principal
+                creds[new_key] = Credential(new_key, row["kind"], row["created_by_event"], parent, principal,
+                                            row["created_at"], row["source_ip"])
+                added = True
+            if attacker:
+                for row in self._run("other_principals_by_source_ip", source_ips=sorted(attacker),
+                                     access_key_ids=sorted(creds)):
+                    other = row["access_key_id"]
+                    if other and other not in creds:
+                        kind = "session" if other.startswith("ASIA") else "access_key"
+                        # used from the attacker's infrastructure; its origin may show up next round
+                        creds[other] = Credential(other, kind, None, None,
+                                                  principal_of_session(row["principal_arn"]))
+                        added = True
+            if not added:
+                break
+        self._fill_principals(creds)
+        return Scope(self.key, creds, attacker, known, ip_rows, rounds, list(self.queries))
+
+    def _is_known(self, ip: str, row: Mapping[str, Any], vouching: int) -> bool:
+        if is_service_name(ip):
+            return True  # "lambda.amazonaws.com", "AWS Internal": a service acting, not a person
+        if vouching >= SHARED_EGRESS_PRINCIPALS:
+            return True
+        first, last = row.get("first_seen_at"), row.get("last_seen_at")
+        return bool(first and last and _ts(last) - _ts(first) >= LONG_STANDING)
+
+    def _fill_principals(self, creds: dict[str, Credential]) -> None:
+        rows = self._run("key_activity_summary", access_key_ids=sorted(creds))
+        for row in rows:
+            cred = creds.get(row["access_key_id"])
+            if cred and not cred.principal_arn and row["principal_arns"]:
+                cred.principal_arn = principal_of_session(row["principal_arns"][0])
+        self.summary_rows = rows
+
+    # -- impact ----------------------------------------------------------------------------
+    def investigate(self, facts: KeyFacts | None = None) -> Investigation:
+        scope = self.scope()
+        keys = sorted(scope.credentials)
+        exclude = sorted(scope.known_ips)
+        self.progress("measuring impact")
+        events = self._run("key_events", access_key_ids=keys, exclude_ips=exclude)
+        persistence = self._run("persistence_events", access_key_ids=keys, exclude_ips=exclude)
+        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude)
+        created = self._run("resources_created", access_key_ids=keys, exclude_ips=exclude)
+        recon = self._run("recon_errors", access_key_ids=keys, exclude_ips=exclude)
+        regions = self._run("key_activity_by_region", access_key_ids=keys, exclude_ips=exclude)
+        return Investigation(self, scope, facts, events, persistence, data, created, recon, regions)
+
+
+@dataclass
+class Investigation:
+    """Everything found, and the investigation object of DESIGN.md (`to_json`)."""
+
+    investigator: Investigator
+    scope: Scope
+    facts: KeyFacts | None
+    events: list[dict[str, Any]]
+    persistence: list[dict[str, Any]]
+    data_access: list[dict[str, Any]]
+    resources_created: list[dict[str, Any]]
+    recon_errors: list[dict[str, Any]]
+    regions: list[dict[str, Any]]
+
+    # -- judgement --------------------------------------------------------------------------
+    def _owner_agents(self) -> set[str]:
+        """User agents of the original key from known IPs: the owner's habits."""
+        agents: set[str] = set()
+        for ip in self.scope.known_ips:
+            row = self.scope.ip_rows.get(ip)
+            if row and self.scope.original in (row.get("access_key_ids") or []):
+                agents.update(row.get("user_agents") or [])
+        return agents
+
+    def verdict(self) -> str:
+        attacker_events = self.events
+        if not attacker_events:
+            return "benign" if self.scope.ip_rows else "unknown"
+        names = {e["event_name"] for e in attacker_events}
+        if names <= VALIDATION_CALLS:
+            return "suspicious"
+        owner_like = (
+            {e["user_agent"] for e in attacker_events} <= self._owner_agents()
+            and all(e["error_code"] is None for e in attacker_events)
+            and not self.persistence and not self.resources_created
+            and len(self.scope.credentials) == 1
+        )
+        return "benign" if owner_like else "malicious"
+
+    def severity(self, verdict: str) -> str:
+        if verdict in ("benign", "unknown"):
+            return "P4"
+        if verdict == "suspicious":
+            return "P3"
+        secrets = any(d["event_source"] in SECRET_SOURCES and not d["error_count"] for d in self.data_access)
+        if self.persistence or self.resources_created or len(self.scope.credentials) > 1 or secrets:
+            return "P1"
+        if self.data_access or len(self.events) >= 20:
+            return "P2"
+        return "P3"
+
+    def logging_gaps(self) -> list[str]:
+        # The last day read is padded past the window for late deliveries: its absence is no gap.
+        window = self.investigator.window
+        padding = {f"no CloudTrail files for day {(window.end + timedelta(days=d)).strftime('%Y/%m/%d')}"
+                   for d in (0, 1) if (window.end + timedelta(days=d)).date() > (window.end - timedelta(seconds=1)).date()}
+        gaps = [g for g in self.investigator.engine.logging_gaps if g not in padding]
+        if self.facts:
+            gaps.extend(self.facts.gaps)
+        if not any(e["event_source"] == "s3.amazonaws.com" and e["event_name"] in ("GetObject", "PutObject")
+                   for e in self.events) and not self._data_events_seen():
+            gaps.append("no S3 data events in the trail for these credentials: S3 object reads are unknown "
+                        "unless data events are enabled")
+        return gaps
+
+    def _data_events_seen(self) -> bool:
+        return any(row.get("event_source") == "s3.amazonaws.com" for row in self.data_access)
+
+    # -- the contract ------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the investigation object of DESIGN.md."""
+        full = self.to_full_json()
+        return {k: full[k] for k in CONTRACT_FIELDS} | {
+            "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen")}
+                           for ip in full["source_ips"]],
+            "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "access_key_id")}
+                            for p in full["persistence"]],
+            "data_access": [{k: d[k] for k in ("event_name", "resource", "count")} for d in full["data_access"]],
+            "resources_created": [{k: r[k] for k in ("type", "id", "region", "event_name")}
+                                  for r in full["resources_created"]],
+        }
+
+    def to_full_json(self) -> dict[str, Any]:
+        """The contract plus what the report needs: IP classification, key facts, cost, the queries run."""
+        scope = self.scope
+        events = self.events
+        verdict = self.verdict()
+        original_ips = [row for ip, row in scope.ip_rows.items()]
+        principals = sorted({c.principal_arn for c in scope.credentials.values() if c.principal_arn})
+        summary = {row["access_key_id"]: row for row in getattr(self.investigator, "summary_rows", [])}
+        original = summary.get(scope.original, {})
+        facts = self.facts
+        source_ips = []
+        for row in sorted(original_ips, key=lambda r: (r["source_ip"] not in scope.attacker_ips, r["first_seen_at"])):
+            ip = row["source_ip"]
+            source_ips.append({"ip": ip, "event_count": row["event_count"], "user_agents": row["user_agents"] or [],
+                               "first_seen": row["first_seen_at"], "last_seen": row["last_seen_at"],
+                               "classification": "attacker" if ip in scope.attacker_ips
+                               else ("service" if is_service_name(ip) else "known")})
+        account = (facts.account_id if facts and facts.account_id else original.get("account_id"))
+        principal = (facts.owner_arn if facts and facts.owner_arn
+                     else scope.credentials[scope.original].principal_arn)
+        return {
+            "access_key_id": scope.original,
+            "account_id": account,
+            "principal_arn": principal,
+            "window": {"start": _iso(self.investigator.window.start), "end": _iso(self.investigator.window.end)},
+            "first_seen": events[0]["event_time"] if events else None,
+            "last_seen": events[-1]["event_time"] if events else None,
+            "event_count": len(events),
+            "source_ips": source_ips,
+            "regions": sorted(row["aws_region"] for row in self.regions),
+            "credentials": [c.to_json() for c in scope.credentials.values()],
+            "principals": principals,
+            "persistence": [{"event_name": p["event_name"], "event_time": p["event_time"],
+                             "resource": p["target"], "access_key_id": p["access_key_id"],
+                             "category": p["category"], "region": p["aws_region"], "error_code": p["error_code"]}
+                            for p in self.persistence],
+            "data_access": [{"event_name": d["event_name"], "resource": d["resource"], "count": d["call_count"],
+                             "access_key_id": d["access_key_id"], "error_count": d["error_count"]}
+                            for d in self.data_access],
+            "resources_created": [{"type": r["resource_type"], "id": r["resource_id"], "region": r["aws_region"],
+                                   "event_name": r["event_name"], "access_key_id": r["access_key_id"],
+                                   "event_time": r["event_time"]} for r in self.resources_created],
+            "recon_errors": [{"event_name": r["event_name"], "error_code": r["error_code"], "count": r["call_count"]}
+                             for r in self.recon_errors],
+            "severity": self.severity(verdict),
+            "verdict": verdict,
+            "logging_gaps": self.logging_gaps(),
+            "bytes_scanned": self.investigator.engine.bytes_scanned,
+            "engine": self.investigator.engine.engine,
+            "cost_estimate_usd": self.cost_estimate(),
+            "key": facts.to_json() if facts else None,
+            "queries": self.investigator.queries,
+        }
+
+    def cost_estimate(self) -> float:
+        """EC2 instance-hours from launch to the end of the window, at on-demand prices."""
+        total = 0.0
+        end = self.investigator.window.end
+        types = _instance_types(self.events)
+        for row in self.resources_created:
+            if row["resource_type"] != "ec2:instance" or not row["event_time"]:
+                continue
+            hours = max((end - _ts(row["event_time"])).total_seconds() / 3600, 1.0)
+            total += hours * EC2_HOURLY.get(types.get(row["resource_id"], ""), DEFAULT_HOURLY)
+        return round(total, 2)
+
+
+def _instance_types(events: list[dict[str, Any]]) -> dict[str, str]:
+    """instance id → type, from RunInstances responses."""
+    out: dict[str, str] = {}
+    for event in events:
+        if event["event_name"] != "RunInstances" or not event["response_elements"]:
+            continue
+        try:
+            items = json.loads(event["response_elements"])["instancesSet"]["items"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        for item in items:
+            out[str(item.get("instanceId"))] = str(item.get("instanceType"))
+    return out
+
+
+def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
+                known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
+                progress: Callable[[str], None] | None = None) -> Investigation:
+    """Scope and assess one key: the whole analysis phase on the logs."""
+    investigator = Investigator(engine, access_key_id, window, known_ips=known_ips, attacker_ips=attacker_ips,
+                                progress=progress)
+    return investigator.investigate(facts)

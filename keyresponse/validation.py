@@ -1,0 +1,119 @@
+"""Validation: is the key ours, whose is it, is it active, how old, when last used, quarantined?
+
+The playbook's first analysis step. Everything here is read-only and fast: every call has a short
+timeout and few retries, and a failure becomes a `gaps` entry instead of an exception, because an
+investigation must answer from the logs even when AWS cannot be asked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keyresponse.keys import is_temporary, validate_access_key_id
+
+QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
+_FAST = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+
+
+def aws_reachable() -> bool:
+    """True when credentials or an endpoint are configured — decided from the environment and
+    config files only, so it never waits on the instance metadata service."""
+    env = os.environ
+    if env.get("AWS_ENDPOINT_URL") or env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"):
+        return True
+    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return True
+    home = Path(env.get("HOME", "~")).expanduser()
+    return (home / ".aws" / "credentials").exists() or (home / ".aws" / "config").exists()
+
+
+@dataclass
+class KeyFacts:
+    """What AWS itself says about the key."""
+
+    access_key_id: str
+    account_id: str | None = None
+    responder_account_id: str | None = None
+    responder_arn: str | None = None
+    owner: str | None = None
+    owner_arn: str | None = None
+    status: str | None = None
+    created_at: str | None = None
+    age_days: int | None = None
+    last_used_at: str | None = None
+    last_used_service: str | None = None
+    last_used_region: str | None = None
+    quarantine_policies: list[str] = field(default_factory=list)
+    is_ours: bool | None = None
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def not_ours(self) -> bool:
+        """The key belongs to an account outside scope: the response stops here."""
+        return self.is_ours is False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = None,
+                 session: Any | None = None, now: datetime | None = None) -> KeyFacts:
+    """Ask STS and IAM about the key. Never raises for AWS failures: they land in `gaps`."""
+    import boto3
+
+    key = validate_access_key_id(access_key_id)
+    facts = KeyFacts(key)
+    if not aws_reachable():
+        facts.gaps.append("AWS not reachable (no credentials or endpoint configured): key not validated "
+                          "against IAM; owner, status and age come from the logs only")
+        return facts
+    sess = session or boto3.Session()
+    now = now or datetime.now(UTC)
+    try:
+        sts = sess.client("sts", config=_FAST)
+        me = sts.get_caller_identity()
+        facts.responder_account_id, facts.responder_arn = me["Account"], me["Arn"]
+        facts.account_id = sts.get_access_key_info(AccessKeyId=key)["Account"]
+    except (ClientError, BotoCoreError) as exc:
+        facts.gaps.append(f"could not ask STS who owns the key: {exc}")
+        return facts
+    scope = set(accounts_in_scope or []) | {facts.responder_account_id}
+    facts.is_ours = facts.account_id in scope
+    if not facts.is_ours:
+        return facts
+    if is_temporary(key):
+        facts.gaps.append("temporary (ASIA) credential: IAM keeps no record of it; owner comes from the logs")
+        return facts
+    iam = sess.client("iam", config=_FAST)
+    try:
+        used = iam.get_access_key_last_used(AccessKeyId=key)
+        facts.owner = used.get("UserName")
+        last = used.get("AccessKeyLastUsed", {})
+        facts.last_used_at = _iso(last.get("LastUsedDate"))
+        facts.last_used_service = None if last.get("ServiceName") == "N/A" else last.get("ServiceName")
+        facts.last_used_region = None if last.get("Region") == "N/A" else last.get("Region")
+        if facts.owner:
+            user = iam.get_user(UserName=facts.owner)["User"]
+            facts.owner_arn = user["Arn"]
+            for meta in iam.list_access_keys(UserName=facts.owner)["AccessKeyMetadata"]:
+                if meta["AccessKeyId"] == key:
+                    facts.status = meta["Status"]
+                    facts.created_at = _iso(meta["CreateDate"])
+                    facts.age_days = (now - meta["CreateDate"].astimezone(UTC)).days
+            attached = iam.list_attached_user_policies(UserName=facts.owner)["AttachedPolicies"]
+            facts.quarantine_policies = [p["PolicyName"] for p in attached
+                                         if p["PolicyName"].startswith(QUARANTINE_PREFIX)]
+    except (ClientError, BotoCoreError) as exc:
+        facts.gaps.append(f"could not read the key's IAM record: {exc}")
+    return facts

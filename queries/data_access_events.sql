@@ -1,0 +1,86 @@
+/*
+name: data_access_events
+summary: Reads of sensitive data by the keys, grouped by call and resource - S3 objects, secrets, SSM parameters (with or without decryption), KMS decrypts, DynamoDB items, instance passwords and user data, and snapshot or image sharing.
+params:
+  access_key_ids: {type: array(varchar), example: [AKIA1JMTHE9ZMZMWG0MG]}
+  exclude_ips: {type: array(varchar), default: [], example: [198.51.100.23], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
+  start_day: {type: day, example: 2024/07/30, description: first partition day (inclusive)}
+  end_day: {type: day, example: 2024/08/02, description: last partition day (inclusive)}
+  start_time: {type: timestamp, example: "2024-07-30T00:00:00Z", description: window start (inclusive)}
+  end_time: {type: timestamp, example: "2024-08-03T00:00:00Z", description: window end (exclusive)}
+columns:
+  event_source: {type: varchar}
+  event_name: {type: varchar}
+  resource: {type: varchar, description: "bucket/key, secret id, parameter name(s), KMS key, table, instance, snapshot or image; JSON text when the request names several"}
+  is_decrypted: {type: boolean, description: SSM withDecryption was requested}
+  access_key_id: {type: varchar}
+  call_count: {type: bigint}
+  error_count: {type: bigint}
+  first_seen_at: {type: varchar}
+  last_seen_at: {type: varchar}
+*/
+WITH reads AS (
+    SELECT
+        eventsource,
+        eventname,
+        CASE
+            WHEN eventsource = 's3.amazonaws.com' THEN
+                coalesce(json_extract_scalar(requestparameters, '$.bucketName'), '') || '/'
+                || coalesce(json_extract_scalar(requestparameters, '$.key'), '')
+            WHEN eventname = 'GetParameters' THEN json_format(json_extract(requestparameters, '$.names'))
+            WHEN eventname = 'BatchGetSecretValue' THEN coalesce(
+                json_format(json_extract(requestparameters, '$.secretIdList')),
+                json_format(json_extract(requestparameters, '$.filters')))
+            ELSE coalesce(
+                json_extract_scalar(requestparameters, '$.secretId'),
+                json_extract_scalar(requestparameters, '$.name'),
+                json_extract_scalar(requestparameters, '$.path'),
+                json_extract_scalar(requestparameters, '$.keyId'),
+                json_extract_scalar(requestparameters, '$.tableName'),
+                json_extract_scalar(requestparameters, '$.tableArn'),
+                json_extract_scalar(requestparameters, '$.instanceId'),
+                json_extract_scalar(requestparameters, '$.snapshotId'),
+                json_extract_scalar(requestparameters, '$.imageId'),
+                json_extract_scalar(requestparameters, '$.dBSnapshotIdentifier'),
+                json_extract_scalar(requestparameters, '$.dBClusterSnapshotIdentifier'))
+        END AS resource,
+        coalesce(json_extract_scalar(requestparameters, '$.withDecryption') = 'true', false) AS is_decrypted,
+        useridentity.accesskeyid AS access_key_id,
+        errorcode,
+        eventtime
+    FROM cloudtrail
+    WHERE "timestamp" BETWEEN :start_day AND :end_day
+        AND eventtime >= :start_time
+        AND eventtime < :end_time
+        AND contains(:access_key_ids, useridentity.accesskeyid)
+        AND NOT contains(:exclude_ips, coalesce(sourceipaddress, ''))
+        AND (
+            (eventsource = 's3.amazonaws.com' AND eventname IN ('GetObject', 'CopyObject', 'SelectObjectContent'))
+            OR (eventsource = 'secretsmanager.amazonaws.com'
+                AND eventname IN ('GetSecretValue', 'BatchGetSecretValue', 'ListSecrets'))
+            OR (eventsource = 'ssm.amazonaws.com' AND eventname IN (
+                'GetParameter', 'GetParameters', 'GetParametersByPath', 'GetParameterHistory'))
+            OR (eventsource = 'kms.amazonaws.com' AND eventname = 'Decrypt')
+            OR (eventsource = 'dynamodb.amazonaws.com' AND eventname IN (
+                'GetItem', 'BatchGetItem', 'Query', 'Scan', 'ExportTableToPointInTime'))
+            OR (eventsource = 'ec2.amazonaws.com' AND (
+                eventname IN ('GetPasswordData', 'ModifySnapshotAttribute', 'ModifyImageAttribute')
+                OR (eventname = 'DescribeInstanceAttribute'
+                    AND json_extract_scalar(requestparameters, '$.attribute') = 'userData')))
+            OR (eventsource = 'rds.amazonaws.com'
+                AND eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute'))
+        )
+)
+SELECT
+    eventsource AS event_source,
+    eventname AS event_name,
+    resource,
+    is_decrypted,
+    access_key_id,
+    count(*) AS call_count,
+    count(errorcode) AS error_count,
+    min(eventtime) AS first_seen_at,
+    max(eventtime) AS last_seen_at
+FROM reads
+GROUP BY eventsource, eventname, resource, is_decrypted, access_key_id
+ORDER BY first_seen_at, event_name, resource

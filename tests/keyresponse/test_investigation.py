@@ -1,0 +1,127 @@
+"""The analysis phase over every simulator scenario and over real Stratus Red Team records."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.engines.layout import write_trail_files
+from keyresponse.investigation import Window, investigate
+from keyresponse.sandbox.scenarios import SCENARIOS
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cloudtrail"
+CONTRACT = ["access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen", "event_count",
+            "source_ips", "regions", "credentials", "principals", "persistence", "data_access", "resources_created",
+            "recon_errors", "severity", "verdict", "logging_gaps", "bytes_scanned", "engine"]
+
+
+@pytest.fixture(scope="module")
+def investigations(played: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, result in played.results.items():
+        truth = result.ground_truth
+        with DuckDBEngine(result.out, cache_dir=tmp_path_factory.mktemp(f"cache-{name}")) as engine:
+            window = Window.parse("2026-11-18T00:00:00Z", "2026-11-20T00:00:00Z")
+            out[name] = investigate(engine, truth["compromised_access_key_id"], window).to_json()
+    return out
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_finds_every_attacker_credential_and_no_benign_one(played: Any, investigations: dict[str, Any],
+                                                             scenario: str) -> None:
+    truth = played.results[scenario].ground_truth
+    found = {c["access_key_id"]: c for c in investigations[scenario]["credentials"]}
+    for cred in truth["attacker_credentials"]:
+        assert cred["access_key_id"] in found, f"missed {cred}"
+        got = found[cred["access_key_id"]]
+        assert got["kind"] == cred["kind"]
+        if cred["kind"] != "original":
+            assert got["parent"] == cred["parent"] and got["created_by_event"] == cred["created_by_event"]
+            assert got["principal_arn"] == cred["principal_arn"]
+    assert not set(found) & set(truth["benign_credentials"])
+    assert set(found) - {c["access_key_id"] for c in truth["attacker_credentials"]} <= {
+        truth["compromised_access_key_id"]}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_covers_persistence_resources_and_the_verdict(played: Any, investigations: dict[str, Any],
+                                                       scenario: str) -> None:
+    truth = played.results[scenario].ground_truth
+    inv = investigations[scenario]
+    persistence = {(p["event_name"], p["resource"]) for p in inv["persistence"]}
+    for item in truth["persistence"]:
+        assert (item["event_name"], item["resource"]) in persistence, item
+    created = {(r["type"], r["id"], r["region"]) for r in inv["resources_created"]}
+    for item in truth["resources_created"]:
+        assert (item["type"], item["id"], item["region"]) in created, item
+    assert inv["verdict"] == truth["expected_verdict"]
+    assert list(inv) == CONTRACT
+
+
+def test_attacker_ips_are_exactly_the_attackers(played: Any, investigations: dict[str, Any]) -> None:
+    for scenario, inv in investigations.items():
+        truth = played.results[scenario].ground_truth
+        owner = set(truth["owner"]["usual_ips"])
+        assert not {ip["ip"] for ip in inv["source_ips"] if ip["ip"] in owner} - owner
+        assert inv["event_count"] == 0 or {ip["ip"] for ip in inv["source_ips"]} >= set(truth["attacker_ips"])
+
+
+def test_severity_ranks_the_scenarios(investigations: dict[str, Any]) -> None:
+    severity = {name: inv["severity"] for name, inv in investigations.items()}
+    assert severity["pivot-chain"] == severity["persistence"] == severity["cryptomining"] == "P1"
+    assert severity["data-exfiltration"] == "P1"  # secrets read
+    assert severity["scanner-validation"] == "P3" and severity["false-positive"] == "P4"
+
+
+def test_cryptomining_cost_is_estimated_from_the_instances(played: Any, tmp_path: Path) -> None:
+    result = played.results["cryptomining"]
+    with DuckDBEngine(result.out, cache_dir=tmp_path) as engine:
+        inv = investigate(engine, result.ground_truth["compromised_access_key_id"],
+                          Window.parse("2026-11-18T00:00:00Z", "2026-11-20T00:00:00Z"))
+    instances = [r for r in inv.resources_created if r["resource_type"] == "ec2:instance"]
+    assert len(instances) == 11
+    cost = inv.cost_estimate()
+    # 11 c5.4xlarge from launch (~19:00) to the window end (24:00): about 5 h x $0.68 each
+    assert 11 * 4.5 * 0.68 < cost < 11 * 5.5 * 0.68
+
+
+def test_stratus_techniques_yield_the_persistence_their_labels_name(tmp_path: Path) -> None:
+    records = json.loads((FIXTURES / "stratus_red_team_detonation_logs.json").read_text())["Records"]
+    labels = json.loads((FIXTURES / "stratus_red_team_detonation_logs.labels.json").read_text())
+    write_trail_files(records, tmp_path / "logs")
+    by_technique: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for label in labels:
+        by_technique[label["technique"]].append(records[label["index"]])
+    expected = {
+        "aws.persistence.iam-backdoor-role": {"UpdateAssumeRolePolicy"},
+        "aws.persistence.iam-create-admin-user": {"CreateUser", "AttachUserPolicy", "CreateAccessKey"},
+        "aws.persistence.iam-create-user-login-profile": {"CreateLoginProfile"},
+        "aws.persistence.lambda-backdoor-function": {"AddPermission20150331v2"},
+        "aws.persistence.sts-federation-token": {"GetFederationToken"},
+        "aws.defense-evasion.cloudtrail-stop": {"StopLogging"},
+        "aws.exfiltration.ec2-security-group-open-port-22-ingress": {"AuthorizeSecurityGroupIngress"},
+    }
+    window = Window.parse("2022-01-01T00:00:00Z", "2026-12-31T00:00:00Z")
+    with DuckDBEngine(tmp_path / "logs", cache_dir=tmp_path / "cache") as engine:
+        for technique, names in expected.items():
+            keys = sorted({r["userIdentity"]["accessKeyId"] for r in by_technique[technique]
+                           if r["userIdentity"].get("accessKeyId")})
+            found: set[str] = set()
+            for key in keys:
+                found |= {p["event_name"] for p in investigate(engine, key, window).to_json()["persistence"]}
+            assert names <= found, (technique, found)
+
+
+@pytest.mark.parametrize(("value", "service"), [
+    ("lambda.amazonaws.com", True), ("AWS Internal", True), ("203.0.113.9", False),
+    ("225.178.039.250", False), ("2001:db8::1", False), ("", False), ("999.1.1.1", False),
+])
+def test_tells_service_names_from_client_addresses_even_malformed_ones(value: str, service: bool) -> None:
+    from keyresponse.investigation import is_service_name
+
+    assert is_service_name(value) is service
