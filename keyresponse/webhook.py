@@ -1,0 +1,659 @@
+"""The alert receiver: a FastAPI app that authenticates an alert, normalizes it, spools it, starts a run.
+
+    POST /alerts/{guardduty,health,securityhub,cloudtrail,generic}
+        X-Keyresponse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}." + body)>
+        or Authorization: Bearer <token>
+    POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)> (GitHub's scheme)
+    GET  /healthz
+
+Order of checks: body size (413), authentication (401), JSON (400), alert contents (422); a well-formed
+alert that asks for nothing (GitHub alert about another secret type, sample finding) is 200 "ignored".
+An accepted alert is written to the spool *before* the launcher runs, then answered with 202
+`{"incident_id", "alert_id", "flow_run_id", "ui_url"}`. The same finding again maps to the same incident
+and run (idempotency key `source:alert_id`); another alert about a key whose incident is still open is
+attached to that incident (`"duplicate_of"`), never a second run. When the deployment does not exist yet
+the answer is 503 with Retry-After, and the spooled alert is launched on redelivery or by
+`relaunch_pending` at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from keyresponse.alerts import SOURCES, Alert, NotActionable, Source, github_alert_ref, normalize
+from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Keyresponse-Signature"
+GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256"
+DEFAULT_DEPLOYMENT = "respond-to-exposed-key/respond-to-exposed-key"
+
+
+def _default_spool() -> Path:
+    from keyresponse.settings import get_settings
+
+    return get_settings().home / "webhook-spool"
+
+
+class WebhookSettings(BaseSettings):
+    """The receiver's settings; environment variables carry the `KEYRESPONSE_WEBHOOK_` prefix.
+
+    `KEYRESPONSE_WEBHOOK_SECRET` is also what `Settings.webhook_secret` reads.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KEYRESPONSE_WEBHOOK_", env_file=None, extra="ignore")
+
+    secret: SecretStr | None = Field(default=None, description="HMAC secret for X-Keyresponse-Signature.")
+    secrets: list[SecretStr] = Field(default_factory=list, description="More HMAC secrets (rotation), JSON list.")
+    bearer_token: SecretStr | None = Field(default=None, description="Token for Authorization: Bearer.")
+    github_secret: SecretStr | None = Field(
+        default=None, description="GitHub webhook secret (X-Hub-Signature-256); defaults to the HMAC secret(s)."
+    )
+    replay_window_seconds: int = Field(default=300, ge=1, description="Max age (and skew) of a signature.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413 before parsing.")
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL.")
+    github_token: SecretStr | None = Field(default=None, description="Token that may read secret-scanning alerts.")
+    deployment_name: str = Field(default=DEFAULT_DEPLOYMENT, description="flow-name/deployment-name to run.")
+    spool: Path = Field(default_factory=_default_spool, description="Folder of accepted alerts.")
+    prefect_ui_url: str | None = Field(default=None, description="Prefect UI base URL for links in answers.")
+    incident_open_seconds: int = Field(
+        default=72 * 3600, ge=1, description="How long a key stays mapped to its incident unless closed earlier."
+    )
+    launch_timeout_seconds: float = Field(default=20.0, gt=0, description="Max wait for the launcher.")
+    retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 503.")
+
+    def hmac_secrets(self) -> list[bytes]:
+        values = ([self.secret] if self.secret else []) + list(self.secrets)
+        return [v.get_secret_value().encode() for v in values if v.get_secret_value()]
+
+    def github_secrets(self) -> list[bytes]:
+        if self.github_secret and self.github_secret.get_secret_value():
+            return [self.github_secret.get_secret_value().encode()]
+        return self.hmac_secrets()
+
+
+# --- signing (what a client does) -----------------------------------------------------------------
+
+
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The `X-Keyresponse-Signature` value for `body`: `t=<unix>,v1=<hex HMAC-SHA256 of "t." + body>`."""
+    t = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def sign_github(body: bytes, secret: str) -> str:
+    """The `X-Hub-Signature-256` value GitHub sends: `sha256=<hex HMAC-SHA256 of body>`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- launching --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    flow_run_id: str
+    ui_url: str | None
+
+
+class DeploymentUnavailable(KeyResponseError):
+    """The deployment to run does not exist (yet): answer 503 and launch the spooled alert later."""
+
+
+class LaunchFailed(KeyResponseError):
+    """The launcher failed for a reason other than a missing deployment; the alert stays spooled."""
+
+
+class Launcher(Protocol):
+    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult: ...
+
+
+class PrefectLauncher:
+    """Starts the response deployment with `arun_deployment`, without waiting for the run."""
+
+    def __init__(self, deployment_name: str = DEFAULT_DEPLOYMENT, *, ui_url: str | None = None) -> None:
+        self.deployment_name = deployment_name
+        self.ui_url = ui_url
+
+    def _ui_base(self) -> str | None:
+        if self.ui_url:
+            return self.ui_url.rstrip("/")
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        if current.ui_url:
+            return str(current.ui_url).rstrip("/")
+        api = current.api.url
+        return str(api).rstrip("/").removesuffix("/api") if api else None
+
+    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
+        from prefect.deployments import arun_deployment
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            flow_run = await arun_deployment(
+                self.deployment_name,
+                parameters={"alert": alert.model_dump(mode="json"), "incident_id": incident_id},
+                idempotency_key=idempotency_key,
+                timeout=0,
+                as_subflow=False,
+                flow_run_name=f"{incident_id}-{alert.source}",
+            )
+        except ObjectNotFound:
+            raise DeploymentUnavailable(f"deployment {self.deployment_name!r} does not exist yet") from None
+        base = self._ui_base()
+        return LaunchResult(flow_run_id=str(flow_run.id),
+                            ui_url=f"{base}/runs/flow-run/{flow_run.id}" if base else None)
+
+
+# --- the spool --------------------------------------------------------------------------------------
+
+
+class SpoolRecord(BaseModel):
+    """One accepted alert, as written to `<spool>/alerts/<name>.json`."""
+
+    alert: Alert
+    incident_id: str
+    idempotency_key: str
+    received_at: datetime
+    duplicate_of: str | None = None
+    incident_record: str | None = Field(default=None, description="Spool file of the alert that opened the incident.")
+    flow_run_id: str | None = None
+    ui_url: str | None = None
+    launch_error: str | None = None
+
+
+class OpenIncident(BaseModel):
+    """`<spool>/open/<subject hash>.json`: this key (or user) belongs to this incident while it is open."""
+
+    subject: str
+    incident_id: str
+    alert_file: str
+    opened_at: datetime
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write `path` whole or not at all; with `exclusive`, only if it does not exist (False if it did)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+        return True
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+class AlertSpool:
+    """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open."""
+
+    def __init__(self, folder: Path, *, incident_open_seconds: int = 72 * 3600) -> None:
+        self.folder = Path(folder)
+        self.alerts_dir = self.folder / "alerts"
+        self.open_dir = self.folder / "open"
+        self.incident_open = timedelta(seconds=incident_open_seconds)
+
+    def record_path(self, alert: Alert) -> Path:
+        return self.alerts_dir / f"{alert.source}-{_digest(alert.idempotency_key)}.json"
+
+    def load(self, path: Path) -> SpoolRecord:
+        return SpoolRecord.model_validate_json(path.read_bytes())
+
+    def find(self, alert: Alert) -> SpoolRecord | None:
+        path = self.record_path(alert)
+        return self.load(path) if path.exists() else None
+
+    def save(self, record: SpoolRecord) -> Path:
+        path = self.record_path(record.alert)
+        _write_atomic(path, record.model_dump_json(indent=2).encode())
+        return path
+
+    def _open_path(self, subject: str) -> Path:
+        return self.open_dir / f"{_digest(subject)}.json"
+
+    def open_incident(self, subject: str, now: datetime) -> OpenIncident | None:
+        path = self._open_path(subject)
+        try:
+            entry = OpenIncident.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        if now - entry.opened_at > self.incident_open:
+            with suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return entry
+
+    def claim(self, subject: str, incident_id: str, alert_file: Path, now: datetime) -> OpenIncident:
+        """Map `subject` to `incident_id` unless another incident holds it; returns the holder."""
+        entry = OpenIncident(subject=subject, incident_id=incident_id, alert_file=alert_file.name, opened_at=now)
+        while not _write_atomic(self._open_path(subject), entry.model_dump_json().encode(), exclusive=True):
+            holder = self.open_incident(subject, now)
+            if holder is not None:
+                return holder
+        return entry
+
+    def close_incident(self, incident_id: str) -> int:
+        """Forget which keys belong to `incident_id` (call when it ends); returns how many were mapped."""
+        closed = 0
+        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
+            with suppress(FileNotFoundError, ValueError):
+                if OpenIncident.model_validate_json(path.read_bytes()).incident_id == incident_id:
+                    path.unlink()
+                    closed += 1
+        return closed
+
+    def pending(self) -> list[SpoolRecord]:
+        """Accepted alerts that opened an incident but have no flow run yet, oldest first."""
+        if not self.alerts_dir.exists():
+            return []
+        records = [self.load(p) for p in self.alerts_dir.glob("*.json")]
+        waiting = [r for r in records if r.flow_run_id is None and r.duplicate_of is None]
+        return sorted(waiting, key=lambda r: r.received_at)
+
+
+# --- intake -----------------------------------------------------------------------------------------
+
+Status = Literal["launched", "duplicate", "redelivered"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    alert: Alert
+    incident_id: str
+    status: Status
+    flow_run_id: str | None
+    ui_url: str | None
+    duplicate_of: str | None = None
+    launch_error: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"incident_id": self.incident_id, "alert_id": self.alert.alert_id,
+                               "flow_run_id": self.flow_run_id, "ui_url": self.ui_url, "status": self.status}
+        if self.duplicate_of is not None:
+            out["duplicate_of"] = self.duplicate_of
+        return out
+
+
+class AlertIntake:
+    """Spool-then-launch, with one alert at a time so two alerts about one key cannot race."""
+
+    def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0) -> None:
+        self.spool = spool
+        self.launcher = launcher
+        self.launch_timeout_seconds = launch_timeout_seconds
+        self._lock = asyncio.Lock()
+
+    async def accept(self, alert: Alert) -> Accepted:
+        async with self._lock:
+            now = datetime.now(UTC)
+            existing = self.spool.find(alert)
+            if existing is not None:
+                if existing.flow_run_id is not None or existing.duplicate_of is not None:
+                    return self._answer(existing, "redelivered")
+                return await self._launch(existing)  # spooled before, launch failed: try again
+            for subject in alert.subjects:
+                holder = self.spool.open_incident(subject, now)
+                if holder is not None:
+                    return self._attach(alert, holder, now)
+            record = SpoolRecord(alert=alert, incident_id=alert.incident_id,
+                                 idempotency_key=alert.idempotency_key, received_at=now)
+            path = self.spool.save(record)
+            for subject in alert.subjects:
+                holder = self.spool.claim(subject, record.incident_id, path, now)
+                if holder.incident_id != record.incident_id:  # another process won the race
+                    path.unlink()
+                    return self._attach(alert, holder, now)
+            return await self._launch(record)
+
+    def _attach(self, alert: Alert, holder: OpenIncident, now: datetime) -> Accepted:
+        record = SpoolRecord(alert=alert, incident_id=holder.incident_id, idempotency_key=alert.idempotency_key,
+                             received_at=now, duplicate_of=holder.incident_id, incident_record=holder.alert_file)
+        self.spool.save(record)
+        return self._answer(record, "duplicate")
+
+    def _answer(self, record: SpoolRecord, status: Status) -> Accepted:
+        flow_run_id, ui_url = record.flow_run_id, record.ui_url
+        if record.incident_record is not None:  # the opener's run, which may have started since
+            opener = self.spool.alerts_dir / record.incident_record
+            if opener.exists():
+                opened = self.spool.load(opener)
+                flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
+        return Accepted(alert=record.alert, incident_id=record.incident_id, status=status,
+                        flow_run_id=flow_run_id, ui_url=ui_url, duplicate_of=record.duplicate_of)
+
+    async def relaunch_pending(self) -> list[Accepted]:
+        """Launch every spooled alert that opened an incident but never got a flow run; skip failures."""
+        launched: list[Accepted] = []
+        for record in self.spool.pending():
+            async with self._lock:
+                current = self.spool.find(record.alert)
+                if current is None or current.flow_run_id is not None:
+                    continue
+                try:
+                    launched.append(await self._launch(current))
+                except (DeploymentUnavailable, LaunchFailed) as exc:
+                    log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
+        return launched
+
+    async def _launch(self, record: SpoolRecord) -> Accepted:
+        try:
+            result = await asyncio.wait_for(
+                self.launcher.launch(record.alert, record.incident_id, record.idempotency_key),
+                timeout=self.launch_timeout_seconds,
+            )
+        except DeploymentUnavailable as exc:
+            self.spool.save(record.model_copy(update={"launch_error": str(exc)}))
+            raise
+        except Exception as exc:  # Prefect unreachable, timeout, ...: the alert stays spooled
+            log.exception("launching %s failed; the alert stays spooled", record.idempotency_key)
+            message = f"{type(exc).__name__}: {exc}"[:300]
+            self.spool.save(record.model_copy(update={"launch_error": message}))
+            raise LaunchFailed(message) from exc
+        launched = record.model_copy(update={"flow_run_id": result.flow_run_id, "ui_url": result.ui_url,
+                                             "launch_error": None})
+        self.spool.save(launched)
+        return Accepted(alert=record.alert, incident_id=record.incident_id, status="launched",
+                        flow_run_id=result.flow_run_id, ui_url=result.ui_url)
+
+
+async def relaunch_pending(spool: AlertSpool, launcher: Launcher,
+                           *, launch_timeout_seconds: float = 20.0) -> list[Accepted]:
+    """Launch every spooled alert that opened an incident but never got a flow run (after a restart).
+
+    Failures are logged and skipped: the alert stays spooled for the next attempt.
+    """
+    intake = AlertIntake(spool, launcher, launch_timeout_seconds=launch_timeout_seconds)
+    return await intake.relaunch_pending()
+
+
+# --- the app ----------------------------------------------------------------------------------------
+
+
+class Rejected(Exception):
+    """An HTTP error answer: `{"error": code, "detail": ...}`."""
+
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None,
+           extra: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **(extra or {})}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejected(400, "bad_content_length", f"Content-Length {declared[:20]!r} is not a number")
+        if int(declared) > limit:
+            raise Rejected(413, "body_too_large", f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "body_too_large", f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "malformed_json", "body is not UTF-8 text") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Rejected(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, "malformed_json", f"body must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int) -> None:
+    if not secrets:
+        raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} is not accepted: no HMAC secret is configured")
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep:
+            parts = {}
+            break
+        parts.setdefault(name, []).append(value)
+    stamps, given = parts.get("t", []), parts.get("v1", [])
+    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
+        raise Rejected(401, "bad_signature",
+                       f"malformed {SIGNATURE_HEADER}: expected t=<unix seconds>,v1=<hex hmac-sha256>")
+    stamp = int(stamps[0])
+    skew = abs(time.time() - stamp)
+    if skew > window:
+        raise Rejected(401, "stale_signature",
+                       f"signature timestamp {stamp} is {int(skew)} s from now, outside the {window} s replay window")
+    signed = stamps[0].encode() + b"." + body
+    expected = [hmac.new(secret, signed, hashlib.sha256).hexdigest() for secret in secrets]
+    if not any(hmac.compare_digest(e.encode(), g.strip().lower().encode()) for e in expected for g in given):
+        raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body")
+
+
+def _authenticate(request: Request, body: bytes, settings: WebhookSettings) -> None:
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature is not None:
+        _check_signature(signature, body, settings.hmac_secrets(), settings.replay_window_seconds)
+        return
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        expected = settings.bearer_token.get_secret_value() if settings.bearer_token else ""
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Rejected(401, "bad_token", "Authorization must be 'Bearer <token>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
+        return
+    raise Rejected(401, "missing_credentials",
+                   f"send {SIGNATURE_HEADER}: t=<unix>,v1=<hmac> or Authorization: Bearer <token>",
+                   headers={"WWW-Authenticate": "Bearer"})
+
+
+def _authenticate_github(request: Request, body: bytes, settings: WebhookSettings) -> None:
+    header = request.headers.get(GITHUB_SIGNATURE_HEADER)
+    if header is None:
+        raise Rejected(401, "missing_credentials", f"{GITHUB_SIGNATURE_HEADER} is missing")
+    secrets = settings.github_secrets()
+    if not header.startswith("sha256=") or not secrets:
+        raise Rejected(401, "bad_signature", f"{GITHUB_SIGNATURE_HEADER} must be sha256=<hex hmac-sha256 of the body>")
+    given = header.removeprefix("sha256=").strip().lower().encode()
+    if not any(hmac.compare_digest(hmac.new(s, body, hashlib.sha256).hexdigest().encode(), given) for s in secrets):
+        raise Rejected(401, "bad_signature", f"{GITHUB_SIGNATURE_HEADER} does not match the body")
+
+
+async def _fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any],
+                               settings: WebhookSettings) -> dict[str, Any]:
+    """The webhook payload with `alert.secret` filled in from `GET /repos/{o}/{r}/secret-scanning/alerts/{n}`."""
+    ref = github_alert_ref(payload)
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if settings.github_token is not None:
+        headers["Authorization"] = f"Bearer {settings.github_token.get_secret_value()}"
+    url = settings.github_api_url.rstrip("/") + ref.api_path
+    try:
+        response = await client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        raise Rejected(502, "github_api_unavailable", f"GET {ref.api_path}: {type(exc).__name__}: {exc}") from None
+    if response.status_code == 404:
+        raise Rejected(422, "invalid_alert", f"GitHub has no secret-scanning alert {ref.repository}#{ref.number} "
+                                             "(or the token may not read it)")
+    if response.status_code in (401, 403):
+        raise Rejected(502, "github_api_refused", f"GET {ref.api_path} answered {response.status_code}: check "
+                                                  "KEYRESPONSE_WEBHOOK_GITHUB_TOKEN (secret scanning alerts: read)")
+    if response.status_code != 200:
+        raise Rejected(502, "github_api_error", f"GET {ref.api_path} answered {response.status_code}")
+    try:
+        fetched = response.json()
+        secret = fetched["secret"]
+    except (ValueError, KeyError, TypeError):
+        raise Rejected(502, "github_api_error", f"GET {ref.api_path} returned no 'secret' field") from None
+    return {**payload, "alert": {**payload["alert"], "secret": secret}}
+
+
+def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every: float | None = None,
+               github_client: httpx.AsyncClient | None = None) -> FastAPI:
+    """The receiver. `launcher` starts runs (a `PrefectLauncher` in production).
+
+    With `relaunch_every` (seconds), spooled alerts that never got a run are launched at start and then
+    that often (GitHub, unlike EventBridge, does not redeliver after a 503).
+    """
+    if not settings.hmac_secrets() and settings.bearer_token is None and not settings.github_secrets():
+        raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_BEARER_TOKEN "
+                                 "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
+    spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
+    intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds)
+    clients: dict[str, httpx.AsyncClient] = {}
+
+    async def _relaunch_loop(every: float) -> None:
+        while True:
+            try:
+                await intake.relaunch_pending()
+            except Exception:  # a broken spool file must not stop the loop
+                log.exception("relaunching spooled alerts failed")
+            await asyncio.sleep(every)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clients["github"] = github_client or httpx.AsyncClient(timeout=10.0)
+        background: asyncio.Task[None] | None = None
+        if relaunch_every is not None:
+            background = asyncio.create_task(_relaunch_loop(relaunch_every))
+        try:
+            yield
+        finally:
+            if background is not None and not background.done():
+                background.cancel()
+            if github_client is None:
+                await clients["github"].aclose()
+
+    app = FastAPI(title="keyresponse alert receiver", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.spool = spool
+    app.state.intake = intake
+
+    @app.exception_handler(Rejected)
+    async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
+        return _error(exc.status, exc.error, exc.detail, exc.headers, exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "validation_error", [{"loc": list(e.get("loc", ())), "msg": e.get("msg")}
+                                                for e in exc.errors()])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, names.get(exc.status_code, "http_error"), exc.detail,
+                      dict(exc.headers) if exc.headers else None)
+
+    async def _accept(alerts: list[Alert]) -> JSONResponse:
+        accepted: list[Accepted] = []
+        for alert in alerts:
+            try:
+                accepted.append(await intake.accept(alert))
+            except DeploymentUnavailable as exc:
+                raise Rejected(503, "deployment_not_found", f"{exc}; the alert is spooled and is launched when "
+                               "it is delivered again or the receiver restarts",
+                               headers={"Retry-After": str(settings.retry_after_seconds)},
+                               extra={"incident_id": alert.incident_id, "alert_id": alert.alert_id}) from None
+            except LaunchFailed as exc:
+                raise Rejected(503, "launch_failed", f"{exc}; the alert is spooled",
+                               headers={"Retry-After": str(settings.retry_after_seconds)},
+                               extra={"incident_id": alert.incident_id, "alert_id": alert.alert_id}) from None
+        body = accepted[0].body()
+        if len(accepted) > 1:
+            body["alerts"] = [a.body() for a in accepted]
+        return JSONResponse(body, status_code=202)
+
+    def _normalize(source: Source, payload: dict[str, Any]) -> list[Alert]:
+        try:
+            return normalize(source, payload)
+        except NotActionable as exc:
+            raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None
+        except InputError as exc:
+            raise Rejected(422, "invalid_alert", str(exc)) from None
+
+    def _route(source: Source) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def receive(request: Request) -> JSONResponse:
+            body = await _read_body(request, settings.max_body_bytes)
+            _authenticate(request, body, settings)
+            return await _accept(_normalize(source, _parse_json(body)))
+
+        receive.__name__ = f"receive_{source}"
+        return receive
+
+    for source in SOURCES:
+        if source != "github":
+            app.post(f"/alerts/{source}", status_code=202)(_route(source))
+
+    @app.post("/alerts/github", status_code=202)
+    async def receive_github(request: Request) -> JSONResponse:
+        body = await _read_body(request, settings.max_body_bytes)
+        _authenticate_github(request, body, settings)
+        event = request.headers.get("x-github-event")
+        if event == "ping":
+            return JSONResponse({"status": "pong"})
+        if event is not None and event != "secret_scanning_alert":
+            return JSONResponse({"status": "ignored", "error": "ignored",
+                                 "detail": f"X-GitHub-Event {event[:60]!r} is not secret_scanning_alert"})
+        payload = _parse_json(body)
+        try:
+            enriched = await _fetch_github_secret(clients["github"], payload, settings)
+        except NotActionable as exc:
+            raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None
+        except InputError as exc:
+            raise Rejected(422, "invalid_alert", str(exc)) from None
+        return await _accept(_normalize("github", enriched))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "spool": str(spool.folder), "pending": len(spool.pending())}
+
+    return app
