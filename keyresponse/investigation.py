@@ -148,6 +148,22 @@ class Scope:
     ip_rows: dict[str, dict[str, Any]]
     rounds: int
     queries: list[dict[str, Any]] = field(default_factory=list)
+    summary_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data, so a Prefect task can hand the scope to the next one."""
+        return {"original": self.original,
+                "credentials": [vars(c) for c in self.credentials.values()],
+                "attacker_ips": sorted(self.attacker_ips), "known_ips": sorted(self.known_ips),
+                "ip_rows": self.ip_rows, "rounds": self.rounds, "queries": self.queries,
+                "summary_rows": self.summary_rows}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scope:
+        creds = {c["access_key_id"]: Credential(**c) for c in data["credentials"]}
+        return cls(data["original"], creds, set(data["attacker_ips"]), set(data["known_ips"]),
+                   dict(data["ip_rows"]), int(data["rounds"]), list(data["queries"]),
+                   list(data.get("summary_rows", [])))
 
 
 class Investigator:
@@ -220,8 +236,8 @@ class Investigator:
                         added = True
             if not added:
                 break
-        self._fill_principals(creds)
-        return Scope(self.key, creds, attacker, known, ip_rows, rounds, list(self.queries))
+        summary = self._fill_principals(creds)
+        return Scope(self.key, creds, attacker, known, ip_rows, rounds, list(self.queries), summary)
 
     def _is_known(self, ip: str, row: Mapping[str, Any], vouching: int) -> bool:
         if is_service_name(ip):
@@ -231,17 +247,22 @@ class Investigator:
         first, last = row.get("first_seen_at"), row.get("last_seen_at")
         return bool(first and last and _ts(last) - _ts(first) >= LONG_STANDING)
 
-    def _fill_principals(self, creds: dict[str, Credential]) -> None:
+    def _fill_principals(self, creds: dict[str, Credential]) -> list[dict[str, Any]]:
         rows = self._run("key_activity_summary", access_key_ids=sorted(creds))
         for row in rows:
             cred = creds.get(row["access_key_id"])
             if cred and not cred.principal_arn and row["principal_arns"]:
                 cred.principal_arn = principal_of_session(row["principal_arns"][0])
-        self.summary_rows = rows
+        return rows
 
     # -- impact ----------------------------------------------------------------------------
     def investigate(self, facts: KeyFacts | None = None) -> Investigation:
-        scope = self.scope()
+        return self.assess(self.scope(), facts)
+
+    def assess(self, scope: Scope, facts: KeyFacts | None = None) -> Investigation:
+        """The impact queries over the scoped credentials, minus the owner's known IPs."""
+        if not self.queries:
+            self.queries = list(scope.queries)
         keys = sorted(scope.credentials)
         exclude = sorted(scope.known_ips)
         self.progress("measuring impact")
@@ -343,7 +364,7 @@ class Investigation:
         verdict = self.verdict()
         original_ips = [row for ip, row in scope.ip_rows.items()]
         principals = sorted({c.principal_arn for c in scope.credentials.values() if c.principal_arn})
-        summary = {row["access_key_id"]: row for row in getattr(self.investigator, "summary_rows", [])}
+        summary = {row["access_key_id"]: row for row in scope.summary_rows}
         original = summary.get(scope.original, {})
         facts = self.facts
         source_ips = []

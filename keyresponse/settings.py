@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         default=None, description="Where the CloudTrail files are: a folder or s3://bucket/prefix."
     )
     webhook_secret: str | None = Field(default=None, description="HMAC secret / bearer token for alerts.")
+    engine: str = Field(default="duckdb", pattern="^(duckdb|athena)$",
+                        description="Query engine of the analysis phase: duckdb (cloudtrail_logs) or athena.")
+    auto_contain: bool = Field(
+        default=True,
+        description="Contain the compromised key right after validation, without approval, when the alert is "
+                    "high confidence (AWS Health exposure, AWS quarantine policy attached, GuardDuty severity >= 7).",
+    )
+    approval_timeout_seconds: int = Field(
+        default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
+    approval_poll_seconds: int = Field(default=2, ge=1, le=10, description="How often a paused run checks for input.")
+    slack_webhook_url: str | None = Field(default=None, description="Slack incoming webhook for notifications.")
+    sns_topic_arn: str | None = Field(default=None, description="SNS topic for notifications.")
+    ui_url: str | None = Field(default=None, description="Prefect UI base URL, for links in notifications.")
     aws_max_attempts: int = Field(default=8, ge=1, le=20, description="boto3 retry attempts (adaptive).")
 
 

@@ -1,0 +1,19 @@
+"""`keyresponse policy`: print the responder's least-privilege IAM policy (JSON)."""
+
+from __future__ import annotations
+
+import typer
+
+from keyresponse.cli._common import command, print_json
+
+
+@command
+def policy(
+    evidence_bucket: str | None = typer.Option(
+        None, "--evidence-bucket", help="Limit S3 to this bucket (default: KEYRESPONSE_EVIDENCE_BUCKET)."),
+) -> None:
+    """Print the IAM policy a responder needs, generated from the actions' declared permissions."""
+    from keyresponse.iam_policy import responder_policy
+    from keyresponse.settings import get_settings
+
+    print_json(responder_policy(evidence_bucket or get_settings().evidence_bucket))

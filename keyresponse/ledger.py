@@ -1,0 +1,111 @@
+"""The incident ledger: every change keyresponse applied, in order, with its before-state.
+
+One JSON object per line in `<settings.home>/incidents/<incident_id>/ledger.jsonl`. An entry is
+either an `apply` (a change an action made) or an `undo` (naming the `apply` it reversed), so
+replaying the ledger in reverse — `keyresponse undo INCIDENT_ID` — is itself idempotent: an
+`apply` that already has its `undo` is skipped on the next run.
+
+Lines are appended with one `write` on a file opened in append mode and flushed with `fsync`, so
+a crash leaves at most one torn last line, which `entries()` reports instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from keyresponse.errors import InputError, KeyResponseError
+from keyresponse.settings import get_settings
+
+#: Incident ids become folder and S3 key names: keep them boring.
+INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_incident_id(value: str) -> str:
+    """Return `value` if it can name an incident (letters, digits, `.`, `_`, `-`); raise `InputError`."""
+    if not INCIDENT_ID_RE.fullmatch(value):
+        raise InputError(f"{value!r} is not an incident id: use letters, digits, '.', '_' or '-' (max 128)")
+    return value
+
+
+def utc_now() -> str:
+    """Now, as ISO-8601 UTC with a `Z` and microseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LedgerEntry(BaseModel):
+    """One applied (or undone) change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    incident_id: str
+    kind: Literal["apply", "undo"] = "apply"
+    action: str
+    target: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    applied_at: str = Field(default_factory=utc_now)
+    flow_run_id: str | None = None
+    dry_run: bool = False
+    account_id: str | None = None
+    undoes: str | None = Field(default=None, description="For an `undo`, the entry_id of the `apply` it reversed.")
+
+
+class LedgerCorrupt(KeyResponseError):
+    """A ledger line is not a valid entry (a torn write, or a hand edit)."""
+
+
+class Ledger:
+    """The append-only ledger of one incident."""
+
+    def __init__(self, incident_id: str, home: Path | None = None) -> None:
+        self.incident_id = validate_incident_id(incident_id)
+        self.folder = (home or get_settings().home) / "incidents" / incident_id
+        self.path = self.folder / "ledger.jsonl"
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        """Write `entry` as one line and make it durable before returning."""
+        if entry.incident_id != self.incident_id:
+            raise InputError(f"entry of incident {entry.incident_id} cannot go to the ledger of {self.incident_id}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        line = entry.model_dump_json() + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry, oldest first. Raises `LedgerCorrupt` on a line that does not parse."""
+        if not self.path.exists():
+            return []
+        found: list[LedgerEntry] = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append(LedgerEntry.model_validate(json.loads(line)))
+            except ValueError as exc:
+                raise LedgerCorrupt(f"{self.path}:{number} is not a ledger entry: {exc}") from exc
+        return found
+
+    def applied(self) -> list[LedgerEntry]:
+        """The `apply` entries, oldest first."""
+        return [entry for entry in self.entries() if entry.kind == "apply" and not entry.dry_run]
+
+    def to_undo(self) -> list[LedgerEntry]:
+        """The `apply` entries not yet undone, newest first: the order an undo replays them in."""
+        entries = self.entries()
+        undone = {entry.undoes for entry in entries if entry.kind == "undo"}
+        return [e for e in reversed(entries) if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes() if self.path.exists() else b""

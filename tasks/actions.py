@@ -1,0 +1,606 @@
+"""The action contract: every change keyresponse makes to AWS is one `Action`.
+
+An action declares what it is (`name` = module stem, `summary`, IAM `permissions`, `idempotent`,
+`requires_approval`, `undo_unsupported_reason`) and implements four small hooks:
+
+    read(ctx, target)   -> state    read-only; the part of AWS this action changes, as plain data
+    is_done(ctx, target, state) -> bool   is the target already in the desired state?
+    write(ctx, target, before)      the only mutating call site
+    revert(ctx, target, before)     put `before` back (only when undo is supported)
+
+From those the base class builds the public contract, which is the same for every action:
+
+    plan(ctx, target)   -> Change | None    read-only; None when already done. Guardrails run here.
+    apply(ctx, target)  -> LedgerEntry | None   check-then-act; "already done" is success (None)
+    verify(ctx, target)                     re-reads AWS; raises VerificationFailed
+    undo(ctx, entry)    -> LedgerEntry | None   restores the entry's before-state; idempotent
+
+Every write is appended to the incident ledger with its before- and after-state. `apply_steps`
+runs a whole plan (guardrails for every step first, then the evidence snapshot, then apply and
+verify step by step) and `undo_incident` replays the ledger in reverse.
+
+AWS errors surface as our error tree: AccessDenied becomes `MissingPermission` naming the IAM
+action (at once, no retry); throttling and 5xx are retried by botocore (adaptive mode:
+exponential backoff with jitter, see `keyresponse.aws`); anything else becomes `AwsCallError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+
+from keyresponse import aws
+from keyresponse.errors import (
+    AwsCallError,
+    GuardrailRefusal,
+    KeyResponseError,
+    MissingPermission,
+    VerificationFailed,
+)
+from keyresponse.evidence import EvidenceStore, open_store, snapshot_role, snapshot_user
+from keyresponse.guardrails import (
+    Principal,
+    Responder,
+    parse_principal,
+    refuse_access_key,
+    refuse_account,
+    refuse_principal,
+)
+from keyresponse.ledger import Ledger, LedgerEntry, validate_incident_id
+from keyresponse.settings import Settings, get_settings
+
+ACCESS_DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+    "UnauthorizedAccess", "403",
+})
+_NOT_AUTHORIZED = re.compile(r"not authorized to perform:?\s+([\w-]+:[\w*]+)")
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+def _raise_missing_permission(http_response: Any, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+    """botocore `after-call` hook: AccessDenied becomes `MissingPermission` naming the IAM action."""
+    if getattr(http_response, "status_code", 200) < 400:
+        return  # (never touch a success's body: it may be a stream the caller reads)
+    error = parsed.get("Error") or {}
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or str(getattr(http_response, "text", ""))
+    if code not in ACCESS_DENIED_CODES and "not authorized to perform" not in message:
+        return
+    if code == "403" and "not authorized to perform" not in message and "AccessDenied" not in message:
+        return
+    found = _NOT_AUTHORIZED.search(message)
+    prefix = model.service_model.signing_name or model.service_model.endpoint_prefix
+    permission = found.group(1) if found else f"{prefix}:{model.name}"
+    raise MissingPermission(f"AccessDenied on {prefix}:{model.name}: the responder lacks {permission}")
+
+
+class Clients:
+    """The clients factory of an `ActionContext`: one cached boto3 client per (service, region).
+
+    Clients come from `keyresponse.aws.client` (adaptive retries with backoff and jitter on
+    throttling and 5xx) and raise `MissingPermission` on AccessDenied.
+    """
+
+    def __init__(self, session: boto3.Session | None = None, *, max_attempts: int | None = None) -> None:
+        self.session = session or aws.session()
+        self.max_attempts = max_attempts
+        self._cache: dict[tuple[str, str | None], Any] = {}
+        self._hooks: list[tuple[str, Callable[..., Any]]] = []
+
+    def __call__(self, service: str, region: str | None = None) -> Any:
+        key = (service, region)
+        if key not in self._cache:
+            made = aws.client(service, region=region, boto_session=self.session, max_attempts=self.max_attempts)
+            made.meta.events.register("after-call", _raise_missing_permission)
+            for event, hook in self._hooks:
+                made.meta.events.register(event, hook)
+            self._cache[key] = made
+        return self._cache[key]
+
+    def register(self, event: str, hook: Callable[..., Any]) -> None:
+        """Register a botocore event hook on every client, made or yet to be made (tests record calls)."""
+        self._hooks.append((event, hook))
+        for made in self._cache.values():
+            made.meta.events.register(event, hook)
+
+    def unregister(self, event: str, hook: Callable[..., Any]) -> None:
+        self._hooks = [(e, h) for e, h in self._hooks if (e, h) != (event, hook)]
+        for made in self._cache.values():
+            made.meta.events.unregister(event, hook)
+
+    def responder(self) -> Responder:
+        """Who these clients act as (`sts:GetCallerIdentity` and the signing key)."""
+        identity = self("sts").get_caller_identity()
+        credentials = self.session.get_credentials()
+        return Responder(arn=identity["Arn"], account_id=identity["Account"],
+                         access_key_id=credentials.access_key if credentials else None)
+
+
+# -- targets, changes, context ------------------------------------------------------------------
+
+
+class Target(BaseModel):
+    """What an action acts on. `id` is the natural id (key id, user or role name, instance id …)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    id: str
+    region: str | None = None
+    user_name: str | None = None
+    data: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        where = f"@{self.region}" if self.region else ""
+        owner = f" ({self.user_name})" if self.user_name and self.user_name != self.id else ""
+        return f"{self.kind}:{self.id}{where}{owner}"
+
+
+class Change(BaseModel):
+    """One planned change: what will be done to what, and the state it starts from."""
+
+    action: str
+    target: Target
+    description: str
+    before: dict[str, Any]
+    requires_approval: bool = False
+    undo_supported: bool = True
+
+
+@dataclass
+class ActionContext:
+    """Everything an action needs: which incident, which account, dry or not, where to record."""
+
+    incident_id: str
+    account_id: str
+    clients: Clients
+    ledger: Ledger
+    responder: Responder
+    settings: Settings = field(default_factory=get_settings)
+    dry_run: bool = True
+    flow_run_id: str | None = None
+    evidence: EvidenceStore | None = None
+
+    @classmethod
+    def create(
+        cls,
+        incident_id: str,
+        *,
+        dry_run: bool = True,
+        clients: Clients | None = None,
+        settings: Settings | None = None,
+        flow_run_id: str | None = None,
+    ) -> ActionContext:
+        """A context for the identity `clients` act as (default credential chain when None)."""
+        settings = settings or get_settings()
+        clients = clients or Clients()
+        incident_id = validate_incident_id(incident_id)
+        with aws_errors("sts:GetCallerIdentity"):
+            responder = clients.responder()
+        evidence = open_store(incident_id, s3=clients("s3"), settings=settings)
+        return cls(incident_id=incident_id, account_id=responder.account_id, clients=clients,
+                   ledger=Ledger(incident_id, settings.home), responder=responder, settings=settings,
+                   dry_run=dry_run, flow_run_id=flow_run_id, evidence=evidence)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        return self.clients(service, region)
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Translate botocore failures that escaped an action into `AwsCallError` (nothing is swallowed)."""
+    try:
+        yield
+    except KeyResponseError:
+        raise
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsCallError(f"{what}: {error.get('Code', '?')}: {error.get('Message', exc)}") from exc
+    except BotoCoreError as exc:
+        raise AwsCallError(f"{what}: {exc}") from exc
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the contract -------------------------------------------------------------------------------
+
+
+class Action(ABC):
+    """Base of every action. Subclasses set the class attributes and implement the hooks."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]
+    idempotent: ClassVar[bool] = True
+    requires_approval: ClassVar[bool] = False
+    undo_unsupported_reason: ClassVar[str | None] = None
+    #: The `Target.kind`s this action takes.
+    target_kinds: ClassVar[tuple[str, ...]]
+
+    # hooks ------------------------------------------------------------------------------------
+    @abstractmethod
+    def read(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
+        """Read-only: the state this action changes, as comparable plain data (no timestamps)."""
+
+    @abstractmethod
+    def is_done(self, ctx: ActionContext, target: Target, state: Mapping[str, Any]) -> bool:
+        """True when `state` is already the state `apply` produces."""
+
+    @abstractmethod
+    def describe(self, target: Target, before: Mapping[str, Any]) -> str:
+        """One sentence for the plan table: what `apply` will do."""
+
+    @abstractmethod
+    def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
+        """The change itself. Treat "already done" error codes as success."""
+
+    def revert(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
+        """Put `before` back. Only called when `undo_unsupported_reason` is None."""
+        raise NotImplementedError(f"{self.name} has no undo: {self.undo_unsupported_reason}")
+
+    def principal(self, target: Target) -> Principal | None:
+        """The IAM principal `target` belongs to, for the guardrails (None for non-IAM resources)."""
+        if target.kind == "role":
+            return parse_principal(target.id, kind="role")
+        if target.kind == "user":
+            return parse_principal(target.id, kind="user")
+        if target.user_name:
+            return parse_principal(target.user_name, kind="user")
+        return None
+
+    # contract ---------------------------------------------------------------------------------
+    def guard(self, ctx: ActionContext, target: Target) -> None:
+        """Raise `GuardrailRefusal` if any guardrail forbids touching `target`."""
+        if target.kind not in self.target_kinds:
+            raise GuardrailRefusal(f"{self.name} acts on a {' or '.join(self.target_kinds)}, not on {target.label}")
+        refuse_account(target.data.get("account_id", ctx.account_id), ctx.responder, ctx.settings)
+        principal = self.principal(target)
+        if principal is not None:
+            refuse_principal(principal, ctx.responder, ctx.settings)
+        if target.kind == "access_key":
+            refuse_access_key(target.id, ctx.responder)
+
+    def plan(self, ctx: ActionContext, target: Target) -> Change | None:
+        """Read-only: the change `apply` would make, or None when the target is already done."""
+        self.guard(ctx, target)
+        with aws_errors(f"{self.name} plan {target.label}"):
+            before = self.read(ctx, target)
+        if self.is_done(ctx, target, before):
+            return None
+        return Change(action=self.name, target=target, description=self.describe(target, before), before=before,
+                      requires_approval=self.requires_approval,
+                      undo_supported=self.undo_unsupported_reason is None)
+
+    def apply(self, ctx: ActionContext, target: Target) -> LedgerEntry | None:
+        """Check, then act, then record. None when there was nothing to do."""
+        if ctx.dry_run:
+            raise GuardrailRefusal(f"{self.name}: the context is a dry run; apply needs dry_run=False")
+        change = self.plan(ctx, target)
+        if change is None:
+            return None
+        with aws_errors(f"{self.name} {target.label}"):
+            self.write(ctx, target, change.before)
+            after = self.read(ctx, target)
+        return ctx.ledger.append(LedgerEntry(
+            incident_id=ctx.incident_id, action=self.name, target=target.model_dump(mode="json"),
+            before=change.before, after=after, flow_run_id=ctx.flow_run_id, dry_run=False,
+            account_id=ctx.account_id,
+        ))
+
+    def verify(self, ctx: ActionContext, target: Target) -> None:
+        """Re-read AWS; raise `VerificationFailed` unless the target is in the desired state."""
+        with aws_errors(f"{self.name} verify {target.label}"):
+            state = self.read(ctx, target)
+        if not self.is_done(ctx, target, state):
+            raise VerificationFailed(f"{self.name} did not take on {target.label}: AWS shows {state}")
+
+    def undo(self, ctx: ActionContext, entry: LedgerEntry) -> LedgerEntry:
+        """Restore `entry.before` and record the undo. Idempotent: an already-restored target is left alone."""
+        if self.undo_unsupported_reason is not None:
+            raise KeyResponseError(f"{self.name} cannot be undone: {self.undo_unsupported_reason}")
+        if ctx.dry_run:
+            raise GuardrailRefusal(f"{self.name}: the context is a dry run; undo needs dry_run=False")
+        target = Target.model_validate(entry.target)
+        self.guard(ctx, target)
+        with aws_errors(f"undo {self.name} {target.label}"):
+            current = self.read(ctx, target)
+            if current != entry.before:
+                self.revert(ctx, target, entry.before)
+                after = self.read(ctx, target)
+                if after != entry.before:
+                    raise VerificationFailed(
+                        f"undo of {self.name} on {target.label} did not restore {entry.before}: AWS shows {after}")
+            else:
+                after = current
+        return ctx.ledger.append(LedgerEntry(
+            incident_id=ctx.incident_id, kind="undo", action=self.name, target=entry.target, before=current,
+            after=after, flow_run_id=ctx.flow_run_id, account_id=ctx.account_id, undoes=entry.entry_id,
+        ))
+
+
+# -- helpers shared by actions ------------------------------------------------------------------
+
+#: The tag every principal an incident touched carries (value: the incident id).
+INCIDENT_TAG = "keyresponse-incident"
+
+
+def revocation_policy_name(incident_id: str) -> str:
+    """The inline deny policy that revokes an incident's sessions (one per incident and principal)."""
+    return f"keyresponse-revoke-sessions-{incident_id}"[:128]
+
+
+def revocation_policy(cutoff: str) -> dict[str, Any]:
+    """AWS's "revoke active sessions" policy: deny everything to tokens issued before `cutoff`."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KeyResponseRevokeOlderSessions", "Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}},
+        }],
+    }
+
+
+def normalize_policy(document: Any) -> Any:
+    """A policy document as comparable data (IAM may answer with a URL-encoded JSON string)."""
+    if isinstance(document, str):
+        from urllib.parse import unquote
+
+        document = json.loads(unquote(document))
+    return json.loads(json.dumps(document, sort_keys=True))
+
+
+def secret_name(ctx: ActionContext, user_name: str, what: str) -> str:
+    """Where a credential made for `user_name` during the incident is kept in Secrets Manager."""
+    return f"keyresponse/{ctx.incident_id}/{user_name}/{what}"
+
+
+def store_secret(ctx: ActionContext, name: str, value: str, tags: Mapping[str, str]) -> None:
+    """Create or update a Secrets Manager secret. The value is never printed, logged or recorded."""
+    sm = ctx.client("secretsmanager")
+    tag_list = [{"Key": k, "Value": v} for k, v in {INCIDENT_TAG: ctx.incident_id, **tags}.items()]
+    try:
+        sm.create_secret(Name=name, SecretString=value, Tags=tag_list)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceExistsException":
+            raise
+        sm.put_secret_value(SecretId=name, SecretString=value)
+        sm.tag_resource(SecretId=name, Tags=tag_list)
+
+
+def secret_tags(ctx: ActionContext, name: str) -> dict[str, str] | None:
+    """The tags of a secret (None when it does not exist or is scheduled for deletion)."""
+    try:
+        described = ctx.client("secretsmanager").describe_secret(SecretId=name)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    if described.get("DeletedDate"):
+        return None
+    return {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+
+
+def delete_secret(ctx: ActionContext, name: str) -> None:
+    try:
+        ctx.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+
+
+def random_password(length: int = 32) -> str:
+    """A console password that satisfies any IAM password policy (all four character classes)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_letters + string.digits + "!@#$%^&*()-_=+"
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (any(c.islower() for c in password) and any(c.isupper() for c in password)
+                and any(c.isdigit() for c in password) and any(not c.isalnum() for c in password)):
+            return password
+
+
+def create_login_profile_with_secret(ctx: ActionContext, user_name: str) -> None:
+    """Give `user_name` a console password that must be reset at first sign-in, kept in Secrets Manager.
+
+    "Already exists" is success. The password goes only to Secrets Manager, never to a log or the ledger.
+    """
+    password = random_password()
+    try:
+        ctx.client("iam").create_login_profile(UserName=user_name, Password=password, PasswordResetRequired=True)
+    except ClientError as exc:
+        if error_code(exc) == "EntityAlreadyExists":
+            return
+        raise
+    store_secret(ctx, secret_name(ctx, user_name, "console-password"), password, {"user-name": user_name})
+
+
+def has_login_profile(ctx: ActionContext, user_name: str) -> bool:
+    try:
+        ctx.client("iam").get_login_profile(UserName=user_name)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        raise
+    return True
+
+
+def inline_policy(ctx: ActionContext, target: Target, policy_name: str) -> Any:
+    """The normalized inline policy `policy_name` of a user or role target, or None."""
+    iam = ctx.client("iam")
+    try:
+        if target.kind == "role":
+            document = iam.get_role_policy(RoleName=target.id, PolicyName=policy_name)["PolicyDocument"]
+        else:
+            document = iam.get_user_policy(UserName=target.id, PolicyName=policy_name)["PolicyDocument"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    return normalize_policy(document)
+
+
+def put_inline_policy(ctx: ActionContext, target: Target, policy_name: str, document: Any) -> None:
+    iam = ctx.client("iam")
+    body = json.dumps(document)
+    if target.kind == "role":
+        iam.put_role_policy(RoleName=target.id, PolicyName=policy_name, PolicyDocument=body)
+    else:
+        iam.put_user_policy(UserName=target.id, PolicyName=policy_name, PolicyDocument=body)
+
+
+def delete_inline_policy(ctx: ActionContext, target: Target, policy_name: str) -> None:
+    iam = ctx.client("iam")
+    try:
+        if target.kind == "role":
+            iam.delete_role_policy(RoleName=target.id, PolicyName=policy_name)
+        else:
+            iam.delete_user_policy(UserName=target.id, PolicyName=policy_name)
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+
+
+# -- the registries -----------------------------------------------------------------------------
+
+
+def phases() -> dict[str, tuple[Action, ...]]:
+    """The three registries, in the order an incident runs them."""
+    from tasks import containment, eradication, recovery
+
+    return {"containment": containment.ACTIONS, "eradication": eradication.ACTIONS,
+            "recovery": recovery.ACTIONS}
+
+
+def registry() -> dict[str, Action]:
+    """Every registered action by name (containment, then eradication, then recovery order)."""
+    return {action.name: action for actions in phases().values() for action in actions}
+
+
+# -- running a plan -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One (action, target) pair of a response plan."""
+
+    action: Action
+    target: Target
+
+    @property
+    def label(self) -> str:
+        return f"{self.action.name}:{self.target.label}"
+
+
+def plan_steps(ctx: ActionContext, steps: Sequence[Step]) -> list[tuple[Step, Change | None]]:
+    """Read-only: every step's change (None when already done). Any guardrail refusal raises first."""
+    return [(step, step.action.plan(ctx, step.target)) for step in steps]
+
+
+def snapshot_evidence(
+    ctx: ActionContext, steps: Iterable[Step], investigation: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Store the investigation and the before-state of every principal `steps` touch; return item names."""
+    if ctx.evidence is None:
+        return []
+    stored: list[str] = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    if investigation is not None:
+        stored.append(ctx.evidence.put_json("investigation.json", dict(investigation)).name)
+    iam = ctx.client("iam")
+    seen: set[Principal] = set()
+    for step in steps:
+        principal = step.action.principal(step.target)
+        if principal is None or principal in seen:
+            continue
+        seen.add(principal)
+        with aws_errors(f"snapshot {principal.label}"):
+            state = snapshot_role(iam, principal.name) if principal.kind == "role" else snapshot_user(iam, principal.name)
+        stored.append(ctx.evidence.put_json(f"before-{stamp}-{principal.kind}-{principal.name}.json", state).name)
+    return stored
+
+
+def store_ledger(ctx: ActionContext) -> None:
+    """Copy the ledger to the evidence store (a new locked version each time in S3)."""
+    if ctx.evidence is not None and ctx.ledger.path.exists():
+        ctx.evidence.put("ledger.jsonl", ctx.ledger.read_bytes())
+
+
+def apply_steps(
+    ctx: ActionContext,
+    steps: Sequence[Step],
+    *,
+    investigation: Mapping[str, Any] | None = None,
+    after_each: Callable[[Step, LedgerEntry | None], None] | None = None,
+) -> list[LedgerEntry]:
+    """Apply and verify `steps` in order; return the ledger entries written by this run.
+
+    Guardrails are checked for every step before anything changes, and the principals' before-state
+    is stored as evidence before the first write. A rerun after a crash converges: steps already
+    done plan to None and write nothing. `after_each` is called after every step (progress, tests).
+    """
+    planned = plan_steps(ctx, steps)
+    written: list[LedgerEntry] = []
+    if any(change is not None for _, change in planned):
+        snapshot_evidence(ctx, [step for step, change in planned if change is not None], investigation)
+    try:
+        for step in steps:
+            entry = step.action.apply(ctx, step.target)
+            step.action.verify(ctx, step.target)
+            if entry is not None:
+                written.append(entry)
+            if after_each is not None:
+                after_each(step, entry)
+    finally:
+        if written:
+            store_ledger(ctx)
+    return written
+
+
+@dataclass
+class UndoReport:
+    undone: list[LedgerEntry] = field(default_factory=list)
+    skipped: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+
+
+def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoReport:
+    """Replay the incident's ledger in reverse: undo every applied change that supports it.
+
+    Changes that cannot be undone (deletions) are reported in `skipped` with the reason. In a
+    dry-run context nothing changes and every entry that would be undone is listed in `skipped`
+    with the reason "dry run".
+    """
+    report = UndoReport()
+    for entry in ctx.ledger.to_undo():
+        action = registry.get(entry.action)
+        if action is None:
+            report.skipped.append((entry, f"no action named {entry.action} is registered"))
+        elif action.undo_unsupported_reason is not None:
+            report.skipped.append((entry, action.undo_unsupported_reason))
+        elif ctx.dry_run:
+            report.skipped.append((entry, "dry run: would undo"))
+        else:
+            report.undone.append(action.undo(ctx, entry))
+    if report.undone:
+        store_ledger(ctx)
+    return report
