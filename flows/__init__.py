@@ -1,0 +1,1 @@
+"""Prefect flows: which tasks run in what order, and the approval pauses."""

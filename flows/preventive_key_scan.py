@@ -1,0 +1,180 @@
+"""Scheduled preventive scan: active long-lived, unused and never-used access keys, org-wide.
+
+    list_scan_targets ─► scan_account (one per account, in parallel) ─► assemble (pure)
+        ─► artifacts + JSON + diff with the previous scan ─► owner notifications
+        ─► [remediate only] approval pause ─► deactivate_access_key (never delete) ─► verify
+
+The CLI `keyresponse scan-keys` runs the same task bodies without a Prefect server.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, Field
+
+from keyresponse.errors import AwsCallError
+from keyresponse.keyscan import (
+    AccountFindings,
+    AccountScan,
+    Finding,
+    ScanPolicy,
+    ScanResult,
+    assemble_scan,
+    load_exceptions,
+    load_previous_scan,
+    render_markdown,
+    save_scan,
+    table_rows,
+)
+from keyresponse.notify import Notifier, RecordingNotifier
+from keyresponse.settings import get_settings
+from tasks.credential_report import (
+    DeactivationRecord,
+    ScanTarget,
+    deactivate_access_key_after_scan,
+    list_scan_targets,
+    scan_account,
+)
+
+
+class KeyDeactivationApproval(RunInput):
+    """The responder's answer. `approver` and `decision` are required and have no defaults, so an empty
+    resume is rejected by the server instead of approving silently."""
+
+    approver: str = Field(min_length=1, description="Name or e-mail of the person approving")
+    decision: Literal["approve", "deny"] = Field(description="approve: deactivate the keys listed; deny: do nothing")
+    reason: str = Field(default="", description="Ticket or justification")
+
+
+class KeyScanOutcome(BaseModel):
+    """What the flow returns: the scan, and what remediation did (if asked to)."""
+
+    result: ScanResult
+    saved_to: str
+    approval: dict[str, str] | None = None
+    deactivated: list[DeactivationRecord] = Field(default_factory=list)
+
+
+def scope_of(targets: list[ScanTarget], organization: bool) -> str:
+    own = targets[0].account_id if targets else "unknown"
+    return f"organization-{own}" if organization else f"account-{own}"
+
+
+def _approval_request(candidates: list[Finding]) -> str:
+    rows = [f"| `{f.account_id}` | `{f.user_name}` | `{f.access_key_id}` | {f.check.value} | {f.detail} |"
+            for f in candidates]
+    return "\n".join([
+        f"### Deactivate {len(candidates)} access key(s)?", "",
+        "Keys are set **Inactive** (reversible), never deleted. Owners were notified and their grace "
+        "period is over.", "", "| account | user | key | check | why |", "|---|---|---|---|---|", *rows])
+
+
+@flow(name="preventive_key_scan", description="Active long-lived / unused / never-used access keys, org-wide.")
+def preventive_key_scan(
+    max_age_days: int = 90,
+    unused_days: int = 45,
+    grace_days: int = 7,
+    organization: bool = False,
+    role_name: str | None = None,
+    assume_role_arn: str | None = None,
+    exceptions_file: str | None = None,
+    remediate: bool = False,
+    approval_timeout_s: int = 3600,
+    state_dir: str | None = None,
+) -> KeyScanOutcome:
+    """Scan one account, or every account of the Organization (`organization=True`, assuming `role_name`,
+    default `settings.response_role_name`, in each member). With `remediate`, keys past their grace
+    period are deactivated after a person approves."""
+    logger = get_run_logger()
+    settings = get_settings()
+    now = datetime.now(UTC).replace(microsecond=0)
+    policy = ScanPolicy(max_age_days=max_age_days, unused_days=unused_days, grace_days=grace_days,
+                        protected_principals=list(settings.protected_principals))
+    exceptions = load_exceptions(Path(exceptions_file)) if exceptions_file else []
+    home = Path(state_dir) if state_dir else settings.home
+    scans_dir = home / "scans"
+
+    targets = list_scan_targets(organization=organization, role_name=role_name or settings.response_role_name,
+                                assume_role_arn=assume_role_arn)
+    futures = scan_account.map(targets, policy=unmapped(policy), now=unmapped(now),
+                               assume_role_arn=unmapped(assume_role_arn))
+    accounts: list[AccountFindings] = []
+    for target, future in zip(targets, futures, strict=True):
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            accounts.append(state.result())
+        else:
+            accounts.append(AccountFindings(scan=AccountScan(
+                account_id=target.account_id, status="error", message=state.message or "the scan task failed")))
+
+    scope = scope_of(targets, organization)
+    result = assemble_scan(scope=scope, now=now, policy=policy, accounts=accounts, exceptions=exceptions,
+                           previous=load_previous_scan(scans_dir, scope))
+    saved = save_scan(result, scans_dir)
+    for account in result.accounts:
+        if account.status != "ok":
+            logger.warning("account %s not scanned: %s", account.account_id, account.message)
+        for problem in account.problems:
+            logger.warning("account %s, report line %d (%s): %s", problem.account_id, problem.line,
+                           problem.user, problem.message)
+    create_table_artifact(key="preventive-key-scan-findings", table=table_rows(result) or [{"finding": "none"}],
+                          description=f"Open findings of the preventive key scan ({scope})")
+    create_markdown_artifact(key="preventive-key-scan-summary", markdown=render_markdown(result),
+                             description=f"Preventive key scan summary ({scope})")
+    notifier: Notifier = RecordingNotifier(home / "notifications.jsonl")
+    for notification in result.notifications:
+        notifier.send(notification)
+    logger.info("%d open finding(s), %d new, %d resolved, %d notification(s); saved to %s",
+                len(result.findings), len(result.new), len(result.resolved), len(result.notifications), saved)
+
+    outcome = KeyScanOutcome(result=result, saved_to=str(saved))
+    if not remediate or not result.remediation_candidates:
+        return outcome
+    try:
+        approval = pause_flow_run(
+            wait_for_input=KeyDeactivationApproval.with_initial_data(
+                description=_approval_request(result.remediation_candidates)),
+            timeout=approval_timeout_s, poll_interval=2)
+    except FlowPauseTimeout:
+        logger.warning("no approval within %d s: no key was deactivated", approval_timeout_s)
+        return outcome
+    outcome.approval = approval.model_dump(include={"approver", "decision", "reason"})
+    logger.info("remediation %s by %s (%s)", approval.decision, approval.approver, approval.reason or "no reason")
+    if approval.decision != "approve":
+        _log_remediation(home, outcome)
+        return outcome
+
+    target_of = {t.account_id: t for t in targets}
+    failures = []
+    for finding in result.remediation_candidates:
+        state = deactivate_access_key_after_scan(finding, target_of[finding.account_id],
+                                                 list(policy.protected_principals), assume_role_arn,
+                                                 return_state=True)
+        if state.is_completed():
+            outcome.deactivated.append(state.result())
+        else:
+            failures.append(f"{finding.access_key_id}: {state.message}")
+    _log_remediation(home, outcome)
+    if failures:
+        raise AwsCallError(f"{len(failures)} key(s) could not be deactivated: " + "; ".join(failures))
+    return outcome
+
+
+def _log_remediation(home: Path, outcome: KeyScanOutcome) -> None:
+    """Append who decided what, and what changed (with the before-state), to the remediation ledger."""
+    home.mkdir(parents=True, exist_ok=True)
+    entry = {"scope": outcome.result.scope, "scanned_at": outcome.result.scanned_at.isoformat(),
+             "approval": outcome.approval,
+             "deactivated": [r.model_dump(mode="json") for r in outcome.deactivated]}
+    with (home / "remediation.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")

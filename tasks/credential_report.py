@@ -1,0 +1,257 @@
+"""Prefect tasks of the preventive key scan: reach each account, fetch its credential report, enrich, act.
+
+Every function here is a Prefect task whose plain body (`task.fn`) is what the CLI calls, so the
+flow and `keyresponse scan-keys` run the same code. Reads retry on throttling (safe); the one
+write, `deactivate_access_key_after_scan`, never retries blindly and verifies what it did.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect import task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task, exponential_backoff
+from pydantic import BaseModel, Field
+
+from keyresponse import aws
+from keyresponse.errors import AwsCallError, GuardrailRefusal, MissingPermission, VerificationFailed
+from keyresponse.keyscan import (
+    AccountFindings,
+    AccountScan,
+    CredentialReport,
+    CredentialReportError,
+    Finding,
+    ScanPolicy,
+    find_findings,
+    parse_credential_report,
+)
+
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+                              "SlowDown", "RequestThrottled", "Rate exceeded"})
+OWNER_TAG = "owner"
+SESSION_NAME = "keyresponse-key-scan"
+
+
+class ScanTarget(BaseModel):
+    """One account to scan, and the role to assume there (None: the scanner's own credentials)."""
+
+    account_id: str
+    name: str = ""
+    role_arn: str | None = None
+    status: str = "ACTIVE"
+
+
+def _is_throttling(exc: BaseException | None) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
+
+
+def retry_on_throttling(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect `retry_condition_fn`: retry only when AWS throttled us past boto3's own retries."""
+    try:
+        state.result()
+    except Exception as exc:
+        return _is_throttling(exc)
+    return False
+
+
+def _aws_error(exc: ClientError, doing: str) -> AwsCallError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = exc.response.get("Error", {}).get("Message", str(exc))
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return MissingPermission(f"{doing}: access denied ({message})")
+    return AwsCallError(f"{doing}: {code} {message}".strip())
+
+
+def base_session(assume_role_arn: str | None = None) -> boto3.Session:
+    """The scanner's session: the default chain, or a hub role (management / security-tooling account)."""
+    if not assume_role_arn:
+        return aws.session()
+    return _assumed(aws.session(), assume_role_arn)
+
+
+def _assumed(session: boto3.Session, role_arn: str) -> boto3.Session:
+    sts = aws.client("sts", boto_session=session)
+    try:
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+    except ClientError as exc:
+        raise _aws_error(exc, f"assuming {role_arn}") from exc
+    return aws.session(access_key_id=creds["AccessKeyId"], secret_access_key=creds["SecretAccessKey"],
+                       session_token=creds["SessionToken"])
+
+
+def session_for(target: ScanTarget, base: boto3.Session) -> boto3.Session:
+    return _assumed(base, target.role_arn) if target.role_arn else base
+
+
+@task(name="list_scan_targets", retries=3, retry_delay_seconds=exponential_backoff(2),
+      retry_condition_fn=retry_on_throttling)
+def list_scan_targets(
+    *, organization: bool = False, role_name: str = "", assume_role_arn: str | None = None
+) -> list[ScanTarget]:
+    """The caller's own account, or every account of its Organization (a role assumed in each member)."""
+    base = base_session(assume_role_arn)
+    try:
+        own = aws.client("sts", boto_session=base).get_caller_identity()["Account"]
+    except ClientError as exc:
+        raise _aws_error(exc, "reading the caller identity") from exc
+    if not organization:
+        return [ScanTarget(account_id=own, name="own account")]
+    org = aws.client("organizations", boto_session=base)
+    targets = []
+    try:
+        for page in org.get_paginator("list_accounts").paginate():
+            for account in page["Accounts"]:
+                member = account["Id"] != own
+                targets.append(ScanTarget(
+                    account_id=account["Id"], name=account.get("Name", ""), status=account.get("Status", "ACTIVE"),
+                    role_arn=f"arn:aws:iam::{account['Id']}:role/{role_name}" if member else None))
+    except ClientError as exc:
+        raise _aws_error(exc, "listing the accounts of the Organization") from exc
+    return sorted(targets, key=lambda t: (t.role_arn is not None, t.account_id))
+
+
+def fetch_report(iam: Any, account_id: str, *, timeout_s: float = 300.0, poll_s: float = 2.0) -> CredentialReport:
+    """Generate the credential report and wait until IAM serves it (ReportInProgress / NotPresent / Expired)."""
+    deadline = time.monotonic() + timeout_s
+    state = "none"
+    while True:
+        try:
+            state = iam.generate_credential_report().get("State", "")
+            if state == "COMPLETE":
+                answer = iam.get_credential_report()
+                content = answer["Content"]
+                return CredentialReport(
+                    account_id=account_id,
+                    content=content.decode("utf-8-sig") if isinstance(content, bytes) else content,
+                    generated_at=answer.get("GeneratedTime"))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in ("ReportInProgress", "ReportNotPresent", "ReportExpired", "ReportNotReady"):
+                raise _aws_error(exc, f"fetching the credential report of account {account_id}") from exc
+            state = code
+        if time.monotonic() + poll_s > deadline:
+            raise CredentialReportError(
+                f"the credential report of account {account_id} was not ready after {timeout_s:.0f} s "
+                f"(last answer: {state}); the other accounts were still scanned")
+        time.sleep(poll_s)
+
+
+def enrich(iam: Any, findings: list[Finding]) -> list[Finding]:
+    """Fill in access key ids and the owner tag, with two calls per flagged user (never per user scanned)."""
+    users = sorted({f.user_name for f in findings if f.check.value != "root_access_key"})
+    keys_of: dict[str, list[dict[str, Any]]] = {}
+    owner_of: dict[str, str | None] = {}
+    for user in users:
+        try:
+            metadata = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+            tags = iam.list_user_tags(UserName=user)["Tags"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":  # deleted since the report
+                continue
+            raise _aws_error(exc, f"reading the keys and tags of {user}") from exc
+        keys_of[user] = sorted(metadata, key=lambda k: k["CreateDate"])
+        owner_of[user] = next((t["Value"] for t in tags if t["Key"].lower() == OWNER_TAG), None)
+    for finding in findings:
+        finding.owner = owner_of.get(finding.user_name)
+        if finding.key_slot is None or finding.user_name not in keys_of:
+            continue
+        keys = keys_of[finding.user_name]
+        created = finding.key_created_at
+        match = next((k for k in keys if created and abs((k["CreateDate"] - created).total_seconds()) < 1.5), None)
+        if match is None and len(keys) >= finding.key_slot:
+            match = keys[finding.key_slot - 1]
+        finding.access_key_id = match["AccessKeyId"] if match else None
+    return findings
+
+
+@task(name="scan_account", task_run_name="scan_account:{target.account_id}", retries=2,
+      retry_delay_seconds=exponential_backoff(5), retry_jitter_factor=0.5, retry_condition_fn=retry_on_throttling)
+def scan_account(
+    target: ScanTarget,
+    policy: ScanPolicy,
+    now: datetime | None = None,
+    assume_role_arn: str | None = None,
+    report_timeout_s: float = 300.0,
+    poll_s: float = 2.0,
+) -> AccountFindings:
+    """Scan one account. Its own failures become an `error` entry so the other accounts still complete;
+    throttling that outlived boto3's retries is raised so Prefect retries the (read-only) task."""
+    now = now or datetime.now(UTC)
+    if target.status != "ACTIVE":
+        return AccountFindings(scan=AccountScan(account_id=target.account_id, status="skipped",
+                                                message=f"account status is {target.status}"))
+    try:
+        session = session_for(target, base_session(assume_role_arn))
+        iam = aws.client("iam", boto_session=session)
+        report = fetch_report(iam, target.account_id, timeout_s=report_timeout_s, poll_s=poll_s)
+        parsed = parse_credential_report(report.content, account_id=target.account_id)
+        findings = enrich(iam, find_findings(parsed, policy, now))
+    except ClientError as exc:
+        if _is_throttling(exc):
+            raise
+        return _failed(target, str(_aws_error(exc, f"scanning account {target.account_id}")))
+    except AwsCallError as exc:
+        if _is_throttling(exc.__cause__):
+            raise exc.__cause__ from None  # type: ignore[misc]
+        return _failed(target, str(exc))
+    except (CredentialReportError, BotoCoreError) as exc:
+        return _failed(target, str(exc))
+    return AccountFindings(
+        scan=AccountScan(account_id=target.account_id, status="ok", user_count=parsed.user_count,
+                         problems=parsed.problems, report_generated_at=report.generated_at),
+        findings=findings)
+
+
+def _failed(target: ScanTarget, message: str) -> AccountFindings:
+    return AccountFindings(scan=AccountScan(account_id=target.account_id, status="error", message=message))
+
+
+class DeactivationRecord(BaseModel):
+    """What the remediation did to one key; `before` is the status to restore on undo."""
+
+    account_id: str
+    user_name: str
+    access_key_id: str
+    before: str
+    after: str
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+@task(name="deactivate_access_key_after_scan",
+      task_run_name="deactivate_access_key:{finding.access_key_id}")
+def deactivate_access_key_after_scan(
+    finding: Finding,
+    target: ScanTarget,
+    protected: list[str],
+    assume_role_arn: str | None = None,
+) -> DeactivationRecord:
+    """Set the key Inactive (never delete it); "already inactive" is success; re-read to verify."""
+    if finding.user_name in protected or finding.user_arn in protected:
+        raise GuardrailRefusal(f"{finding.user_name} is a protected principal: its keys are never deactivated")
+    if not finding.access_key_id:
+        raise GuardrailRefusal(f"no access key id is known for {finding.fingerprint}: refusing to guess")
+    session = session_for(target, base_session(assume_role_arn))
+    caller = aws.client("sts", boto_session=session).get_caller_identity()
+    if caller.get("UserId") == finding.access_key_id or caller["Arn"].endswith(f":user/{finding.user_name}"):
+        raise GuardrailRefusal(f"{finding.access_key_id} is the scanner's own credential: refusing to deactivate it")
+    iam = aws.client("iam", boto_session=session)
+    user, key_id = finding.user_name, finding.access_key_id
+    try:
+        keys = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+        if key_id not in keys:
+            raise VerificationFailed(f"{key_id} no longer belongs to {user}; nothing was changed")
+        before = keys[key_id]
+        if before != "Inactive":
+            iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+        after = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    except ClientError as exc:
+        raise _aws_error(exc, f"deactivating {key_id} of {user}") from exc
+    if after.get(key_id) != "Inactive":
+        raise VerificationFailed(f"{key_id} of {user} is still {after.get(key_id)} after UpdateAccessKey")
+    return DeactivationRecord(account_id=finding.account_id, user_name=user, access_key_id=key_id,
+                              before=before, after="Inactive")
