@@ -60,9 +60,18 @@ def client(
     return sess.client(service, **kwargs)
 
 
-def aws_reachable() -> bool:
-    """True when AWS (or a sandbox) can be called without waiting: an endpoint or credentials are set."""
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        return True
-    creds = boto3.Session().get_credentials()
-    return creds is not None
+def session_for_account(account_id: str | None) -> boto3.Session:
+    """A session acting in `account_id`: the default one for the responder's own account, or the
+    configured response role assumed in a member account of the Organization."""
+    base = session()
+    if not account_id:
+        return base
+    sts = base.client("sts", config=client_config(3))
+    own = sts.get_caller_identity()["Account"]
+    if account_id == own:
+        return base
+    settings = get_settings()
+    role = f"arn:aws:iam::{account_id}:role/{settings.response_role_name}"
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="keyresponse")["Credentials"]
+    return session(access_key_id=creds["AccessKeyId"], secret_access_key=creds["SecretAccessKey"],
+                   session_token=creds["SessionToken"], region=base.region_name)

@@ -439,6 +439,40 @@ def _instance_types(events: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
+def default_window(logs: str | None, *, days: int = 90) -> Window:
+    """For a local folder of logs, the days it holds; otherwise the last `days` days."""
+    if logs and not logs.startswith("s3://"):
+        from pathlib import Path
+
+        from keyresponse.engines.duckdb_engine import find_units
+
+        held = sorted({u.day for u in find_units(Path(logs))[0] if u.day})
+        if held:
+            first = datetime.strptime(held[0], "%Y/%m/%d").replace(tzinfo=UTC)
+            last = datetime.strptime(held[-1], "%Y/%m/%d").replace(tzinfo=UTC) + timedelta(days=1)
+            return Window(first, last)
+    end = datetime.now(UTC)
+    return Window(end - timedelta(days=days), end)
+
+
+def open_engine(logs: str | None, kind: str | None = None) -> QueryEngine:
+    """DuckDB over `logs` (a folder or s3:// prefix), or Athena when `kind` is "athena"."""
+    from keyresponse.settings import get_settings
+
+    settings = get_settings()
+    if (kind or settings.engine) == "athena":
+        from keyresponse.engines.athena_engine import AthenaEngine
+
+        return AthenaEngine.from_settings()
+    from keyresponse.engines.duckdb_engine import DuckDBEngine
+    from keyresponse.errors import ConfigurationError
+
+    source = logs or settings.cloudtrail_logs
+    if not source:
+        raise ConfigurationError("no CloudTrail logs configured: set KEYRESPONSE_CLOUDTRAIL_LOGS or pass --logs")
+    return DuckDBEngine(source, cache_dir=settings.home / "cache")
+
+
 def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
                 progress: Callable[[str], None] | None = None) -> Investigation:

@@ -117,3 +117,28 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
     except (ClientError, BotoCoreError) as exc:
         facts.gaps.append(f"could not read the key's IAM record: {exc}")
     return facts
+
+
+def key_of_user(principal: str | None) -> str:
+    """The access key an alert about a user (not a key) most likely means: the user's active key used
+    most recently. AWS's quarantine-policy attach event names the user only."""
+    import boto3
+
+    from keyresponse.errors import InputError
+
+    if not principal:
+        raise InputError("the alert names neither an access key nor a user")
+    user = principal.rsplit("/", 1)[-1]
+    iam = boto3.Session().client("iam", config=_FAST)
+    try:
+        keys = [k for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"] if k["Status"] == "Active"]
+    except ClientError as exc:
+        raise InputError(f"cannot list the access keys of {user}: {exc}") from exc
+    if not keys:
+        raise InputError(f"user {user} has no active access key to respond to")
+
+    def last_used(meta: dict[str, Any]) -> datetime:
+        used = iam.get_access_key_last_used(AccessKeyId=meta["AccessKeyId"])["AccessKeyLastUsed"]
+        return used.get("LastUsedDate") or meta["CreateDate"]
+
+    return str(max(keys, key=last_used)["AccessKeyId"])

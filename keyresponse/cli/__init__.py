@@ -10,6 +10,8 @@ import typer
 from keyresponse.cli import contain as contain_cmd
 from keyresponse.cli import investigate as investigate_cmd
 from keyresponse.cli import policy as policy_cmd
+from keyresponse.cli import readiness as readiness_cmd
+from keyresponse.cli import report as report_cmd
 from keyresponse.cli import sandbox as sandbox_cmd
 from keyresponse.cli import scan_keys as scan_keys_cmd
 from keyresponse.cli import serve as serve_cmd
@@ -25,6 +27,8 @@ app = typer.Typer(
 )
 
 # --- commands --- (one line each; keep alphabetical within groups)
+app.command("readiness")(readiness_cmd.readiness)
+app.command("report")(report_cmd.report)
 app.command("serve-webhook")(serve_cmd.serve_webhook)
 app.command("investigate")(investigate_cmd.investigate)
 app.command("contain")(contain_cmd.contain)

@@ -10,22 +10,6 @@ import typer
 from keyresponse.cli._common import command, fail, print_json
 
 
-def _default_window(logs: str) -> tuple[str | None, str | None]:
-    """For a local folder, the days it holds; otherwise the last 90 days."""
-    if logs.startswith("s3://"):
-        return None, None
-    from datetime import datetime, timedelta
-
-    from keyresponse.engines.duckdb_engine import find_units
-
-    days = sorted({u.day for u in find_units(Path(logs))[0] if u.day})
-    if not days:
-        return None, None
-    first = datetime.strptime(days[0], "%Y/%m/%d")
-    last = datetime.strptime(days[-1], "%Y/%m/%d") + timedelta(days=1)
-    return first.strftime("%Y-%m-%dT00:00:00Z"), last.strftime("%Y-%m-%dT00:00:00Z")
-
-
 def _check_logs(logs: str) -> None:
     if logs.startswith("s3://"):
         return
@@ -51,7 +35,7 @@ def investigate(
     """Scope every credential derived from the key, and what they did; validate the key when AWS is reachable."""
     from rich.console import Console
 
-    from keyresponse.investigation import Window
+    from keyresponse.investigation import Window, default_window, open_engine
     from keyresponse.investigation import investigate as run_investigation
     from keyresponse.keys import validate_access_key_id
     from keyresponse.settings import get_settings
@@ -66,21 +50,14 @@ def investigate(
         if not logs:
             fail("--logs is required with the duckdb engine (a folder or s3://bucket/prefix)")
         _check_logs(logs)
-    if start is None and end is None and logs and engine == "duckdb":
-        start, end = _default_window(logs)
-    window = Window.parse(start, end)
+    if start is None and end is None and engine == "duckdb":
+        window = default_window(logs)
+    else:
+        window = Window.parse(start, end)
     console = Console(stderr=True)
     with console.status("validating the key…") as status:
         facts = validate_key(key, accounts_in_scope=settings.accounts_in_scope)
-        if engine == "duckdb":
-            from keyresponse.engines.duckdb_engine import DuckDBEngine
-
-            query_engine: Any = DuckDBEngine(logs, cache_dir=settings.home / "cache")
-        else:
-            from keyresponse.engines.athena_engine import AthenaEngine
-
-            query_engine = AthenaEngine.from_settings()
-        with query_engine:
+        with open_engine(logs, engine) as query_engine:
             result = run_investigation(query_engine, key, window, facts=facts, known_ips=known_ip or (),
                                        attacker_ips=attacker_ip or (), progress=status.update)
             payload = result.to_json()

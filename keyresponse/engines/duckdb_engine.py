@@ -117,13 +117,9 @@ def _quote(text: str) -> str:
 _LAYOUT = r"/AWSLogs/(?:o-[a-z0-9]+/)?([0-9]{12})/CloudTrail/([a-z0-9-]+)/([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]+$"
 
 
-def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file_column: bool = False) -> str:
-    """The SELECT that turns raw file objects (`source` yields `json`, `filename`) into table rows.
-
-    Partition columns come from the file's path in the trail layout, else from the record.
-    `unit_keys` maps a folder (with a trailing slash) to the unit key stored with its rows;
-    `file_column` adds the file's path as `_file`.
-    """
+def _record_columns(account: str, region: str, day: str) -> list[str]:
+    """The table's columns from `r` (a json_transform'ed record); partition columns from the
+    given expressions when they are not NULL, else from the record."""
     cols = [f"r.{key} AS {name}" for name, key in _STRING_FIELDS.items()]
     cols += [f"CAST(r.{key} AS VARCHAR) AS {name}" for name, key in _JSON_TEXT_FIELDS.items()]
     day_from_record = f"replace(substr({_EVENTTIME}, 1, 10), '-', '/')"
@@ -133,10 +129,21 @@ def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file
         "r.resources AS resources",
         "r.tlsDetails AS tlsdetails",
         "r.addendum AS addendum",
-        f"coalesce(nullif(regexp_extract(filename, {_quote(_LAYOUT)}, 1), ''), r.recipientAccountId) AS account",
-        f"coalesce(nullif(regexp_extract(filename, {_quote(_LAYOUT)}, 2), ''), r.awsRegion) AS region",
-        f"coalesce(nullif(regexp_extract(filename, {_quote(_LAYOUT)}, 3), ''), {day_from_record}) AS \"timestamp\"",
+        f"coalesce({account}, r.recipientAccountId) AS account",
+        f"coalesce({region}, r.awsRegion) AS region",
+        f"coalesce({day}, {day_from_record}) AS \"timestamp\"",
     ]
+    return cols
+
+
+def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file_column: bool = False) -> str:
+    """The SELECT that turns raw file objects (`source` yields `json`, `filename`) into table rows.
+
+    Partition columns come from the file's path in the trail layout, else from the record.
+    `unit_keys` maps a folder (with a trailing slash) to the unit key stored with its rows;
+    `file_column` adds the file's path as `_file`.
+    """
+    cols = _record_columns(*(f"nullif(regexp_extract(filename, {_quote(_LAYOUT)}, {i}), '')" for i in (1, 2, 3)))
     if unit_keys is not None:
         mapping = "MAP {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in unit_keys.items()) + "}"
         cols.append(f"{mapping}[regexp_replace(filename, '[^/]*$', '')] AS unit_key")
@@ -153,6 +160,31 @@ def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file
         " FROM (SELECT unnest(" + records + ") AS rec, filename FROM " + source + ")"
         " WHERE json_type(rec) = 'OBJECT')"
     )
+
+
+_LAYOUT_RE = re.compile(_LAYOUT)
+
+
+def _path_partitions(path: str) -> tuple[str | None, str | None, str | None]:
+    """account, region and day of a file in the trail layout (None each when it is not), as `_LAYOUT` in SQL."""
+    match = _LAYOUT_RE.search(path)
+    return (match.group(1), match.group(2), match.group(3)) if match else (None, None, None)
+
+
+def _segment_projection(source: str, *, single: bool) -> str:
+    """Table rows (with `_file`) from record segments: `source` yields `seg` (the text of one record
+    when `single`, else of several, comma-separated), `filename` and the path's `p_account`,
+    `p_region` and `p_day`. The same rows as `_projection` over the file, for those records."""
+    cols = [*_record_columns("p_account", "p_region", "p_day"), "filename AS _file"]
+    if single:
+        inner = f"SELECT json_transform(seg, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM {source}"
+    else:
+        inner = (
+            f"SELECT json_transform(rec, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM ("
+            "SELECT unnest(CAST(('[' || seg || ']')::JSON AS JSON[])) AS rec, filename, p_account, p_region, p_day"
+            f" FROM {source}) WHERE json_type(rec) = 'OBJECT'"
+        )
+    return "SELECT " + ",\n  ".join(cols) + f"\nFROM ({inner})"
 
 
 def _reader(files: Sequence[Path]) -> str:
@@ -662,24 +694,28 @@ class DuckDBEngine(QueryEngine):
 
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
         """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""
-        frame = pandas.DataFrame(rows, columns=["seg", "filename"])
+        parts = {f: _path_partitions(f) for f in {f for _, f in rows}}
+        frame = pandas.DataFrame({
+            "seg": pandas.Series([seg for seg, _ in rows], dtype=object),
+            "filename": pandas.Series([f for _, f in rows], dtype=object),
+            "p_account": pandas.Series([parts[f][0] for _, f in rows], dtype=object),
+            "p_region": pandas.Series([parts[f][1] for _, f in rows], dtype=object),
+            "p_day": pandas.Series([parts[f][2] for _, f in rows], dtype=object),
+        })
         del rows[:]
+        bad: list[str] = []
         self._con.register("_kr_segments", frame)
         try:
-            source = "(SELECT ('{\"Records\":[' || seg || ']}')::JSON AS json, filename FROM _kr_segments)"
-            try:
-                self._con.execute(f"INSERT INTO _kr_records {_projection(source, file_column=True)}")
+            try:  # nearly always one record per segment: no JSON array to build and unnest
+                self._con.execute(f"INSERT INTO _kr_records {_segment_projection('_kr_segments', single=True)}")
                 return []
             except duckdb.Error:
-                bad = [f for (f,) in self._con.execute(
-                    "SELECT DISTINCT filename FROM _kr_segments WHERE NOT json_valid('[' || seg || ']')"
-                ).fetchall()]
-                if not bad:
-                    raise
-            self._con.unregister("_kr_segments")
-            frame = frame[~frame["filename"].isin(bad)]
-            self._con.register("_kr_segments", frame)
-            self._con.execute(f"INSERT INTO _kr_records {_projection(source, file_column=True)}")
+                pass
+            bad = [f for (f,) in self._con.execute(
+                "SELECT DISTINCT filename FROM _kr_segments WHERE NOT json_valid('[' || seg || ']')"
+            ).fetchall()]
+            good = "(SELECT * FROM _kr_segments WHERE NOT list_contains($bad, filename))"
+            self._con.execute(f"INSERT INTO _kr_records {_segment_projection(good, single=False)}", {"bad": bad})
         finally:
             self._con.unregister("_kr_segments")
         for path in bad:  # cut at a nested {"eventVersion" ...: load it whole instead

@@ -20,11 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
-from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from isal import igzip
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Status of a scanned file.
 FAST = "fast"  # indexed; records can be cut out by byte search
@@ -34,11 +35,13 @@ SKIP = "skip"  # unreadable (corrupt gzip, unreadable file)
 MARKER = b'{"eventVersion"'
 _KEY_NAME = b'"accessKeyId"'
 _IP_NAME = b'"sourceIPAddress"'
-#: Bytes after a key name that must hold `:"value"` (access key ids are at most 128 chars).
-_KEY_LOOKAHEAD = 160
-_IP_LOOKAHEAD = 96
-#: After the key name: a string value without escapes, or any non-string value (ignored).
-_VALUE = re.compile(rb'\s*:\s*(?:"([^"\\]*)"|(null|true|false|[-0-9\[{]))')
+#: Bytes kept after a key name: enough for `:"` + a 20-character access key id + `"`; longer
+#: values are read in full by a second, targeted search.
+_KEY_LOOKAHEAD = 24
+_IP_LOOKAHEAD = 48
+#: The value after a key name: a JSON string without escapes, or any other JSON value (ignored).
+_VALUE = re.compile(rb'(?: ?):(?: ?)(?:"([^"\\]*)"|(null|true|false|[-0-9\[{]))')
+_OPEN = re.compile(rb'(?: ?):(?: ?)"')
 _PREFIX = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
 _EMPTY = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*\]\s*\}\s*\Z')
 _SPACE = b" \t\r\n"
@@ -66,25 +69,106 @@ def read_file(path: str) -> bytes:
     return raw
 
 
-def _values(data: bytes, name: bytes, lookahead: int) -> set[str] | None:
-    """The distinct string values of `name` keys in `data`; None if one of them is not plain."""
-    pieces = data.split(name)
-    if len(pieces) == 1:
-        return set()
-    heads = set(map(itemgetter(slice(0, lookahead)), islice(pieces, 1, None)))
-    del pieces
+def _heads_numpy(
+    data: bytes, wanted: tuple[bytes, ...]
+) -> tuple[set[bytes], list[int], set[bytes], list[int]] | None:
+    """The distinct heads (the `_KEY_LOOKAHEAD` / `_IP_LOOKAHEAD` bytes after each `"accessKeyId"` /
+    `"sourceIPAddress"`) and the positions of the heads that start with a `wanted` prefix, found
+    with whole-array numpy operations (one pass for the anchor byte `I` of both names, then work
+    per candidate only); None when a hash collision makes the result uncertain."""
+    arr = np.frombuffer(data, np.uint8)
+    size = len(arr)
+    edge = size - 128  # names starting after this are read by hand (the window would run off the end)
+    out: list[Any] = []
+    if edge <= 0:
+        cand = np.zeros(0, np.int64)
+    else:
+        window = sliding_window_view(arr, 64)  # row i: the 64 bytes from i (a view, no copy)
+        cand = np.flatnonzero(arr == _I)
+        cand = cand[(cand >= 16) & (cand < size - 2)]  # a FAST file's first name is past byte 16
+        after = arr[cand + 1]
+    for letter, offset, name, width in ((_d, 10, _KEY_NAME, _KEY_LOOKAHEAD), (_P, 7, _IP_NAME, _IP_LOOKAHEAD)):
+        heads: set[bytes] = set()
+        hits: list[int] = []
+        if len(cand):
+            starts = cand[after == letter] - offset
+            starts = starts[starts <= edge]
+            starts = starts[(arr[starts] == _QUOTE) & (arr[starts + len(name) - 1] == _QUOTE)]
+            starts = starts[(window[starts, :len(name)] == np.frombuffer(name, np.uint8)).all(axis=1)]
+            values = starts + len(name)
+            rows = window[values, :width]
+            if len(rows):
+                words = np.ascontiguousarray(rows).view(np.uint64)
+                digest = words[:, 0].copy()
+                for j in range(1, words.shape[1]):
+                    digest = digest * np.uint64(1_000_003) ^ words[:, j]
+                _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+                if not (rows == rows[first][inverse.ravel()]).all():
+                    return None
+                heads = {rows[i].tobytes() for i in first}
+                for prefix in wanted:
+                    if len(prefix) <= width:
+                        match = (rows[:, :len(prefix)] == np.frombuffer(prefix, np.uint8)).all(axis=1)
+                        hits += values[match].tolist()
+        p = data.find(name, max(edge + 1, 0))
+        while p >= 0:
+            p += len(name)
+            heads.add(data[p:p + width])
+            if wanted and data.startswith(wanted, p):
+                hits.append(p)
+            p = data.find(name, p)
+        for prefix in wanted:
+            if len(prefix) > width:
+                hits += _find_all(data, name + prefix, len(name))
+        out += [heads, sorted(set(hits))]
+    return out[0], out[1], out[2], out[3]
+
+
+_I, _d, _P, _QUOTE = ord("I"), ord("d"), ord("P"), ord('"')
+
+
+def _find_all(data: bytes, needle: bytes, shift: int) -> list[int]:
+    found: list[int] = []
+    p = data.find(needle)
+    while p >= 0:
+        found.append(p + shift)
+        p = data.find(needle, p + 1)
+    return found
+
+
+def _decode_heads(data: bytes, name: bytes, heads: set[bytes]) -> set[str] | None:
+    """The string values the heads begin; None when one is not plain (escapes, odd spacing)."""
     out: set[str] = set()
     for head in heads:
         match = _VALUE.match(head)
         if match is None:
-            # a key name followed by something else: inside a string (harmless) or a value
-            # longer than the look-ahead / with escapes (the index could miss it).
-            if head.lstrip(_SPACE)[:1] == b":":
+            if _OPEN.match(head) is None:
+                if head.lstrip(_SPACE)[:1] == b":":
+                    return None  # `"name" :` or a value after other whitespace
+                continue  # the name as a string value, e.g. in a list
+            # a string longer than the head (or with escapes): read each such value in full
+            full = _long_values(data, name + head)
+            if full is None:
                 return None
-            continue
-        if match.group(1) is not None:
+            out |= full
+        elif match.group(1) is not None:
             out.add(match.group(1).decode("utf-8"))
     return out
+
+
+def _long_values(data: bytes, prefix: bytes) -> set[str] | None:
+    values: set[str] = set()
+    p = data.find(prefix)
+    while p >= 0:
+        match = _LONG.match(data, p)
+        if match is None:
+            return None
+        values.add(match.group(1).decode("utf-8"))
+        p = data.find(prefix, match.end())
+    return values
+
+
+_LONG = re.compile(rb'"[A-Za-z]+"(?: ?):(?: ?)"([^"\\]*)"')
 
 
 def _tail_start(data: bytes) -> int:
@@ -132,28 +216,47 @@ def scan_file(path: str, wanted: list[bytes], index: bool) -> FileScan:
     if prefix is None or prefix.end() != first or tail < first:
         return FileScan(path, FULL, raw_bytes=len(data))
     if index:
-        keys = _values(data, _KEY_NAME, _KEY_LOOKAHEAD)
-        ips = _values(data, _IP_NAME, _IP_LOOKAHEAD) if keys is not None else None
+        prefixes = tuple(p + w for w in wanted for p in (b":", b": ")) if wanted else ()
+        found = _heads_numpy(data, prefixes)
+        if found is None:
+            return FileScan(path, FULL, raw_bytes=len(data))
+        key_heads, key_hits, ip_heads, ip_hits = found
+        keys = _decode_heads(data, _KEY_NAME, key_heads)
+        ips = _decode_heads(data, _IP_NAME, ip_heads) if keys is not None else None
         if keys is None or ips is None:
             return FileScan(path, FULL, raw_bytes=len(data))
         scan.keys, scan.ips = frozenset(keys), frozenset(ips)
-    seen: set[int] = set()
-    find, rfind = data.find, data.rfind
-    try:
+        hits = sorted(key_hits + ip_hits)
+    else:
+        hits = []
+        find = data.find
         for needle in wanted:
             hit = find(needle, first)
             while 0 <= hit < tail:
-                start = rfind(MARKER, 0, hit)
-                end = find(MARKER, hit)
-                if end < 0 or end > tail:
-                    end = tail
-                if start not in seen:
-                    seen.add(start)
-                    scan.segments.append((start, _strip_segment(data, start, end).decode("utf-8")))
-                hit = find(needle, end)
+                hits.append(hit)
+                hit = find(needle, hit + 1)
+        hits.sort()
+    try:
+        scan.segments = _segments(data, hits, tail)
     except UnicodeDecodeError:
         return FileScan(path, FULL, raw_bytes=len(data))
     return scan
+
+
+def _segments(data: bytes, hits: list[int], tail: int) -> list[tuple[int, str]]:
+    """(start, text) of the segment around each of the sorted `hits`, each segment once."""
+    out: list[tuple[int, str]] = []
+    find, rfind = data.find, data.rfind
+    end = -1
+    for hit in hits:
+        if hit < end or hit >= tail:
+            continue  # in the segment just cut
+        start = rfind(MARKER, 0, hit)
+        end = find(MARKER, hit)
+        if end < 0 or end > tail:
+            end = tail
+        out.append((start, _strip_segment(data, start, end).decode("utf-8")))
+    return out
 
 
 def scan_task(task: tuple[str, list[bytes], bool]) -> FileScan:

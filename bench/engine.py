@@ -1,0 +1,167 @@
+"""Benchmark: a cold investigation of one key on the DuckDB engine vs a naive DuckDB scan.
+
+    .venv/bin/python bench/engine.py [--logs DIR] [--events 5000000] [--repeat 1]
+
+Without --logs it simulates a pivot-chain scenario of --events events into /tmp/bench<N> (reused
+when ground_truth.json is there). Each approach runs in a fresh child process, so its time is cold
+(no index, no cache) and its peak RSS is its own (`ru_maxrss` of the child; the engine's scan
+workers are reported apart):
+
+  naive     DuckDB `read_json_objects` view over every file, one scoping query for the original
+            key (as in /work/shared/research/aws-local.md section 2)
+  engine    DuckDBEngine (indicator-driven materialisation), a scripted pivot loop -
+            key_activity_by_source_ip, derived_credentials, other_principals_by_source_ip for the
+            growing key/IP set (only ground-truth attacker keys and IPs are added) until no new key
+            appears - then the final queries for every key found
+  full      the same script on `materialise="full"` (the old Parquet ingest; slow, opt-in)
+
+It prints figures and never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL_QUERIES = ("key_events", "persistence_events", "data_access_events", "resources_created",
+                 "recon_errors", "key_activity_by_region", "key_activity_summary")
+
+NAIVE_SQL = """
+SELECT rec->>'eventName' AS event_name, rec->>'sourceIPAddress' AS source_ip,
+       regexp_extract(filename, '/CloudTrail/([a-z0-9-]+)/', 1) AS region,
+       count(*) AS events, min(rec->>'eventTime') AS first_seen, max(rec->>'eventTime') AS last_seen
+FROM (SELECT unnest(CAST(json->'Records' AS JSON[])) AS rec, filename
+      FROM read_json_objects($glob, format='auto', filename=true, maximum_object_size=268435456))
+WHERE rec->'userIdentity'->>'accessKeyId' = $key
+GROUP BY ALL
+"""
+
+
+def _rss_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def window(logs: Path) -> dict[str, str]:
+    """Partition and time bounds covering every day folder under `logs`."""
+    days = sorted({"/".join(p.parts[-3:]) for p in logs.glob("AWSLogs/*/CloudTrail/*/*/*/*") if p.is_dir()})
+    first = datetime.strptime(days[0], "%Y/%m/%d")
+    last = datetime.strptime(days[-1], "%Y/%m/%d") + timedelta(days=1)
+    return {"start_day": days[0], "end_day": days[-1],
+            "start_time": first.strftime("%Y-%m-%dT%H:%M:%SZ"), "end_time": last.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def child_naive(logs: Path) -> dict[str, Any]:
+    import duckdb
+
+    truth = json.loads((logs / "ground_truth.json").read_text())
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    start = time.perf_counter()
+    rows = con.execute(NAIVE_SQL, {"glob": str(logs / "AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz"),
+                                   "key": truth["compromised_access_key_id"]}).fetchall()
+    elapsed = time.perf_counter() - start
+    return {"total_s": elapsed, "groups": len(rows), "events": sum(r[3] for r in rows), "queries": []}
+
+
+def child_engine(logs: Path, materialise: str) -> dict[str, Any]:
+    from keyresponse.engines.duckdb_engine import DuckDBEngine
+
+    truth = json.loads((logs / "ground_truth.json").read_text())
+    attacker_keys = {c["access_key_id"] for c in truth["attacker_credentials"]}
+    attacker_ips = set(truth["attacker_ips"])
+    bounds = window(logs)
+    timings: list[tuple[str, float, int]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
+        start = time.perf_counter()
+        with DuckDBEngine(logs, cache_dir=Path(cache), materialise=materialise) as engine:
+            def run(name: str, **params: Any) -> list[dict[str, Any]]:
+                t0 = time.perf_counter()
+                rows = engine.run(name, {**params, **bounds})
+                timings.append((name, time.perf_counter() - t0, len(rows)))
+                return rows
+
+            keys = [truth["compromised_access_key_id"]]
+            ips: list[str] = []
+            iterations = 0
+            while True:
+                iterations += 1
+                before = set(keys)
+                by_ip = run("key_activity_by_source_ip", access_key_ids=keys)
+                ips += [r["source_ip"] for r in by_ip if r["source_ip"] in attacker_ips and r["source_ip"] not in ips]
+                derived = run("derived_credentials", access_key_ids=keys)
+                others = run("other_principals_by_source_ip", source_ips=ips or ["192.0.2.1"], access_key_ids=keys)
+                found = [r["access_key_id"] for r in derived] + [r["access_key_id"] for r in others]
+                keys += [k for k in dict.fromkeys(found) if k in attacker_keys and k not in keys]
+                if set(keys) == before:
+                    break
+            for name in FINAL_QUERIES:
+                run(name, access_key_ids=keys)
+            rows_in_table = engine._con.execute("SELECT count(*) FROM cloudtrail").fetchone()[0]
+        elapsed = time.perf_counter() - start
+    return {"total_s": elapsed, "iterations": iterations, "keys": len(keys), "ips": len(ips),
+            "rows_loaded": rows_in_table, "queries": timings}
+
+
+def child(approach: str, logs: Path) -> None:
+    result = child_naive(logs) if approach == "naive" else child_engine(logs, "full" if approach == "full" else "indicators")
+    own, workers = _rss_mb()
+    result.update(approach=approach, peak_rss_mb=own, workers_peak_rss_mb=workers)
+    print(json.dumps(result))
+
+
+def ensure_logs(logs: Path | None, events: int) -> Path:
+    if logs is not None:
+        return logs
+    out = Path(f"/tmp/bench{events // 1_000_000}m" if events >= 1_000_000 else f"/tmp/bench{events // 1000}k")
+    if not (out / "ground_truth.json").exists():
+        print(f"simulating {events:,} events into {out} (a few minutes for 5M) ...", flush=True)
+        subprocess.run([str(ROOT / ".venv/bin/keyresponse"), "simulate", "--scenario", "pivot-chain",
+                        "--events", str(events), "--out", str(out), "--end", "2026-11-20T00:00:00Z"], check=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--logs", type=Path, help="a simulator output folder (AWSLogs/ + ground_truth.json)")
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--approaches", default="naive,engine", help="comma-separated: naive, engine, full")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each approach")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.logs)
+        return
+    logs = ensure_logs(args.logs, args.events)
+    files = list(logs.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz"))
+    print(f"logs: {logs}  files: {len(files):,}  compressed: {sum(f.stat().st_size for f in files) / 1e6:,.1f} MB")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(args.repeat):
+        for approach in args.approaches.split(","):
+            out = subprocess.run([sys.executable, __file__, "--child", approach, "--logs", str(logs)],
+                                 capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            results.setdefault(approach, []).append(result)
+            extra = {k: v for k, v in result.items() if k not in ("queries", "approach", "total_s")}
+            print(f"{approach:7s} total {result['total_s']:7.2f} s  {extra}", flush=True)
+            for name, seconds, rows in result["queries"]:
+                print(f"    {name:32s} {seconds:7.3f} s  {rows:6d} rows")
+    if "naive" in results:
+        naive = min(r["total_s"] for r in results["naive"])
+        for approach, runs in results.items():
+            best = min(r["total_s"] for r in runs)
+            print(f"{approach:7s} best {best:7.2f} s  ({best / naive:.2f}x the naive scan's {naive:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""POST-INCIDENT: keep the record as evidence, render the report, publish it to the Prefect UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.logging import get_run_logger
+
+from keyresponse.evidence import open_store
+from keyresponse.settings import get_settings
+
+
+@task(name="store_incident_record", task_run_name="store_incident_record:{incident_id}", retries=2,
+      retry_delay_seconds=[1, 5])
+def store_incident_record(incident_id: str, record: dict[str, Any]) -> str:
+    """incident.json into the evidence store (S3 with Object Lock, or the local folder), in the manifest."""
+    from keyresponse.aws import client
+
+    settings = get_settings()
+    store = open_store(incident_id, s3=client("s3") if settings.evidence_bucket else None, settings=settings)
+    store.put_json("incident.json", record)
+    local = settings.home / "incidents" / incident_id / "incident.json"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    import json
+
+    local.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return store.location
+
+
+@task(name="render_report", task_run_name="render_report:{incident_id}")
+def render_report(incident_id: str, record: dict[str, Any]) -> dict[str, str]:
+    """report.md, report.html, incident.json and the queries as runnable .sql files; the UI artifacts."""
+    from keyresponse.incident import Incident
+    from keyresponse.report import publish_artifacts, write_report
+
+    incident = Incident.model_validate(record)
+    out = get_settings().home / "incidents" / incident_id / "report"
+    paths = write_report(incident, out)
+    publish_artifacts(incident)
+    return {name: str(Path(p)) for name, p in paths.items()} if isinstance(paths, dict) else {"out": str(out)}
+
+
+@flow(name="post-incident", flow_run_name="post-incident:{incident_id}")
+def post_incident(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Evidence first (it must survive a failing renderer), then the report."""
+    location = store_incident_record(incident_id, record)
+    report = render_report(incident_id, record)
+    get_run_logger().info("incident %s: evidence at %s, report %s", incident_id, location, report)
+    return {"evidence": location, "report": report}

@@ -1,0 +1,160 @@
+"""The response DAG: one run per incident, the NIST 800-61 phases in order.
+
+    alert ─► validate ─► [early containment of the key, high-confidence alerts only]
+          ─► scope ─► impact ─► containment ─► eradication ─► recovery ─► post-incident
+
+Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
+A denial or a timeout stops the response there (nothing more changes) and the report says so.
+"Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
+about one key never race: the run holds a global concurrency slot named after the key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from flows.analysis import analysis
+from flows.containment import containment
+from flows.eradication import eradication
+from flows.post_incident import post_incident
+from flows.recovery import recovery
+from keyresponse.alerts import Alert
+from keyresponse.settings import get_settings
+from tasks.analysis import validate_key_task
+
+EARLY_CONTAINMENT = ["deactivate_access_key", "attach_session_revocation_policy", "tag_principal"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key_lock(access_key_id: str) -> str:
+    """A global concurrency limit of 1 named after the key (created on first use)."""
+    name = f"keyresponse-key-{access_key_id}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except Exception:
+                client.read_global_concurrency_limit_by_name(name)
+    return name
+
+
+def _alert_summary(alert: Alert) -> dict[str, Any]:
+    data = alert.model_dump(mode="json", exclude={"raw", "high_confidence"})
+    data["observed_at"] = alert.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return data
+
+
+def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
+    if dry_run:
+        return "dry_run"
+    for phase in ("containment", "eradication", "recovery"):
+        outcome = phases.get(phase)
+        if outcome and outcome["status"] in ("denied", "timed_out"):
+            return outcome["status"]
+    if phases.get("recovery", {}).get("status") in ("applied", "nothing_to_do"):
+        return "recovered"
+    if phases.get("eradication", {}).get("status") in ("applied", "nothing_to_do"):
+        return "eradicated"
+    return "contained"
+
+
+@flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True)
+def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run: bool = False,
+                           logs: str | None = None, require_approval: bool = True) -> dict[str, Any]:
+    """Respond to one exposed key, from the alert to the report. Returns the incident record."""
+    log = get_run_logger()
+    settings = get_settings()
+    incident_id = incident_id or alert.incident_id
+    received = _now()
+    key = alert.access_key_id
+    if key is None:
+        from keyresponse.validation import key_of_user
+
+        key = key_of_user(alert.principal)
+        log.info("alert names no key; %s is the user's most recently used active key", key)
+    record: dict[str, Any] = {
+        "incident_id": incident_id, "status": "failed", "dry_run": dry_run, "alert": _alert_summary(alert),
+        "investigation": None, "plans": {}, "ledger": [], "approvals": [], "events": [], "readiness": [],
+        "timeline": {"first_malicious_at": None, "detected_at": _alert_summary(alert)["observed_at"],
+                     "alert_received_at": received, "analysis_completed_at": None, "contained_at": None,
+                     "eradicated_at": None, "recovered_at": None, "closed_at": None},
+        "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
+        "ui_url": settings.ui_url,
+    }
+    with concurrency(_key_lock(key), occupy=1, strict=True):
+        facts = validate_key_task(key)
+        if facts.get("is_ours") is False:
+            record["status"] = "not_ours"
+            record["investigation"] = {"access_key_id": key, "account_id": facts.get("account_id"), "key": facts}
+            return _close(incident_id, record)
+        phases: dict[str, dict[str, Any]] = {}
+        if alert.high_confidence and settings.auto_contain and not dry_run:
+            early = {"access_key_id": key, "account_id": facts.get("account_id"),
+                     "principal_arn": facts.get("owner_arn"),
+                     "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
+                                      "parent": None, "principal_arn": facts.get("owner_arn")}],
+                     "persistence": [], "resources_created": [], "regions": []}
+            outcome = containment(incident_id, early, dry_run=False, approval=False, only=EARLY_CONTAINMENT)
+            _record_phase(record, "early_containment", outcome)
+            record["timeline"]["contained_at"] = _now()
+            log.info("high-confidence alert: %s contained before scoping", key)
+        investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts)
+        record["events"] = investigation.pop("events", [])
+        record["investigation"] = investigation
+        record["timeline"]["analysis_completed_at"] = _now()
+        record["timeline"]["first_malicious_at"] = investigation.get("first_seen")
+        if investigation["verdict"] == "benign":
+            log.info("verdict benign (the owner's own use): no containment; report only")
+            record["status"] = "closed"
+            return _close(incident_id, record)
+        for phase, run in (("containment", containment), ("eradication", eradication), ("recovery", recovery)):
+            outcome = run(incident_id, investigation, dry_run=dry_run, approval=require_approval)
+            phases[phase] = outcome
+            _record_phase(record, phase, outcome)
+            if outcome["status"] == "applied" or outcome["status"] == "nothing_to_do":
+                stamp = {"containment": "contained_at", "eradication": "eradicated_at",
+                         "recovery": "recovered_at"}[phase]
+                record["timeline"][stamp] = record["timeline"][stamp] or _now()
+            if outcome["status"] in ("denied", "timed_out", "dry_run"):
+                break
+        record["status"] = _status(phases, dry_run)
+    return _close(incident_id, record)
+
+
+def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -> None:
+    name = "containment" if phase == "early_containment" else phase
+    record["plans"].setdefault(name, []).extend(
+        {"action": c["action"], "target": c["target"], "summary": c["summary"],
+         "requires_approval": c["requires_approval"]} for c in outcome["plan"]["changes"])
+    record["ledger"].extend(outcome["ledger"])
+    if outcome.get("approval"):
+        record["approvals"].append(outcome["approval"])
+
+
+def _alert_ips(alert: Alert) -> list[str]:
+    """A GuardDuty finding names the caller's IP: a hint for scoping, never the only evidence."""
+    try:
+        action = alert.raw.get("detail", alert.raw)["service"]["action"]["awsApiCallAction"]
+        ip = action["remoteIpDetails"]["ipAddressV4"]
+    except (KeyError, TypeError, AttributeError):
+        return []
+    return [ip] if isinstance(ip, str) else []
+
+
+def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    record["timeline"]["closed_at"] = _now()
+    post_incident(incident_id, record)
+    return record

@@ -1,0 +1,117 @@
+"""The response DAG end to end on a real Prefect server, against its own sandbox and simulated attack."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyresponse.alerts import normalize
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.server import admin_client
+from keyresponse.sandbox.simulate import run_simulation
+from keyresponse.settings import get_settings
+
+END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, box: MotoSandbox, out: Path, truth: dict[str, Any], home: Path) -> None:
+        self.box, self.out, self.truth, self.home = box, out, truth, home
+
+    def alert(self, name: str) -> Any:
+        payload = json.loads((self.out / "alerts" / f"{name}.json").read_text())
+        return normalize(name if name != "generic" else "generic", payload)[0]
+
+
+@pytest.fixture(scope="module")
+def world(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    saved = dict(os.environ)
+    with MotoSandbox() as box:
+        account = seed_account(box)
+        out = tmp_path_factory.mktemp("respond")
+        result = run_simulation(scenario="pivot-chain", out=out / "logs", events=3000, sandbox=box, anchor=END,
+                                processes=1)
+        home = out / "home"
+        os.environ.update(box.env())
+        os.environ.update({
+            "AWS_ACCESS_KEY_ID": account.responder.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": account.responder.secret_access_key,
+            "KEYRESPONSE_HOME": str(home), "KEYRESPONSE_CLOUDTRAIL_LOGS": str(out / "logs"),
+            "KEYRESPONSE_PROTECTED_PRINCIPALS": '["break-glass"]',
+            "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1", "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "120",
+        })
+        get_settings.cache_clear()
+        try:
+            yield World(box, out / "logs", result.ground_truth, home)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
+
+
+def _paused_runs(client: Any) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+        type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
+
+
+def run_with_answers(alert: Any, answers: list[dict[str, str]], **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
+    """Run the flow in a thread; answer each approval pause in turn from this thread."""
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.respond_to_exposed_key import respond_to_exposed_key
+
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", respond_to_exposed_key(alert, **kwargs)))
+    thread.start()
+    descriptions: list[str] = []
+    pending = list(answers)
+    deadline = time.monotonic() + 240
+    with get_client(sync_client=True) as client:
+        while thread.is_alive() and time.monotonic() < deadline:
+            paused = _paused_runs(client)
+            if paused and pending:
+                run = paused[0]
+                keys = run.state.state_details.run_input_keyset or {}
+                if "description" in keys:
+                    descriptions.append(str(client.read_flow_run_input(run.id, keys["description"])))
+                resume_flow_run(run.id, run_input=pending.pop(0))
+            time.sleep(0.3)
+    thread.join(30)
+    assert "r" in result, "the flow did not finish"
+    return result["r"], descriptions
+
+
+def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(world: World) -> None:
+    alert = world.alert("guardduty")
+    approve = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42"}
+    record, descriptions = run_with_answers(alert, [approve, approve, approve])
+    assert record["status"] == "recovered", record["status"]
+    assert [a["approver"] for a in record["approvals"]] == ["ana@example.com"] * 3
+    assert "deactivate_access_key" in descriptions[0]
+    iam = admin_client(world.box.endpoint, "iam")
+    original = world.truth["compromised_access_key_id"]
+    owner = world.truth["owner"]["user_name"]
+    statuses = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=owner)["AccessKeyMetadata"]}
+    assert statuses.get(original) in ("Inactive", None)
+    for cred in world.truth["attacker_credentials"]:
+        if cred["kind"] == "access_key":
+            user = cred["principal_arn"].rsplit("/", 1)[1]
+            keys = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+            assert cred["access_key_id"] not in keys, "attacker-created key still exists"
+    functions = {f["FunctionName"] for f in admin_client(world.box.endpoint, "lambda").list_functions()["Functions"]}
+    assert "cost-optimizer" not in functions
+    report = world.home / "incidents" / record["incident_id"] / "report"
+    assert (report / "report.html").exists()

@@ -1,0 +1,175 @@
+"""Indicator-driven materialisation: every query returns what full materialisation returns, the byte
+scanner indexes and cuts records exactly, odd files fall back to DuckDB's reader, the index is reused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyresponse.engines import duckdb_engine, indicators
+from keyresponse.engines.duckdb_engine import DuckDBEngine, indicator_filters
+from keyresponse.engines.layout import write_trail_files
+from keyresponse.queries import Query, registry
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cloudtrail"
+WIDE = {"start_day": "2022/01/01", "end_day": "2026/12/31",
+        "start_time": "2022-01-01T00:00:00Z", "end_time": "2027-01-01T00:00:00Z"}
+
+
+def params_for(query: Query, keys: list[str], ips: list[str], window: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, param in query.params.items():
+        if name == "access_key_ids":
+            values[name] = keys
+        elif name == "source_ips":
+            values[name] = ips
+        elif param.type == "array(varchar)":
+            values[name] = []
+        elif name == "after_time":
+            values[name] = window["start_time"]
+        else:
+            values[name] = window[name]
+    return values
+
+
+def assert_same_results(logs: Path, tmp: Path, cases: list[tuple[list[str], list[str]]], window: dict[str, str],
+                        **options: Any) -> int:
+    """Every query for every (keys, ips) case on both paths; the number of non-empty results."""
+    non_empty = 0
+    with DuckDBEngine(logs, cache_dir=tmp / "full", materialise="full") as full, \
+            DuckDBEngine(logs, cache_dir=tmp / "indicators", **options) as fast:
+        for keys, ips in cases:
+            for name, query in registry().items():
+                params = params_for(query, keys, ips, window)
+                expected = full.run(name, params)
+                assert fast.run(name, params) == expected, (name, keys, ips)
+                non_empty += bool(expected)
+        assert fast.logging_gaps == full.logging_gaps
+    return non_empty
+
+
+def records(name: str) -> list[dict[str, Any]]:
+    return list(json.loads((FIXTURES / name).read_text())["Records"])
+
+
+@pytest.fixture(scope="module")
+def fixture_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fixture-logs")
+    write_trail_files(records("stratus_red_team_detonation_logs.json"), root)
+    write_trail_files(records("panther_analysis_cloudtrail_rule_tests.trimmed.json"), root)
+    return root
+
+
+def test_every_query_matches_full_materialisation_on_the_fixtures(fixture_logs: Path, tmp_path: Path) -> None:
+    recs = records("stratus_red_team_detonation_logs.json") + records("panther_analysis_cloudtrail_rule_tests.trimmed.json")
+    keys = sorted({r["userIdentity"]["accessKeyId"] for r in recs
+                   if isinstance(r.get("userIdentity"), dict) and isinstance(r["userIdentity"].get("accessKeyId"), str)})
+    ips = sorted({r["sourceIPAddress"] for r in recs if isinstance(r.get("sourceIPAddress"), str)})
+    assert len(keys) > 5 and len(ips) > 5
+    cases = [([k], [ip]) for k, ip in zip(keys[::7], ips[::7], strict=False)] + [(keys, ips), (keys[:3], ips[:3])]
+    assert assert_same_results(fixture_logs, tmp_path, cases, WIDE) > 20
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from keyresponse.sandbox import MotoSandbox
+    from keyresponse.sandbox.simulate import run_simulation
+
+    out = tmp_path_factory.mktemp("pivot-chain")
+    with MotoSandbox() as box:
+        run_simulation(scenario="pivot-chain", out=out, events=50_000, sandbox=box,
+                       anchor=datetime(2026, 11, 20, tzinfo=UTC))
+    yield out
+
+
+@pytest.mark.slow
+def test_every_query_matches_full_materialisation_on_50k_simulated_events(
+    simulated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_engine, "PARALLEL_MIN_BYTES", 0)  # the worker pool, even on small files
+    truth = json.loads((simulated / "ground_truth.json").read_text())
+    keys = [c["access_key_id"] for c in truth["attacker_credentials"]]
+    ips = list(truth["attacker_ips"])
+    window = {"start_day": "2026/11/17", "end_day": "2026/11/20",
+              "start_time": "2026-11-17T00:00:00Z", "end_time": "2026-11-21T00:00:00Z"}
+    cases = [([keys[0]], []), ([keys[0]], ips[:2]), (keys[:3], ips), (keys, ips), (keys, []), ([], ips)]
+    assert assert_same_results(simulated, tmp_path, cases, window, workers=2) > 20
+
+
+def test_only_filters_by_indicators_when_every_use_is_a_contains_filter() -> None:
+    assert indicator_filters("SELECT 1 FROM cloudtrail WHERE contains(:access_key_ids, useridentity.accesskeyid)") \
+        == ("access_key_ids",)
+    assert indicator_filters(
+        "SELECT 1 FROM cloudtrail WHERE contains(:source_ips, sourceipaddress)"
+        " AND NOT contains(:access_key_ids, coalesce(useridentity.accesskeyid, ''))") == ("source_ips",)
+    assert indicator_filters("SELECT 1 FROM cloudtrail WHERE NOT contains(:access_key_ids, useridentity.accesskeyid)") \
+        is None
+    assert indicator_filters("SELECT 1 FROM cloudtrail WHERE cardinality(:access_key_ids) > 0") is None
+    assert indicator_filters("SELECT count(*) FROM cloudtrail") is None
+    for name, query in registry().items():
+        assert indicator_filters(query.body), name  # every query file is served by indicators
+
+
+def write(path: Path, text: str) -> str:
+    path.write_bytes(gzip.compress(text.encode()))
+    return str(path)
+
+
+def rec(key: str, ip: str, n: int, first: str = '"eventVersion":"1.08",') -> str:
+    return ('{' + first + f'"userIdentity":{{"type":"IAMUser","accessKeyId":"{key}"}},"eventTime":"2024-07-30T00:00:0{n}Z",'
+            f'"eventName":"E{n}","sourceIPAddress":"{ip}","eventID":"id{n}"}}')
+
+
+def test_scanner_indexes_and_cuts_records(tmp_path: Path) -> None:
+    long_ip = "2001:0db8:85a3:0000:0000:8a2e:0370:7334-and-more"
+    body = '{"Records":[' + ",".join([rec("AKIAAAAAAAAAAAAAAAA1", "1.2.3.4", 1), rec("AKIAAAAAAAAAAAAAAAA2", long_ip, 2),
+                                      rec("AKIAAAAAAAAAAAAAAAA1", "5.6.7.8", 3)]) + ']}'
+    path = write(tmp_path / "a.json.gz", body)
+    scan = indicators.scan_file(path, indicators.needles(["AKIAAAAAAAAAAAAAAAA1"]), True)
+    assert scan.status == indicators.FAST
+    assert scan.keys == {"AKIAAAAAAAAAAAAAAAA1", "AKIAAAAAAAAAAAAAAAA2"}
+    assert scan.ips == {"1.2.3.4", long_ip, "5.6.7.8"}
+    assert [json.loads(text)["eventID"] for _, text in scan.segments] == ["id1", "id3"]
+    again = indicators.scan_file(path, indicators.needles([long_ip]), False)
+    assert [json.loads(text)["eventID"] for _, text in again.segments] == ["id2"]
+
+
+def test_scanner_sends_odd_files_to_duckdb_and_skips_corrupt_ones(tmp_path: Path) -> None:
+    no_version_first = write(tmp_path / "b.json.gz", '{"Records":[' + rec("AKIAAAAAAAAAAAAAAAA1", "1.2.3.4", 1, "") + ']}')
+    bare_list = write(tmp_path / "c.json.gz", "[" + rec("AKIAAAAAAAAAAAAAAAA1", "1.2.3.4", 1) + "]")
+    escaped = write(tmp_path / "d.json.gz", '{"Records":[' + rec("AKIA\\u0041AAAAAAAAAAAAAA1", "1.2.3.4", 1) + ']}')
+    empty = write(tmp_path / "e.json.gz", '{"Records": []}')
+    corrupt = tmp_path / "f.json.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00not gzip")
+    for path in (no_version_first, bare_list, escaped):
+        assert indicators.scan_file(path, [], True).status == indicators.FULL, path
+    assert indicators.scan_file(empty, [], True).keys == frozenset()
+    assert indicators.scan_file(str(corrupt), [], True).status == indicators.SKIP
+
+
+def test_a_second_engine_reuses_the_index_and_reads_only_files_holding_the_indicators(
+    fixture_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "AKIA30BEZSJBVKOFKZW0"  # Stratus iam-backdoor-user
+    params = params_for(registry()["key_events"], [key], [], WIDE)
+    with DuckDBEngine(fixture_logs, cache_dir=tmp_path) as engine:
+        first = engine.run("key_events", params)
+    scanned: list[str] = []
+    original = indicators.scan_task
+
+    def counting(task: tuple[str, list[bytes], bool]) -> indicators.FileScan:
+        scanned.append(task[0])
+        return original(task)
+
+    monkeypatch.setattr(duckdb_engine, "scan_task", counting)
+    with DuckDBEngine(fixture_logs, cache_dir=tmp_path) as engine:
+        assert engine.run("key_events", params) == first
+        assert engine.run("key_events", params) == first  # nothing new to read
+    holding = [p for p in fixture_logs.rglob("*.json.gz") if key.encode() in gzip.decompress(p.read_bytes())]
+    assert sorted(scanned) == sorted(str(p) for p in holding) and first

@@ -1,0 +1,358 @@
+"""The incident report: golden files, attacker text kept inert, numbers traced to the record, outcomes.
+
+The fixed incident is `tests/fixtures/incidents/pivot_chain_incident.json` (a real pivot-chain
+simulator run; `build_pivot_chain.py` beside it says how it was made). After an intended change
+to the report, regenerate the golden files and read the diff before committing:
+
+    .venv/bin/python -c "
+    from pathlib import Path
+    from keyresponse.report import load_incident, render_json, render_markdown
+    d = Path('tests/fixtures/incidents')
+    i = load_incident(d / 'pivot_chain_incident.json')
+    (d / 'pivot_chain_incident.golden.md').write_text(render_markdown(i))
+    (d / 'pivot_chain_incident.golden.json').write_text(render_json(i))"
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlglot
+from typer.testing import CliRunner
+
+from keyresponse.incident import Incident, make_incident
+from keyresponse.queries import get_query
+from keyresponse.report import (
+    artifact_key,
+    build_context,
+    categorize,
+    human_duration,
+    load_incident,
+    md_escape,
+    query_runs,
+    recommendations,
+    render_html,
+    render_json,
+    render_markdown,
+    write_report,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "incidents"
+SCRIPT_UA = '<script>alert("owned")</script>'
+HTML_RESOURCE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return json.loads((FIXTURES / "pivot_chain_incident.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def incident() -> Incident:
+    return load_incident(FIXTURES / "pivot_chain_incident.json")
+
+
+@pytest.fixture(scope="module")
+def html(incident: Incident) -> str:
+    return render_html(incident)
+
+
+class Page(HTMLParser):
+    """The elements, attributes and text of an HTML document, and row counts per `data-section` table."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.rows: Counter[str] = Counter()
+        self.figures: dict[str, str] = {}
+        self._section: list[str | None] = []
+        self._in_tbody = False
+        self._figure: str | None = None
+        self._value = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if tag in ("table", "ol", "ul"):
+            self._section.append(attributes.get("data-section"))
+        if tag == "tbody":
+            self._in_tbody = True
+        section = self._section[-1] if self._section else None
+        if section and ((tag == "tr" and self._in_tbody) or (tag == "li" and self._section[-1] == section)):
+            self.rows[section] += 1
+        if "data-figure" in attributes:
+            self._figure = attributes["data-figure"]
+        if self._figure and attributes.get("class") == "value":
+            self._value = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("table", "ol", "ul") and self._section:
+            self._section.pop()
+        if tag == "tbody":
+            self._in_tbody = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._value and self._figure:
+            self.figures[self._figure] = data.strip()
+            self._value, self._figure = False, None
+
+
+# -- golden files -----------------------------------------------------------------------------------
+
+
+def test_markdown_matches_the_golden_file(incident: Incident) -> None:
+    assert render_markdown(incident) == (FIXTURES / "pivot_chain_incident.golden.md").read_text()
+
+
+def test_json_matches_the_golden_file(incident: Incident) -> None:
+    assert render_json(incident) == (FIXTURES / "pivot_chain_incident.golden.json").read_text()
+
+
+def test_json_holds_the_record_unchanged_and_round_trips(raw: dict[str, Any], incident: Incident) -> None:
+    data = json.loads(render_json(incident))
+    assert {k: v for k, v in data.items() if k != "report"} == raw
+    assert load_incident(FIXTURES / "pivot_chain_incident.golden.json") == incident
+
+
+# -- attacker text is inert ----------------------------------------------------------------------------
+
+
+def test_attacker_strings_are_inert_text_in_the_html(html: str) -> None:
+    page = Page(html)
+    assert not [tag for tag, _ in page.tags if tag in ("script", "iframe", "object", "embed", "link")]
+    assert not [(tag, a) for tag, a in page.tags if any(name.startswith("on") for name in a)]
+    assert not [a for tag, a in page.tags if tag == "img"]  # the only images are inline SVG
+    text = "".join(page.text)
+    assert SCRIPT_UA in text and HTML_RESOURCE in text  # shown, as text
+    assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_html_is_self_contained(html: str) -> None:
+    page = Page(html)
+    for _tag, attributes in page.tags:
+        for name in ("src", "href"):
+            assert not (attributes.get(name) or "").startswith(("http", "//")), attributes
+    assert "@import" not in html and "url(" not in html
+
+
+def test_attacker_strings_are_neutralised_in_the_markdown(incident: Incident) -> None:
+    md = render_markdown(incident)
+    assert "<script" not in md and "<img" not in md and "onerror=alert(1)&gt;" in md
+    assert "&lt;script&gt;alert(\"owned\")&lt;/script&gt;" in md
+    ua_rows = [line for line in md.splitlines() if "Mozilla/5.0" in line]
+    assert ua_rows and all(line.count(" | ") == 2 for line in ua_rows)  # still three cells
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a|b", r"a\|b"), ("`x`", r"\`x\`"), ("<b>&", "&lt;b&gt;&amp;"), ("two\nlines\r\nhere", "two lines here"),
+    ("[x](javascript:alert(1))", r"\[x\](javascript:alert(1))"), ("http://evil.example", "http&#58;//evil.example"),
+])
+def test_md_escape_neutralises_markdown_and_html(text: str, expected: str) -> None:
+    assert md_escape(text) == expected
+
+
+def test_code_blocks_cannot_be_closed_by_their_content() -> None:
+    incident = make_incident(ledger=[{"incident_id": "ir-test", "action": "tag_principal",
+                                      "target": {"kind": "user", "id": "u"}, "before": {"tag": "```\n<script>"},
+                                      "after": {"tag": "ir-test"}}])
+    md = render_markdown(incident)
+    block = md.split("<details><summary>Before and after each change</summary>", 1)[1]
+    assert "````json" in block and "<script>" in block.split("````json", 1)[1].split("````", 1)[0]
+
+
+# -- every number comes from the record ----------------------------------------------------------------
+
+
+def test_every_figure_and_table_is_traced_to_the_record(raw: dict[str, Any], html: str) -> None:
+    inv, ledger = raw["investigation"], raw["ledger"]
+    page = Page(html)
+    applied = [e for e in ledger if e["kind"] == "apply" and not e["dry_run"]]
+    assert page.figures == {
+        "events": str(len(raw["events"])),
+        "credentials": str(len(inv["credentials"])),
+        "derived_credentials": str(len([c for c in inv["credentials"] if c["parent"]])),
+        "source_ips": str(len([ip for ip in inv["source_ips"] if ip["classification"] == "attacker"])),
+        "resources_created": str(len(inv["resources_created"])),
+        "data_calls": str(sum(d["count"] for d in inv["data_access"])),
+        "actions": str(len(applied)),
+        "approvals": str(len(raw["approvals"])),
+        "cost": f"{inv['cost_estimate_usd']:.2f}",
+    }
+    assert inv["event_count"] == len(raw["events"])
+    assert page.rows["credentials"] == len(inv["credentials"])
+    assert page.rows["source_ips"] == len(inv["source_ips"])
+    assert page.rows["user_agents"] == len({e["user_agent"] for e in raw["events"]})
+    assert page.rows["resources_created"] == len(inv["resources_created"])
+    assert page.rows["data_access"] == len(inv["data_access"])
+    assert page.rows["persistence"] == len(inv["persistence"])
+    assert page.rows["actions"] == len(ledger)
+    assert page.rows["approvals"] == len(raw["approvals"])
+    assert page.rows["queries"] == len(inv["queries"])
+    assert page.rows["milestones"] == 8
+    assert page.rows["categories"] == len({categorize(e) for e in raw["events"]})
+    assert sum(int(n) for n in re.findall(r"\((\d+)\)</span>", html.split('class="legend"', 1)[1].split("</div>", 1)[0])) \
+        == len(raw["events"])
+
+
+def test_durations_are_measured_on_the_timeline(raw: dict[str, Any], html: str) -> None:
+    timeline = {k: datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in raw["timeline"].items()}
+    seconds = dict(re.findall(r'data-duration="(\w+)" data-seconds="([\d.]+)"', html))
+    assert float(seconds["ttd"]) == (timeline["detected_at"] - timeline["first_malicious_at"]).total_seconds()
+    assert float(seconds["ttc"]) == (timeline["contained_at"] - timeline["detected_at"]).total_seconds()
+    assert float(seconds["tte"]) == (timeline["eradicated_at"] - timeline["detected_at"]).total_seconds()
+    assert float(seconds["ttr"]) == (timeline["recovered_at"] - timeline["detected_at"]).total_seconds()
+    assert human_duration(171) == "2 min 51 s" and human_duration(4320) == "1 h 12 min"
+    assert human_duration(52178) == "14 h 29 min" and human_duration(180000) == "2 d 2 h"
+
+
+def test_markdown_figures_match_the_html(incident: Incident, html: str) -> None:
+    md = render_markdown(incident)
+    labels = {f.key: f.label for f in build_context(incident).figures}
+    for key, value in Page(html).figures.items():
+        assert f"| {md_escape(labels[key])} | {value} |" in md
+
+
+# -- outcomes ------------------------------------------------------------------------------------------
+
+
+def test_dry_run_report_shows_the_plan_and_says_nothing_changed(raw: dict[str, Any]) -> None:
+    record = raw | {"status": "dry_run", "dry_run": True, "ledger": [], "approvals": [],
+                    "timeline": raw["timeline"] | {"contained_at": None, "eradicated_at": None,
+                                                   "recovered_at": None, "closed_at": None}}
+    incident = Incident.model_validate(record)
+    md, html = render_markdown(incident), render_html(incident)
+    assert "Dry run: nothing was changed" in md and "no change was made in AWS" in md
+    steps = sum(len(v) for v in raw["plans"].values())
+    assert md.count("| not applied |") == steps
+    assert Page(html).rows["plan"] == steps and Page(html).rows["actions"] == 0
+
+
+def test_denied_report_names_who_denied_and_why(raw: dict[str, Any]) -> None:
+    denial = {"phase": "containment", "approver": "sam@example.com", "decision": "deny",
+              "reason": "This is our red-team exercise <b>RT-42</b>", "at": "2026-11-19T19:10:02Z"}
+    incident = Incident.model_validate(raw | {"status": "denied", "ledger": [], "approvals": [denial]})
+    md, html = render_markdown(incident), render_html(incident)
+    assert "sam@example.com denied the containment plan at 2026-11-19 19:10:02 UTC" in md
+    assert "Nothing was changed in AWS." in md and "RT-42" in md and "<b>" not in md
+    assert "&lt;b&gt;RT-42&lt;/b&gt;" in html
+
+
+def test_denied_after_containment_says_what_stays_changed(raw: dict[str, Any]) -> None:
+    denial = {"phase": "eradication", "approver": "sam@example.com", "decision": "deny", "reason": "wait",
+              "at": "2026-11-19T19:20:00Z"}
+    contained = [e for e in raw["ledger"] if e["applied_at"] < "2026-11-19T19:20"]
+    incident = Incident.model_validate(raw | {"status": "denied", "ledger": contained, "approvals": [denial]})
+    assert f"{len(contained)} change(s) applied before this point remain in place" in render_markdown(incident)
+
+
+def test_not_ours_report_names_the_owning_account_and_what_to_do() -> None:
+    incident = make_incident(status="not_ours", investigation={"account_id": "999988887777", "key": {
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE", "account_id": "999988887777", "is_ours": False}})
+    md = render_markdown(incident)
+    assert "belongs to account 999988887777" in md and "Tell that account's owner" in md
+    assert "No recommendations" in md and "No change was made in AWS." in md
+    render_html(incident)
+
+
+@pytest.mark.parametrize("status", ["contained", "eradicated", "recovered", "timed_out", "failed"])
+def test_every_status_renders_a_minimal_record(status: str) -> None:
+    incident = make_incident(status=status)
+    assert incident.incident_id in render_markdown(incident)
+    assert "<svg" in render_html(incident)
+
+
+# -- recommendations, intel, queries ----------------------------------------------------------------------
+
+
+def test_recommendations_are_tied_to_their_findings(incident: Incident) -> None:
+    found = {r.key: r.finding for r in recommendations(incident)}
+    assert set(found) == {"long_term_keys", "scp_create_access_key", "data_notification", "trust_policies",
+                          "lambda_data_events"}
+    assert "CreateAccessKey" in found["scp_create_access_key"] and "ops-admin" in found["trust_policies"]
+
+
+def test_gaps_and_secret_reads_bring_their_recommendations() -> None:
+    incident = make_incident(investigation={
+        "logging_gaps": ["no S3 data events in the trail for these credentials: S3 object reads are unknown"],
+        "data_access": [{"event_name": "GetSecretValue", "resource": "prod/db", "count": 1, "error_count": 0}],
+        "event_count": 1}, alert={"source": "github", "alert_id": "1", "observed_at": "2026-11-19T19:00:00Z",
+                                   "severity": "high", "title": "secret"})
+    found = {r.key: r for r in recommendations(incident)}
+    assert {"s3_data_events", "rotate_secrets", "guardduty", "secret_scanning"} <= set(found)
+    assert "prod/db" in found["rotate_secrets"].finding
+
+
+def test_intel_answers_render_when_present_and_are_escaped() -> None:
+    incident = make_incident(investigation={"exposure": {"source": "github", "repository": "acme/<x>"},
+                                            "tools_observed": [{"tool": "Pacu", "evidence": ["ua"]}]})
+    md, html = render_markdown(incident), render_html(incident)
+    assert "## Intelligence" in md and "acme/&lt;x&gt;" in md and "Pacu" in html and "acme/<x>" not in html
+    assert "Intelligence" not in render_markdown(make_incident())
+
+
+def test_query_files_are_runnable_sql_with_safe_literals(incident: Incident, tmp_path: Path) -> None:
+    paths = write_report(incident, tmp_path)
+    sql_files = sorted((tmp_path / "queries").glob("*.sql"))
+    assert len(sql_files) == len(incident.investigation["queries"]) and set(sql_files) <= set(paths)
+    assert sql_files[0].name == "01_key_activity_by_source_ip.sql"
+    for path in sql_files:
+        text = path.read_text()
+        sqlglot.parse_one(text, read="athena")
+        assert get_query(text).placeholders == [], path.name  # every :name has its value
+    tricky = make_incident(investigation={"queries": [{"query": "key_events", "params": {
+        "access_key_ids": ["AKIAIOSFODNN7EXAMPLE"], "exclude_ips": ["1.2.3.4'; DROP TABLE x; --\nSELECT 1"],
+        "start_day": "2026/11/18", "end_day": "2026/11/20", "start_time": "2026-11-18T00:00:00Z",
+        "end_time": "2026-11-20T00:00:00Z"}}]})
+    sql = query_runs(tricky)[0].sql
+    assert "ARRAY['1.2.3.4''; DROP TABLE x; --\nSELECT 1']" in sql
+    assert all(line.startswith("--") for line in sql.split("SELECT", 1)[0].splitlines())
+    assert len(sqlglot.parse(sql, read="athena")) == 1
+
+
+def test_write_report_writes_every_file(incident: Incident, tmp_path: Path) -> None:
+    paths = write_report(incident, tmp_path / "out")
+    assert [p.name for p in paths[:3]] == ["report.md", "report.html", "incident.json"]
+    assert all(p.exists() and p.stat().st_size for p in paths)
+
+
+def test_artifact_keys_are_lowercase_letters_digits_and_dashes() -> None:
+    assert artifact_key("IR_2026.11-19") == "incident-ir-2026-11-19"
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def test_cli_rerenders_from_the_evidence_store(raw: dict[str, Any], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyresponse.cli import app
+    from keyresponse.evidence import LocalEvidenceStore
+    from keyresponse.settings import get_settings
+
+    monkeypatch.setenv("KEYRESPONSE_HOME", str(tmp_path))
+    monkeypatch.delenv("KEYRESPONSE_EVIDENCE_BUCKET", raising=False)
+    get_settings.cache_clear()
+    try:
+        LocalEvidenceStore(raw["incident_id"], tmp_path).put_json("incident.json", raw)
+        runner = CliRunner()
+        result = runner.invoke(app, ["report", raw["incident_id"], "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["report"]["figures"]["events"]["value"] == str(raw["investigation"]["event_count"])
+        out = tmp_path / "r.html"
+        assert runner.invoke(app, ["report", raw["incident_id"], "--format", "html", "--out", str(out)]).exit_code == 0
+        assert out.read_text().startswith("<!DOCTYPE html>")
+        missing = runner.invoke(app, ["report", "ir-none"])
+        assert missing.exit_code == 2 and "no incident record for ir-none" in missing.output
+        assert runner.invoke(app, ["report", raw["incident_id"], "--format", "pdf"]).exit_code == 2
+    finally:
+        get_settings.cache_clear()
