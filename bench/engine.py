@@ -116,7 +116,9 @@ def child_engine(logs: Path, materialise: str) -> dict[str, Any]:
 def child(approach: str, logs: Path) -> None:
     result = child_naive(logs) if approach == "naive" else child_engine(logs, "full" if approach == "full" else "indicators")
     own, workers = _rss_mb()
-    result.update(approach=approach, peak_rss_mb=own, workers_peak_rss_mb=workers)
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result.update(approach=approach, peak_rss_mb=round(own), workers_peak_rss_mb=round(workers),
+                  cpu_s=round(me.ru_utime + me.ru_stime, 2), workers_cpu_s=round(kids.ru_utime + kids.ru_stime, 2))
     print(json.dumps(result))
 
 

@@ -9,6 +9,7 @@ import typer
 
 from keyresponse.cli import contain as contain_cmd
 from keyresponse.cli import investigate as investigate_cmd
+from keyresponse.cli import runner as runner_cmd
 from keyresponse.cli import policy as policy_cmd
 from keyresponse.cli import readiness as readiness_cmd
 from keyresponse.cli import report as report_cmd
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 
 # --- commands --- (one line each; keep alphabetical within groups)
+app.command("serve")(runner_cmd.serve)
 app.command("readiness")(readiness_cmd.readiness)
 app.command("report")(report_cmd.report)
 app.command("serve-webhook")(serve_cmd.serve_webhook)

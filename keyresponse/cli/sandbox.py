@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -49,34 +48,28 @@ def up(
 
 @command
 def demo(
-    scenario: Annotated[str, typer.Option(help="Scenario to play.")] = "pivot-chain",
+    scenario: Annotated[str, typer.Option(help="Scenario to play (keyresponse simulate --list).")] = "pivot-chain",
     events: Annotated[int, typer.Option(help="CloudTrail events to generate.")] = 20_000,
-    out: Annotated[Path | None, typer.Option(help="Where to write logs and results (default: a temp folder).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to keep logs, evidence and reports (default: a temp folder).")] = None,
+    interactive: Annotated[bool, typer.Option(help="Wait for a person to approve each phase in the Prefect UI.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
-    """The whole story on the embedded sandbox: start it, seed it, play a scenario, summarise."""
-    from keyresponse.sandbox.server import MotoSandbox
-    from keyresponse.sandbox.simulate import run_simulation
+    """The whole story: sandbox, attack, alert, automatic containment, approvals, eradication, recovery, report."""
+    from keyresponse.demo import run_demo
+    from keyresponse.sandbox.scenarios import get_scenario
 
-    folder = out or Path(tempfile.mkdtemp(prefix="keyresponse-demo-"))
-    started = time.perf_counter()
-    with MotoSandbox() as box:
-        result = run_simulation(scenario=scenario, out=folder, events=events, sandbox=box)
-    truth = result.ground_truth
-    summary = {"scenario": scenario, "out": str(folder), "events": result.records, "files": result.files,
-               "compromised_access_key_id": truth["compromised_access_key_id"],
-               "attacker_credentials": [c["access_key_id"] for c in truth["attacker_credentials"]],
-               "attacker_ips": truth["attacker_ips"], "seconds": round(time.perf_counter() - started, 1)}
+    get_scenario(scenario)
+    say = (lambda _line: None) if json_ else (lambda line: typer.echo(f"  {line}"))
+    if not json_:
+        typer.echo(f"keyresponse demo — scenario {scenario}")
+    summary = run_demo(scenario=scenario, events=events, out=out, interactive=interactive, say=say)
     if json_:
         print_json(summary)
         return
-    typer.echo(f"keyresponse demo — scenario {scenario}")
-    typer.echo(f"  sandbox started, account seeded, attack played: {result.records:,} CloudTrail events "
-               f"in {result.files:,} files under {folder}/AWSLogs")
-    typer.echo(f"  compromised key: {truth['compromised_access_key_id']}")
-    typer.echo(f"  attacker credentials ({len(truth['attacker_credentials'])}):")
-    for cred in truth["attacker_credentials"]:
-        via = f" via {cred['created_by_event']} from {cred['parent']}" if cred["parent"] else ""
-        typer.echo(f"    {cred['access_key_id']} ({cred['kind']}){via}")
-    typer.echo(f"  attacker IPs: {', '.join(truth['attacker_ips'])}")
-    typer.echo(f"  done in {summary['seconds']} s; sandbox stopped, nothing left running")
+    typer.echo(f"  verdict {summary['verdict']}; incident {summary['incident_id']} ended {summary['status']} "
+               f"(flow run {summary['flow_run_state']})")
+    typer.echo(f"  time from alert to containment: {summary['seconds_alert_to_containment']} s")
+    typer.echo(f"  credentials contained ({len(summary['credentials_contained'])}): "
+               f"{', '.join(summary['credentials_contained'])}")
+    typer.echo(f"  report: {summary['report']['html']}")
+    typer.echo(f"  done in {summary['seconds']} s; sandbox, Prefect server and runner stopped")

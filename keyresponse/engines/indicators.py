@@ -2,15 +2,16 @@
 
 The DuckDB engine's indicator-driven materialisation uses this in worker processes: one call of
 `scan_file` decompresses one file (ISA-L), optionally builds its INDEX (the distinct
-`accessKeyId` and `sourceIPAddress` string values it holds, found by splitting on the literal
-key names) and cuts out the raw text of the records that mention the requested indicators.
+`accessKeyId` and `sourceIPAddress` string values it holds, found with whole-array numpy
+operations) and cuts out the raw text of the records that mention the requested indicators.
 
-Records are cut between consecutive `{"eventVersion"` markers, so a "segment" is one record or,
-when a record does not start with eventVersion (Panther-style test records), that record glued
-to the previous one: a segment always holds whole records and is the text of a JSON array's
-items. A file whose shape the fast path cannot vouch for (not `{"Records": [...]}` with an
-eventVersion-first first record, a value with escapes, a value longer than the look-ahead) is
-reported as `FULL`: the engine then loads it whole through DuckDB's JSON reader, as before.
+Records are cut between consecutive occurrences of the first record's first key (`{"eventVersion"`
+in trail files, `{"awsRegion"` in key-sorted exports), so a "segment" is one record or, when a
+record starts with another key, that record glued to the previous one: the text of one or more
+JSON array items. A segment cut at a nested occurrence is not valid JSON; the engine then loads
+that file whole. A file whose shape the fast path cannot vouch for (not `{"Records": [{"...`, a
+value with escapes or odd spacing) is reported as `FULL`: the engine loads it whole through
+DuckDB's JSON reader, as before.
 
 Nothing here imports DuckDB: the functions run in forked workers.
 """
@@ -32,7 +33,6 @@ FAST = "fast"  # indexed; records can be cut out by byte search
 FULL = "full"  # load the whole file through DuckDB (odd shape)
 SKIP = "skip"  # unreadable (corrupt gzip, unreadable file)
 
-MARKER = b'{"eventVersion"'
 _KEY_NAME = b'"accessKeyId"'
 _IP_NAME = b'"sourceIPAddress"'
 #: Bytes kept after a key name: enough for `:"` + a 20-character access key id + `"`; longer
@@ -205,15 +205,18 @@ def scan_file(path: str, wanted: list[bytes], index: bool) -> FileScan:
     except Exception as exc:
         return FileScan(path, SKIP, f"{type(exc).__name__}: {exc}"[:300])
     scan = FileScan(path, FAST, raw_bytes=len(data))
-    first = data.find(MARKER)
-    if first < 0:
+    prefix = _PREFIX.match(data)
+    if prefix is None or data[prefix.end():prefix.end() + 2] != b'{"':
         if _EMPTY.match(data):
             scan.keys, scan.ips = (frozenset(), frozenset()) if index else (None, None)
             return scan
         return FileScan(path, FULL, raw_bytes=len(data))
-    prefix = _PREFIX.match(data)
+    first = prefix.end()
+    # Records are cut at the first record's first key (`{"eventVersion"` in trail files)
+    close = data.find(b'"', first + 2, first + 66)
+    marker = data[first:close + 1]
     tail = _tail_start(data)
-    if prefix is None or prefix.end() != first or tail < first:
+    if close < 0 or b"\\" in marker or tail < first:
         return FileScan(path, FULL, raw_bytes=len(data))
     if index:
         prefixes = tuple(p + w for w in wanted for p in (b":", b": ")) if wanted else ()
@@ -237,22 +240,23 @@ def scan_file(path: str, wanted: list[bytes], index: bool) -> FileScan:
                 hit = find(needle, hit + 1)
         hits.sort()
     try:
-        scan.segments = _segments(data, hits, tail)
+        scan.segments = _segments(data, hits, tail, marker)
     except UnicodeDecodeError:
         return FileScan(path, FULL, raw_bytes=len(data))
     return scan
 
 
-def _segments(data: bytes, hits: list[int], tail: int) -> list[tuple[int, str]]:
-    """(start, text) of the segment around each of the sorted `hits`, each segment once."""
+def _segments(data: bytes, hits: list[int], tail: int, marker: bytes) -> list[tuple[int, str]]:
+    """(start, text) of the segment around each of the sorted `hits` (from the `marker` before it
+    to the next one), each segment once."""
     out: list[tuple[int, str]] = []
     find, rfind = data.find, data.rfind
     end = -1
     for hit in hits:
         if hit < end or hit >= tail:
             continue  # in the segment just cut
-        start = rfind(MARKER, 0, hit)
-        end = find(MARKER, hit)
+        start = rfind(marker, 0, hit)
+        end = find(marker, hit)
         if end < 0 or end > tail:
             end = tail
         out.append((start, _strip_segment(data, start, end).decode("utf-8")))

@@ -36,7 +36,7 @@ from tasks.hardening import registry
 from tasks.hardening._plan import HardeningPlan, cloudformation_template, plan_hardening
 
 REGIONS = ["us-east-1", "eu-west-1"]
-TOKEN = "test-bearer-token-not-real-0123"  # noqa: S105
+TOKEN = "test-bearer-token-not-real-0123"
 PLANTED_FAILURES = {
     "guardduty_enabled@us-east-1", "guardduty_enabled@eu-west-1", "cloudtrail_multi_region_logging",
     "cloudtrail_data_events", "trail_bucket_object_lock", "athena_cloudtrail_table",

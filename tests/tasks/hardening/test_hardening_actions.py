@@ -29,7 +29,7 @@ from tasks.hardening.create_webhook_connection import ACTION as CREATE_CONNECTIO
 from ..conftest import MakeCtx
 
 US = "us-east-1"
-TOKEN = "contract-token-not-real-0123456"  # noqa: S105
+TOKEN = "contract-token-not-real-0123456"
 READ_ONLY = re.compile(r"^(List|Get|Describe)[A-Z]")
 
 
@@ -48,8 +48,7 @@ def build_hardening_case(action: str, name: str, ctx: ActionContext) -> Target:
     slug = _slug(name)
     s3 = boto3.client("s3", region_name=US)
     if action == "enable_guardduty_detector":
-        region = "ca-central-1" if "contract" in name else "ap-northeast-3"
-        return Target(kind="region", id=region, region=region)
+        return Target(kind="region", id="ca-central-1", region="ca-central-1")  # no other test uses it
     if action in ("put_trail_bucket_policy", "enable_bucket_object_lock", "configure_trail"):
         bucket = f"{slug}-trail"[:63]
         s3.create_bucket(Bucket=bucket)

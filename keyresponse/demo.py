@@ -1,0 +1,187 @@
+"""`keyresponse demo`: the whole story on the embedded sandbox, and nothing left running after.
+
+1. start the sandbox (moto) and seed the account; play a scenario and write its CloudTrail logs;
+2. start a Prefect server (or reuse the one PREFECT_API_URL names) and `keyresponse serve`
+   (alert receiver + runner) as a child process;
+3. post the scenario's GuardDuty alert with a valid signature;
+4. approve each pause through the Prefect API as a named demo approver (or, with `interactive`,
+   wait for a person to approve in the UI);
+5. wait for the response to finish and summarise it: time from alert to containment, credentials
+   contained, report paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from keyresponse.prefect_server import PrefectServer, free_port
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.server import _die_with_parent, admin_client
+from keyresponse.sandbox.simulate import run_simulation
+
+DEMO_APPROVER = "demo-approver@keyresponse.local"
+STEP_TIMEOUT_S = 300
+
+
+def _wait(predicate: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT_S, every: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"demo: timed out waiting for {what}")
+
+
+def _post_alert(url: str, body: bytes, secret: str) -> dict[str, Any]:
+    from keyresponse.webhook import sign
+
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - 127.0.0.1 only
+        "Content-Type": "application/json", "X-Keyresponse-Signature": sign(body, secret)})
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        return dict(json.loads(response.read()))
+
+
+def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,
+             interactive: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Play the whole response; returns the summary (also what `--json` prints)."""
+    folder = out or Path(tempfile.mkdtemp(prefix="keyresponse-demo-"))
+    home = folder / "home"
+    started = time.perf_counter()
+    child: subprocess.Popen[bytes] | None = None
+    with MotoSandbox(log_path=None) as box:
+        account = seed_account(box)
+        sim = run_simulation(scenario=scenario, out=folder / "logs", events=events, sandbox=box)
+        truth = sim.ground_truth
+        say(f"sandbox {box.endpoint}: account seeded; scenario {scenario} played "
+            f"({sim.records:,} CloudTrail events)")
+        secret = secrets.token_hex(16)
+        env = {**os.environ, **box.env(),
+               "AWS_ACCESS_KEY_ID": account.responder.access_key_id,
+               "AWS_SECRET_ACCESS_KEY": account.responder.secret_access_key,
+               "KEYRESPONSE_HOME": str(home), "KEYRESPONSE_CLOUDTRAIL_LOGS": str(folder / "logs"),
+               "KEYRESPONSE_EVIDENCE_BUCKET": account.evidence_bucket,
+               "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
+               "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1",
+               "KEYRESPONSE_WEBHOOK_SECRET": secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(home / "spool"),
+               "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        with PrefectServer(folder / "prefect") as prefect:
+            env.update(prefect.env())
+            env["KEYRESPONSE_UI_URL"] = prefect.ui_url
+            env["KEYRESPONSE_WEBHOOK_PREFECT_UI_URL"] = prefect.ui_url
+            port = free_port()
+            log = open(folder / "serve.log", "ab")  # noqa: SIM115 - handed to the child
+            child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(port)],
+                                     env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+            log.close()
+            try:
+                summary = _respond(prefect.api_url, prefect.ui_url, port, secret, folder, home, truth, box,
+                                   interactive, say)
+            finally:
+                child.terminate()
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary["out"] = str(folder)
+    return summary
+
+
+def _respond(api: str, ui: str, port: int, secret: str, folder: Path, home: Path, truth: dict[str, Any],
+             box: MotoSandbox, interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    base = f"http://127.0.0.1:{port}"
+    _wait(lambda: _ok(base + "/healthz"), "the receiver")
+    body = (folder / "logs" / "alerts" / "guardduty.json").read_bytes()
+    key = truth["compromised_access_key_id"]
+    owner = truth["owner"]["user_name"]
+    iam = admin_client(box.endpoint, "iam")
+
+    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        _wait(lambda: _deployment_ready(client), "the response deployment")
+        posted = time.perf_counter()
+        answer = _post_alert(base + "/alerts/guardduty", body, secret)
+        run_id = answer["flow_run_id"]
+        say(f"alert posted: incident {answer['incident_id']}, flow run {ui}/runs/flow-run/{run_id}")
+        _wait(lambda: _status(iam, owner, key) in ("Inactive", "deleted"), "the key to be deactivated")
+        contained_s = time.perf_counter() - posted
+        say(f"key {key} Inactive {contained_s:.1f} s after the alert (automatic containment)")
+        approvals = 0
+        while True:
+            run = client.read_flow_run(run_id)
+            if run.state and run.state.is_final():
+                break
+            for paused in _paused_runs(client):  # each phase pauses in its own subflow run
+                if interactive:
+                    say(f"waiting for your approval in the UI: {ui}/runs/flow-run/{paused.id}")
+                    time.sleep(5)
+                    continue
+                resume_flow_run(paused.id, run_input={"approver": DEMO_APPROVER, "decision": "approve",
+                                                     "reason": "keyresponse demo: approve every phase"})
+                approvals += 1
+                say(f"approved {paused.name} as {DEMO_APPROVER}")
+                time.sleep(1.5)
+            time.sleep(0.5)
+        final = run.state.name if run.state else "unknown"
+    incident = answer["incident_id"]
+    record_path = home / "incidents" / incident / "incident.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    contained = sorted({e["target"]["id"] for e in record.get("ledger", [])
+                        if e["action"] in ("deactivate_access_key", "delete_access_key")})
+    report = home / "incidents" / incident / "report"
+    return {"scenario": truth["scenario"], "incident_id": incident, "flow_run_state": final,
+            "status": record.get("status"), "flow_run_url": f"{ui}/runs/flow-run/{run_id}",
+            "compromised_access_key_id": key, "seconds_alert_to_containment": round(contained_s, 2),
+            "credentials_contained": contained, "approvals": approvals,
+            "verdict": (record.get("investigation") or {}).get("verdict"),
+            "report": {"html": str(report / "report.html"), "markdown": str(report / "report.md"),
+                       "json": str(report / "incident.json")}}
+
+
+def _paused_runs(client: Any) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+        type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - 127.0.0.1 only
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _deployment_ready(client: Any) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        client.read_deployment_by_name("respond-to-exposed-key/respond-to-exposed-key")
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def _status(iam: Any, user: str, key: str) -> str | None:
+    for meta in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        if meta["AccessKeyId"] == key:
+            return str(meta["Status"])
+    return "deleted"
