@@ -9,10 +9,10 @@ import typer
 
 from keyresponse.cli import contain as contain_cmd
 from keyresponse.cli import investigate as investigate_cmd
-from keyresponse.cli import runner as runner_cmd
 from keyresponse.cli import policy as policy_cmd
 from keyresponse.cli import readiness as readiness_cmd
 from keyresponse.cli import report as report_cmd
+from keyresponse.cli import runner as runner_cmd
 from keyresponse.cli import sandbox as sandbox_cmd
 from keyresponse.cli import scan_keys as scan_keys_cmd
 from keyresponse.cli import serve as serve_cmd
