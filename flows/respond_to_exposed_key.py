@@ -111,7 +111,8 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             _record_phase(record, "early_containment", outcome)
             record["timeline"]["contained_at"] = _now()
             log.info("high-confidence alert: %s contained before scoping", key)
-        investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts)
+        investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts,
+                                 alert_source=alert.source, alert_payload=alert.raw)
         record["events"] = investigation.pop("events", [])
         record["investigation"] = investigation
         record["timeline"]["analysis_completed_at"] = _now()

@@ -411,6 +411,15 @@ class Investigation:
             "queries": self.investigator.queries,
         }
 
+    def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
+                intel_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The playbook's five questions (keyresponse.intel): exposure, tools, intent, attribution, damage."""
+        from keyresponse.intel import answer_five_questions
+
+        return answer_five_questions(self.events, self.to_full_json(), alert_source, alert_payload,
+                                     self.facts.to_json() if self.facts else None, intel_config,
+                                     baseline={"user_agents": sorted(self._owner_agents())})
+
     def cost_estimate(self) -> float:
         """EC2 instance-hours from launch to the end of the window, at on-demand prices."""
         total = 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     slack_webhook_url: str | None = Field(default=None, description="Slack incoming webhook for notifications.")
     sns_topic_arn: str | None = Field(default=None, description="SNS topic for notifications.")
     ui_url: str | None = Field(default=None, description="Prefect UI base URL, for links in notifications.")
+    intel: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Attribution sources, JSON: {"aws_ranges": path|url, "gcp_ranges", "azure_ranges", '
+                    '"tor_exits", "threat_lists": {name: path|url}, "cache_dir"}; URLs are fetched and cached.',
+    )
     aws_max_attempts: int = Field(default=8, ge=1, le=20, description="boto3 retry attempts (adaptive).")
 
 

@@ -48,12 +48,14 @@ def scope_key(access_key_id: str, window: dict[str, str], logs: str | None = Non
 
 @task(name="assess_impact", task_run_name="assess_impact:{access_key_id}", retries=1, retry_delay_seconds=5)
 def assess_impact(access_key_id: str, scope: dict[str, Any], window: dict[str, str], logs: str | None = None,
-                  facts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Resources, data, regions, cost, severity and verdict: the full investigation object."""
+                  facts: dict[str, Any] | None = None, alert_source: str | None = None,
+                  alert_payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resources, data, regions, cost, severity, verdict, and the playbook's five answers."""
     with open_engine(logs) as engine:
         investigator = Investigator(engine, access_key_id, _window(window))
         result = investigator.assess(Scope.from_json(scope), KeyFacts(**facts) if facts else None)
         full = result.to_full_json()
+        full.update(result.answers(alert_source, alert_payload, get_settings().intel))
         full["events"] = result.events
     get_run_logger().info("verdict %s, severity %s, %d attacker events", full["verdict"], full["severity"],
                           full["event_count"])

@@ -18,6 +18,7 @@ from keyresponse.cli import scan_keys as scan_keys_cmd
 from keyresponse.cli import serve as serve_cmd
 from keyresponse.cli import simulate as simulate_cmd
 from keyresponse.cli import undo as undo_cmd
+from keyresponse.cli import verify_evidence as verify_evidence_cmd
 
 app = typer.Typer(
     name="keyresponse",
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 
 # --- commands --- (one line each; keep alphabetical within groups)
+app.command("verify-evidence")(verify_evidence_cmd.verify_evidence)
 app.command("serve")(runner_cmd.serve)
 app.command("readiness")(readiness_cmd.readiness)
 app.command("report")(report_cmd.report)

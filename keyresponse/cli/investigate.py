@@ -10,6 +10,20 @@ import typer
 from keyresponse.cli._common import command, fail, print_json
 
 
+def _read_alert(path: Path | None) -> dict[str, Any] | None:
+    import json
+
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"--alert {path}: {exc}")
+    if not isinstance(data, dict):
+        fail(f"--alert {path}: not a JSON object")
+    return data
+
+
 def _check_logs(logs: str) -> None:
     if logs.startswith("s3://"):
         return
@@ -30,6 +44,9 @@ def investigate(
     end: Annotated[str | None, typer.Option(help="Window end, ISO-8601 (default: now).")] = None,
     known_ip: Annotated[list[str] | None, typer.Option(help="An IP that is the owner's (repeatable).")] = None,
     attacker_ip: Annotated[list[str] | None, typer.Option(help="An IP known to be the attacker's.")] = None,
+    alert: Annotated[Path | None, typer.Option(help="The alert payload (JSON), for the exposure answer.")] = None,
+    alert_source: Annotated[str | None, typer.Option(help="Its source: guardduty, health, github, securityhub, "
+                                                          "cloudtrail or generic.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the investigation object as JSON.")] = False,
 ) -> None:
     """Scope every credential derived from the key, and what they did; validate the key when AWS is reachable."""
@@ -61,6 +78,7 @@ def investigate(
             result = run_investigation(query_engine, key, window, facts=facts, known_ips=known_ip or (),
                                        attacker_ips=attacker_ip or (), progress=status.update)
             payload = result.to_json()
+            payload.update(result.answers(alert_source, _read_alert(alert), settings.intel))
     if json_:
         print_json(payload)
         return

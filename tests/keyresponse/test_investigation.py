@@ -21,14 +21,32 @@ CONTRACT = ["access_key_id", "account_id", "principal_arn", "window", "first_see
 
 
 @pytest.fixture(scope="module")
-def investigations(played: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def results(played: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = {}
     for name, result in played.results.items():
         truth = result.ground_truth
         with DuckDBEngine(result.out, cache_dir=tmp_path_factory.mktemp(f"cache-{name}")) as engine:
             window = Window.parse("2026-11-18T00:00:00Z", "2026-11-20T00:00:00Z")
-            out[name] = investigate(engine, truth["compromised_access_key_id"], window).to_json()
+            out[name] = investigate(engine, truth["compromised_access_key_id"], window)
     return out
+
+
+@pytest.fixture(scope="module")
+def investigations(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: result.to_json() for name, result in results.items()}
+
+
+PRIMARY_INTENT = {"scanner-validation": "validation_only", "false-positive": "owner_use",
+                  "cryptomining": "cryptomining", "llmjacking-ses": "llm_abuse", "data-exfiltration": "data_theft",
+                  "persistence": "persistence", "recon-only": "reconnaissance"}
+
+
+@pytest.mark.parametrize("scenario", sorted(PRIMARY_INTENT))
+def test_the_five_answers_name_the_scenarios_intent(results: dict[str, Any], scenario: str) -> None:
+    answers = results[scenario].answers()
+    assert set(answers) == {"exposure", "tools_observed", "intent", "attribution", "damage"}
+    assert answers["intent"]["primary"] == PRIMARY_INTENT[scenario], answers["intent"]["summary"]
+    assert answers["damage"]["summary"]
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
