@@ -53,70 +53,126 @@ def _post_alert(url: str, body: bytes, secret: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+class Stack:
+    """The running system on 127.0.0.1: a Prefect server (or the one PREFECT_API_URL names) and a
+    `keyresponse serve` child (receiver + runner) acting in `box` as the seeded responder.
+
+    >>> with Stack(box, account, folder) as stack: stack.post("guardduty", body)
+    """
+
+    def __init__(self, box: MotoSandbox, account: Any, folder: Path, *, logs: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.box, self.account, self.folder = box, account, folder
+        self.home = folder / "home"
+        self.logs = logs
+        self.secret = secrets.token_hex(16)
+        self.extra_env = extra_env or {}
+        self._prefect: PrefectServer | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def env(self) -> dict[str, str]:
+        account = self.account
+        env = {**os.environ, **self.box.env(),
+               "AWS_ACCESS_KEY_ID": account.responder.access_key_id,
+               "AWS_SECRET_ACCESS_KEY": account.responder.secret_access_key,
+               "KEYRESPONSE_HOME": str(self.home),
+               "KEYRESPONSE_EVIDENCE_BUCKET": account.evidence_bucket,
+               "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
+               "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1",
+               "KEYRESPONSE_WEBHOOK_SECRET": self.secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(self.home / "spool"),
+               "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        if self.logs:
+            env["KEYRESPONSE_CLOUDTRAIL_LOGS"] = str(self.logs)
+        return {**env, **self.extra_env}
+
+    def __enter__(self) -> Stack:
+        self._prefect = PrefectServer(self.folder / "prefect").start()
+        env = {**self.env(), **self._prefect.env(), "KEYRESPONSE_UI_URL": self._prefect.ui_url,
+               "KEYRESPONSE_WEBHOOK_PREFECT_UI_URL": self._prefect.ui_url}
+        self.port = free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "serve.log", "ab")
+        self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
+                                       env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                       preexec_fn=_die_with_parent)
+        log.close()
+        try:
+            _wait(lambda: _ok(f"{self.base}/healthz"), "the receiver")
+            with self.client() as client:
+                _wait(lambda: _deployment_ready(client), "the response deployment")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._child is not None:
+            self._child.terminate()
+            try:
+                self._child.wait(20)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+            self._child = None
+        if self._prefect is not None:
+            self._prefect.stop()
+            self._prefect = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        assert self._prefect is not None
+        return self._prefect.api_url
+
+    @property
+    def ui_url(self) -> str:
+        assert self._prefect is not None
+        return self._prefect.ui_url
+
+    def client(self) -> Any:
+        """A sync Prefect client on this stack's server."""
+        from prefect.client.orchestration import SyncPrefectClient
+
+        return SyncPrefectClient(self.api_url)
+
+    def post(self, source: str, body: bytes) -> dict[str, Any]:
+        return _post_alert(f"{self.base}/alerts/{source}", body, self.secret)
+
+
 def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,
              interactive: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Play the whole response; returns the summary (also what `--json` prints)."""
     folder = out or Path(tempfile.mkdtemp(prefix="keyresponse-demo-"))
-    home = folder / "home"
     started = time.perf_counter()
-    child: subprocess.Popen[bytes] | None = None
-    with MotoSandbox(log_path=None) as box:
+    with MotoSandbox() as box:
         account = seed_account(box)
         sim = run_simulation(scenario=scenario, out=folder / "logs", events=events, sandbox=box)
-        truth = sim.ground_truth
         say(f"sandbox {box.endpoint}: account seeded; scenario {scenario} played "
             f"({sim.records:,} CloudTrail events)")
-        secret = secrets.token_hex(16)
-        env = {**os.environ, **box.env(),
-               "AWS_ACCESS_KEY_ID": account.responder.access_key_id,
-               "AWS_SECRET_ACCESS_KEY": account.responder.secret_access_key,
-               "KEYRESPONSE_HOME": str(home), "KEYRESPONSE_CLOUDTRAIL_LOGS": str(folder / "logs"),
-               "KEYRESPONSE_EVIDENCE_BUCKET": account.evidence_bucket,
-               "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
-               "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1",
-               "KEYRESPONSE_WEBHOOK_SECRET": secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(home / "spool"),
-               "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        with PrefectServer(folder / "prefect") as prefect:
-            env.update(prefect.env())
-            env["KEYRESPONSE_UI_URL"] = prefect.ui_url
-            env["KEYRESPONSE_WEBHOOK_PREFECT_UI_URL"] = prefect.ui_url
-            port = free_port()
-            log = open(folder / "serve.log", "ab")  # noqa: SIM115 - handed to the child
-            child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(port)],
-                                     env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
-            log.close()
-            try:
-                summary = _respond(prefect.api_url, prefect.ui_url, port, secret, folder, home, truth, box,
-                                   interactive, say)
-            finally:
-                child.terminate()
-                try:
-                    child.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        with Stack(box, account, folder, logs=folder / "logs") as stack:
+            summary = _respond(stack, sim.ground_truth, interactive, say)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["out"] = str(folder)
     return summary
 
 
-def _respond(api: str, ui: str, port: int, secret: str, folder: Path, home: Path, truth: dict[str, Any],
-             box: MotoSandbox, interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from prefect import get_client
+def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    base = f"http://127.0.0.1:{port}"
-    _wait(lambda: _ok(base + "/healthz"), "the receiver")
-    body = (folder / "logs" / "alerts" / "guardduty.json").read_bytes()
+    ui = stack.ui_url
+    home = stack.home
+    body = (stack.folder / "logs" / "alerts" / "guardduty.json").read_bytes()
     key = truth["compromised_access_key_id"]
     owner = truth["owner"]["user_name"]
-    iam = admin_client(box.endpoint, "iam")
+    iam = admin_client(stack.box.endpoint, "iam")
 
-    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-        _wait(lambda: _deployment_ready(client), "the response deployment")
+    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
         posted = time.perf_counter()
-        answer = _post_alert(base + "/alerts/guardduty", body, secret)
+        answer = stack.post("guardduty", body)
         run_id = answer["flow_run_id"]
         say(f"alert posted: incident {answer['incident_id']}, flow run {ui}/runs/flow-run/{run_id}")
         _wait(lambda: _status(iam, owner, key) in ("Inactive", "deleted"), "the key to be deactivated")
