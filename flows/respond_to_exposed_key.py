@@ -141,8 +141,9 @@ def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -
         {"action": c["action"], "target": c["target"], "summary": c["summary"],
          "requires_approval": c["requires_approval"]} for c in outcome["plan"]["changes"])
     record["ledger"].extend(outcome["ledger"])
-    if outcome.get("approval"):
-        record["approvals"].append(outcome["approval"])
+    answer = outcome.get("approval")
+    if answer and answer["decision"] in ("approve", "deny"):  # a timeout is no one's decision
+        record["approvals"].append(answer)
 
 
 def _alert_ips(alert: Alert) -> list[str]:

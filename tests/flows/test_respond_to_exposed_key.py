@@ -94,6 +94,80 @@ def run_with_answers(alert: Any, answers: list[dict[str, str]], **kwargs: Any) -
     return result["r"], descriptions
 
 
+class Sink(threading.Thread):
+    """A local HTTP endpoint standing in for a Slack incoming webhook: records every POST body."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        super().__init__(daemon=True)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.received = received
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack"
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+
+def _key_status(world: World) -> str:
+    iam = admin_client(world.box.endpoint, "iam")
+    owner = world.truth["owner"]["user_name"]
+    keys = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=owner)["AccessKeyMetadata"]}
+    return keys[world.truth["compromised_access_key_id"]]
+
+
+def test_deny_changes_nothing_and_the_report_says_who_and_why(world: World) -> None:
+    alert = world.alert("generic")  # not high confidence: nothing happens before the approval
+    record, _ = run_with_answers(alert, [{"approver": "bob@example.com", "decision": "deny",
+                                          "reason": "owner confirms a planned rotation test"}],
+                                 incident_id="inc-deny-test")
+    assert record["status"] == "denied"
+    assert record["ledger"] == [] and _key_status(world) == "Active"
+    report = (world.home / "incidents" / "inc-deny-test" / "report" / "report.md").read_text()
+    assert "bob@example.com" in report and "planned rotation test" in report
+
+
+def test_timeout_escalates_to_slack_and_sns_and_changes_nothing(world: World) -> None:
+    sink = Sink()
+    sink.start()
+    sns = admin_client(world.box.endpoint, "sns")
+    sqs = admin_client(world.box.endpoint, "sqs")
+    topic = sns.create_topic(Name="keyresponse-incidents")["TopicArn"]
+    queue = sqs.create_queue(QueueName="incident-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    os.environ.update(KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS="6", KEYRESPONSE_SLACK_WEBHOOK_URL=sink.url,
+                      KEYRESPONSE_SNS_TOPIC_ARN=topic)
+    get_settings.cache_clear()
+    try:
+        record, _ = run_with_answers(world.alert("generic"), [], incident_id="inc-timeout-test")
+    finally:
+        for name in ("KEYRESPONSE_SLACK_WEBHOOK_URL", "KEYRESPONSE_SNS_TOPIC_ARN"):
+            os.environ.pop(name)
+        os.environ["KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS"] = "120"
+        get_settings.cache_clear()
+        sink.server.shutdown()
+    assert record["status"] == "timed_out"
+    assert record["approvals"] == [] and record["ledger"] == []
+    assert _key_status(world) == "Active"
+    texts = [m["text"] for m in sink.received]
+    assert any("approve containment" in t for t in texts) and any("NOT approved in time" in t for t in texts)
+    bodies = [json.loads(m["Body"])["Message"] for m in sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    assert any(json.loads(b)["kind"] == "escalation" for b in bodies)
+
+
 def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(world: World) -> None:
     alert = world.alert("guardduty")
     approve = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42"}
