@@ -44,13 +44,21 @@ def _wait(predicate: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT
     raise TimeoutError(f"demo: timed out waiting for {what}")
 
 
-def _post_alert(url: str, body: bytes, secret: str) -> dict[str, Any]:
-    from keyresponse.webhook import sign
+def _post_alert(url: str, body: bytes, headers: Callable[[], dict[str, str]], attempts: int = 6) -> dict[str, Any]:
+    """POST an alert like EventBridge's API destinations do: retry a 503 after its Retry-After."""
+    import urllib.error
 
-    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - 127.0.0.1 only
-        "Content-Type": "application/json", "X-Keyresponse-Signature": sign(body, secret)})
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-        return dict(json.loads(response.read()))
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - 127.0.0.1
+            "Content-Type": "application/json", **headers()})
+        try:
+            with urllib.request.urlopen(request, timeout=90) as response:  # noqa: S310
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(min(float(exc.headers.get("Retry-After") or 5), 10.0))
+    raise AssertionError("unreachable")
 
 
 class Stack:
@@ -81,6 +89,7 @@ class Stack:
                "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
                "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1",
                "KEYRESPONSE_WEBHOOK_SECRET": self.secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(self.home / "spool"),
+               "KEYRESPONSE_WEBHOOK_LAUNCH_TIMEOUT_SECONDS": "60", "KEYRESPONSE_WEBHOOK_RETRY_AFTER_SECONDS": "5",
                "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         if self.logs:
             env["KEYRESPONSE_CLOUDTRAIL_LOGS"] = str(self.logs)
@@ -139,7 +148,17 @@ class Stack:
         return SyncPrefectClient(self.api_url)
 
     def post(self, source: str, body: bytes) -> dict[str, Any]:
-        return _post_alert(f"{self.base}/alerts/{source}", body, self.secret)
+        """POST an alert with the signature its route expects (GitHub's for /alerts/github)."""
+        from keyresponse.webhook import sign, sign_github
+
+        if source == "github":
+            def headers() -> dict[str, str]:
+                return {"X-GitHub-Event": "secret_scanning_alert",
+                        "X-Hub-Signature-256": sign_github(body, self.secret)}
+        else:
+            def headers() -> dict[str, str]:
+                return {"X-Keyresponse-Signature": sign(body, self.secret)}
+        return _post_alert(f"{self.base}/alerts/{source}", body, headers)
 
 
 def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,

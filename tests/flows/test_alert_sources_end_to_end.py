@@ -1,0 +1,162 @@
+"""From each real alert fixture and each simulator alert to a contained key, through the running
+system: the signed webhook, the Prefect deployment run by `keyresponse serve`, approvals in the
+Prefect API, and the key Inactive in the sandbox.
+
+Real fixtures carry placeholder or made-up keys (AWS's docs, Panther's tests): each gets the key of
+a victim user created for it. GitHub alerts carry no key: the receiver fetches it from a fake
+GitHub REST API on 127.0.0.1, as it would from api.github.com.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyresponse.demo import Stack
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.server import admin_client
+from keyresponse.sandbox.simulate import run_simulation
+
+ALERTS = Path(__file__).parents[1] / "fixtures" / "alerts"
+ACCOUNT = "123456789012"
+
+
+def _load(name: str) -> Any:
+    return json.loads((ALERTS / name).read_text())
+
+
+def _envelope(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return dict(_load("eventbridge_envelopes.aws_docs.json")[kind], detail=detail)
+
+
+class FakeGitHub(threading.Thread):
+    """GET /repos/{owner}/{repo}/secret-scanning/alerts/{n} → {"secret": key}; records the calls."""
+
+    def __init__(self, secrets: dict[int, str]) -> None:
+        calls: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                calls.append(self.path)
+                number = int(self.path.rstrip("/").rsplit("/", 1)[-1])
+                body = json.dumps({"number": number, "secret_type": "aws_access_key_id",
+                                   "secret": secrets[number], "state": "open"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        super().__init__(daemon=True)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.calls = calls
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+
+def _payloads(keys: dict[str, tuple[str, str]], sim_alerts: Path) -> dict[str, tuple[str, bytes]]:
+    """name → (route, body): every alert source, each about its own victim key."""
+    out: dict[str, tuple[str, Any]] = {}
+    health = _load("health_risk_credentials_exposed.aws_health_tools.json")
+    health["detail"]["affectedEntities"][0]["entityValue"] = keys["real-health"][1]
+    out["real-health"] = ("health", health)
+    finding = copy.deepcopy(_load("guardduty_findings.panther_analysis.json")[2])
+    finding["resource"] = {"resourceType": "AccessKey", "accessKeyDetails": {
+        "accessKeyId": keys["real-guardduty"][1], "principalId": "AIDAEXAMPLE", "userName": keys["real-guardduty"][0],
+        "userType": "IAMUser"}}
+    finding["accountId"] = ACCOUNT
+    out["real-guardduty"] = ("guardduty", _envelope("guardduty_finding", finding))
+    text = json.dumps(_load("securityhub_asff_findings.panther_analysis.json")[0])
+    for fake in ("ABC9ONWNS3155VIEJC8U", "ABCDEFG1HIJ2KLMNOPQR", "ABC12DEFSG3455VIEJC8U"):
+        text = text.replace(f'"AccessKeyId": "{fake}"', f'"AccessKeyId": "{keys["real-securityhub"][1]}"')
+    asff = json.loads(text)
+    asff["AwsAccountId"] = ACCOUNT
+    out["real-securityhub"] = ("securityhub", _envelope("securityhub_findings_imported", {"findings": [asff]}))
+    record = copy.deepcopy(_load("cloudtrail_quarantine.panther_analysis.json")["Records"][0])
+    record["requestParameters"]["userName"] = keys["real-cloudtrail"][0]
+    record["recipientAccountId"] = ACCOUNT
+    out["real-cloudtrail"] = ("cloudtrail", record)
+    github = _load("github_secret_scanning_alert_reopened.octokit.json")
+    github["alert"]["secret_type"] = "aws_access_key_id"
+    github["alert"]["number"] = 1
+    out["real-github"] = ("github", github)
+    for name in ("guardduty", "health", "github", "generic"):
+        text = (sim_alerts / f"{name}.json").read_text()
+        payload = json.loads(text.replace(keys["_original"][1], keys[f"sim-{name}"][1]))
+        if name == "github":
+            payload["alert"]["number"] = 2
+        out[f"sim-{name}"] = (name, payload)
+    return {name: (route, json.dumps(body).encode()) for name, (route, body) in out.items()}
+
+
+@pytest.fixture(scope="module")
+def system(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Any, dict]]:
+    folder = tmp_path_factory.mktemp("sources")
+    with MotoSandbox() as box:
+        account = seed_account(box)
+        sim = run_simulation(scenario="scanner-validation", out=folder / "logs", events=1500, sandbox=box,
+                             processes=1)
+        iam = admin_client(box.endpoint, "iam")
+        names = ["real-health", "real-guardduty", "real-securityhub", "real-cloudtrail", "real-github",
+                 "sim-guardduty", "sim-health", "sim-github", "sim-generic"]
+        keys = {"_original": ("", sim.ground_truth["compromised_access_key_id"])}
+        for name in names:
+            user = f"victim-{name}"
+            iam.create_user(UserName=user)
+            keys[name] = (user, iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
+        github = FakeGitHub({1: keys["real-github"][1], 2: keys["sim-github"][1]})
+        github.start()
+        env = {"KEYRESPONSE_WEBHOOK_GITHUB_API_URL": github.url, "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "120"}
+        with Stack(box, account, folder, logs=folder / "logs", extra_env=env) as stack:
+            yield stack, iam, {"keys": keys, "payloads": _payloads(keys, folder / "logs" / "alerts"),
+                               "github": github}
+        github.server.shutdown()
+
+
+def _paused(client: Any) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+        type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
+
+
+def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any, dict]) -> None:
+    stack, iam, data = system
+    keys, payloads = data["keys"], data["payloads"]
+    answers = {}
+    for name, (route, body) in payloads.items():
+        answers[name] = stack.post(route, body)
+    assert all(a["flow_run_id"] for a in answers.values()), answers
+    assert len({a["incident_id"] for a in answers.values()}) == len(payloads)
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def status(name: str) -> str:
+        user, key = keys[name]
+        return {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}[key]
+
+    deadline = time.monotonic() + 400
+    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
+        while time.monotonic() < deadline and any(status(n) == "Active" for n in payloads):
+            for run in _paused(client):  # approve containment; deny what comes after, to finish quickly
+                decision = "approve" if run.name.startswith("containment:") else "deny"
+                resume_flow_run(run.id, run_input={"approver": "e2e@example.com", "decision": decision,
+                                                  "reason": "end-to-end test"})
+            time.sleep(0.5)
+    assert {n: status(n) for n in payloads} == {n: "Inactive" for n in payloads}
+    assert len(data["github"].calls) == 2  # the key of each GitHub alert was fetched from the API

@@ -1,0 +1,81 @@
+"""A key of a member account of the Organization is handled in that account, through the response
+role the responder assumes there (moto's multi-account support: keys route to their own account)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.server import admin_client
+from keyresponse.settings import get_settings
+from keyresponse.validation import validate_key
+
+
+@pytest.fixture
+def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    saved = dict(os.environ)
+    with MotoSandbox() as box:
+        orgs = admin_client(box.endpoint, "organizations")
+        orgs.create_organization(FeatureSet="ALL")
+        member = orgs.create_account(AccountName="payments", Email="payments@example.com")[
+            "CreateAccountStatus"]["AccountId"]
+        iam = admin_client(box.endpoint, "iam")  # the management account (123456789012)
+        iam.create_user(UserName="ir-responder")
+        responder = iam.create_access_key(UserName="ir-responder")["AccessKey"]
+        # In the member account: the response role, and a workload user whose key leaked.
+        member_iam = boto3.client("iam", endpoint_url=box.endpoint, region_name="us-east-1",
+                                  aws_access_key_id="x", aws_secret_access_key="x")
+        member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
+            "x-moto-account-id", member))
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"AWS": "arn:aws:iam::123456789012:user/ir-responder"}}]}
+        member_iam.create_role(RoleName="KeyResponseResponder", AssumeRolePolicyDocument=json.dumps(trust))
+        member_iam.create_user(UserName="payments-batch")
+        leaked = member_iam.create_access_key(UserName="payments-batch")["AccessKey"]["AccessKeyId"]
+        other = member_iam.create_access_key(UserName="payments-batch")["AccessKey"]["AccessKeyId"]
+        os.environ.update(box.env())
+        os.environ.update({"AWS_ACCESS_KEY_ID": responder["AccessKeyId"],
+                           "AWS_SECRET_ACCESS_KEY": responder["SecretAccessKey"],
+                           "KEYRESPONSE_HOME": str(tmp_path), "KEYRESPONSE_ACCOUNTS_IN_SCOPE": json.dumps([member])})
+        get_settings.cache_clear()
+        try:
+            yield {"member": member, "leaked": leaked, "other": other, "endpoint": box.endpoint}
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
+
+
+def test_a_member_accounts_key_is_contained_in_that_account(organization: dict[str, str]) -> None:
+    from flows.containment import containment
+
+    member, leaked = organization["member"], organization["leaked"]
+    facts = validate_key(leaked, accounts_in_scope=[member])
+    assert facts.account_id == member and facts.is_ours is True
+    investigation = {
+        "access_key_id": leaked, "account_id": member,
+        "principal_arn": f"arn:aws:iam::{member}:user/payments-batch",
+        "credentials": [{"access_key_id": leaked, "kind": "original", "created_by_event": None, "parent": None,
+                         "principal_arn": f"arn:aws:iam::{member}:user/payments-batch"}],
+        "persistence": [], "resources_created": [], "regions": []}
+    outcome = containment("inc-member-1", investigation, dry_run=False, approval=False)
+    assert outcome["status"] == "applied"
+    assert {e["action"] for e in outcome["ledger"]} >= {"deactivate_access_key", "attach_session_revocation_policy"}
+    member_iam = boto3.client("iam", endpoint_url=organization["endpoint"], region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+    member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", member))
+    status = {k["AccessKeyId"]: k["Status"]
+              for k in member_iam.list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
+    assert status == {leaked: "Inactive", organization["other"]: "Active"}  # exactly the leaked key
+    policies = member_iam.list_user_policies(UserName="payments-batch")["PolicyNames"]
+    assert any("inc-member-1" in p or "revoke" in p.lower() for p in policies)
+    # and nothing of the kind happened in the management account
+    assert admin_client(organization["endpoint"], "iam").list_user_policies(UserName="ir-responder")[
+        "PolicyNames"] == []
