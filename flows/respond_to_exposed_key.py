@@ -71,7 +71,8 @@ def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
     return "contained"
 
 
-@flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True)
+@flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True, retries=2,
+      retry_delay_seconds=10)
 def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run: bool = False,
                            logs: str | None = None, require_approval: bool = True) -> dict[str, Any]:
     """Respond to one exposed key, from the alert to the report. Returns the incident record."""

@@ -241,11 +241,15 @@ def _unwrap(root: _Node, source: str, detail_types: frozenset[str], route: str) 
     if "detail" not in envelope:
         return root, None
     got_source = envelope.get("source")
+    if got_source is not None and not isinstance(got_source, str):
+        raise InputError(f"source must be a string, got {type(got_source).__name__}")
     if got_source is not None and got_source != source:
         hint = {f"aws.{s}": s for s in ("guardduty", "health", "securityhub")} | {"aws.iam": "cloudtrail"}
         where = f"; post it to /alerts/{hint[got_source]}" if got_source in hint else ""
         raise InputError(f"source is {got_source!r}, expected {source!r} on /alerts/{route}{where}")
     detail_type = envelope.get("detail-type")
+    if detail_type is not None and not isinstance(detail_type, str):
+        raise InputError(f"detail-type must be a string, got {type(detail_type).__name__}")
     if detail_type is not None and detail_type not in detail_types:
         raise InputError(f"detail-type {str(detail_type)[:60]!r} is not one of {sorted(detail_types)}")
     return root.req("detail"), root

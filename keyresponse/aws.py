@@ -16,10 +16,12 @@ from keyresponse.settings import get_settings
 
 
 def client_config(max_attempts: int | None = None) -> Config:
-    """Adaptive retries (throttling and 5xx, with backoff and jitter) and sane timeouts."""
-    attempts = max_attempts if max_attempts is not None else get_settings().aws_max_attempts
+    """Retries on throttling and 5xx with exponential backoff and jitter (adaptive mode also rate-limits
+    the client once it has been throttled), and sane timeouts."""
+    settings = get_settings()
+    attempts = max_attempts if max_attempts is not None else settings.aws_max_attempts
     return Config(
-        retries={"max_attempts": attempts, "mode": "adaptive"},
+        retries={"max_attempts": attempts, "mode": settings.aws_retry_mode},
         connect_timeout=5,
         read_timeout=30,
         user_agent_extra="keyresponse",

@@ -63,7 +63,11 @@ class Settings(BaseSettings):
         description='Attribution sources, JSON: {"aws_ranges": path|url, "gcp_ranges", "azure_ranges", '
                     '"tor_exits", "threat_lists": {name: path|url}, "cache_dir"}; URLs are fetched and cached.',
     )
-    aws_max_attempts: int = Field(default=8, ge=1, le=20, description="boto3 retry attempts (adaptive).")
+    aws_max_attempts: int = Field(default=8, ge=1, le=20, description="boto3 retry attempts.")
+    aws_retry_mode: str = Field(
+        default="adaptive", pattern="^(adaptive|standard)$",
+        description="boto3 retry mode: adaptive (backoff with jitter plus client-side rate limiting, for "
+                    "production) or standard (backoff with jitter only).")
 
 
 @lru_cache(maxsize=1)

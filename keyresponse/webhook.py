@@ -447,9 +447,32 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Rejected(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(400, "malformed_json", f"body nests deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(payload, dict):
         raise Rejected(400, "malformed_json", f"body must be a JSON object, got {type(payload).__name__}")
+    if _depth(payload) > MAX_JSON_DEPTH:
+        raise Rejected(400, "malformed_json", f"body nests deeper than {MAX_JSON_DEPTH} levels")
     return payload
+
+
+#: No alert format nests anywhere near this deep; deeper bodies are hostile.
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """Nesting depth of a JSON value, counted iteratively and capped at `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level >= limit:
+            return level
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int) -> None:

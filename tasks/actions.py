@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from pydantic import BaseModel, ConfigDict
 
 from keyresponse import aws
@@ -209,7 +210,7 @@ def aws_errors(what: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise AwsCallError(f"{what}: {error.get('Code', '?')}: {error.get('Message', exc)}") from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:  # a 5xx with a body that is not XML/JSON
         raise AwsCallError(f"{what}: {exc}") from exc
 
 
@@ -299,7 +300,13 @@ class Action(ABC):
             return None
         with aws_errors(f"{self.name} {target.label}"):
             self.write(ctx, target, change.before)
-            after = self.read(ctx, target)
+        # Record the change before anything else can fail, so undo always knows about it; the
+        # after-state is best effort (verify re-reads AWS and raises if the change did not take).
+        try:
+            with aws_errors(f"{self.name} {target.label}"):
+                after = self.read(ctx, target)
+        except AwsCallError as exc:
+            after = {"unread": f"could not re-read after the change: {exc}"}
         return ctx.ledger.append(LedgerEntry(
             incident_id=ctx.incident_id, action=self.name, target=target.model_dump(mode="json"),
             before=change.before, after=after, flow_run_id=ctx.flow_run_id, dry_run=False,

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from keyresponse.sandbox import MotoSandbox
+from keyresponse.settings import get_settings
 from tasks.actions import LedgerEntry, Step, apply_steps, registry, undo_incident
 from tasks.plan import plan_response
 
@@ -86,11 +87,15 @@ def test_converges_without_duplicates_when_rerun_after_a_crash(make_ctx: MakeCtx
 
 @pytest.mark.slow
 def test_completes_every_action_when_a_third_of_iam_calls_are_throttled(
-    sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
+    sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = make_ctx()
     actions = list(registry().values())
     targets = {a.name: build_case(a.name, f"{unique_name}-{i}", ctx) for i, a in enumerate(actions)}
+    # Standard mode: the same backoff with jitter, without adaptive mode's client-side rate limiter
+    # (right in production, where it protects the account's API quota, and only slow here).
+    monkeypatch.setenv("KEYRESPONSE_AWS_RETRY_MODE", "standard")
+    get_settings.cache_clear()
     sandbox.inject_faults(service="iam", throttle_rate=0.3, seed=11)
     started = time.monotonic()
     try:
@@ -106,6 +111,8 @@ def test_completes_every_action_when_a_third_of_iam_calls_are_throttled(
         counters = sandbox.call_extension("GET", "faults")
     finally:
         sandbox.inject_faults()
+        monkeypatch.delenv("KEYRESPONSE_AWS_RETRY_MODE")
+        get_settings.cache_clear()
     assert counters["injected"].get("iam", 0) >= 10, counters
     _once_each(ctx.ledger.applied())
     print(f"throttled {counters['injected']['iam']} of {counters['calls']['iam']} IAM calls; "

@@ -1,0 +1,214 @@
+"""A responder approves containment in the real Prefect UI (headless Chromium), and the key is contained.
+
+The containment flow runs in a thread against the session's Prefect server and moto sandbox and pauses
+for an `Approval`. The test opens the paused run in the default Prefect UI, clicks Resume, fills the
+schema form of the Resume Flow Run dialog (approver, decision, reason) and submits it, exactly as a
+person would. The flow then resumes, applies the plan and the sandbox shows the key Inactive.
+
+The browser is Debian's Chromium (`make browser`); Playwright never downloads one. Every request the
+page makes to a host other than 127.0.0.1 is aborted and fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import SeededAccount
+from keyresponse.sandbox.server import admin_client
+from keyresponse.settings import get_settings
+
+CHROMIUM = "/usr/bin/chromium"
+# --disable-3d-apis: no WebGL, so the run page's timeline graph is not drawn (it logs "Unable to auto-detect
+# a suitable renderer" and stays blank). Drawn in software it costs seconds of CPU per action on a busy
+# machine and plays no part in the approval.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-3d-apis"]
+#: Playwright's default wait for every action and assertion (ms); the page is local, so this is generous.
+UI_TIMEOUT_MS = 15_000
+APPROVAL = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42 approved in the browser"}
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def responder_env(seeded: SeededAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The responder's credentials and fast approval settings while the flow runs; restored afterwards."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seeded.responder.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seeded.responder.secret_access_key)
+    monkeypatch.setenv("KEYRESPONSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KEYRESPONSE_APPROVAL_POLL_SECONDS", "1")
+    # Long enough for a slow browser, short enough that a broken test never hangs the session.
+    monkeypatch.setenv("KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS", "90")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _investigation(account_id: str, user: str, key: str) -> dict[str, Any]:
+    arn = f"arn:aws:iam::{account_id}:user/{user}"
+    return {"access_key_id": key, "account_id": account_id, "principal_arn": arn,
+            "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
+                             "principal_arn": arn}],
+            "persistence": [], "resources_created": [], "regions": []}
+
+
+def _wait_until_paused(client: Any, run_name: str, thread: threading.Thread, timeout: float = 45.0) -> Any:
+    """The flow run named `run_name` once it is PAUSED with its approval form stored."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+        for run in runs:
+            keys = (run.state.state_details.run_input_keyset or {}) if run.state else {}
+            if run.state and run.state.is_paused() and "schema" in keys:
+                return run
+        assert thread.is_alive(), f"the flow ended before it paused for approval: {run_name}"
+        time.sleep(0.2)
+    raise AssertionError(f"{run_name} did not pause for approval within {timeout} s")
+
+
+def _keep_traffic_local(context: Any, foreign: list[str]) -> None:
+    """Abort (and remember) every request the page makes to a host other than 127.0.0.1."""
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            foreign.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+
+
+def _approve_in_resume_dialog(page: Any, ui_url: str, run_id: str, key: str) -> dict[str, Any]:
+    """Open the paused run, fill the Resume Flow Run form and submit it; returns the resume response."""
+    from playwright.sync_api import expect
+
+    resumes: list[str] = []
+    page.on("request", lambda r: resumes.append(r.url) if r.method == "POST" and r.url.endswith("/resume") else None)
+    page.goto(f"{ui_url}/runs/flow-run/{run_id}")
+    expect(page.locator(".state-badge").first).to_have_text("Paused", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("button", name="Resume", exact=True).click()
+
+    dialog = page.get_by_role("dialog").filter(has_text="Resume Flow Run")
+    expect(dialog).to_be_visible(timeout=UI_TIMEOUT_MS)
+    # The plan (our Markdown description) is shown above the form.
+    expect(dialog.get_by_role("cell", name="deactivate_access_key", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(dialog.get_by_text(key).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+    def field(label: str) -> Any:
+        """One property of the JSON-schema form, found by its visible label."""
+        return dialog.locator(".schema-form-property").filter(has=page.get_by_text(label, exact=True))
+
+    field("Approver").get_by_role("textbox").fill(APPROVAL["approver"])
+    # The decision is a Literal, rendered as a custom select (a button + a listbox of role=option).
+    # A mouse click on the closed select does not open it in headless Chromium; the keyboard does.
+    decision = field("Decision").locator(".p-select-button__control")
+    decision.focus()
+    decision.press("ArrowDown")
+    page.get_by_role("option", name=APPROVAL["decision"], exact=True).click()
+    expect(decision).to_have_text(APPROVAL["decision"], timeout=UI_TIMEOUT_MS)
+    field("Reason").get_by_role("textbox").fill(APPROVAL["reason"])
+
+    with page.expect_response(lambda r: r.request.method == "POST"
+                              and r.url.endswith(f"/flow_runs/{run_id}/resume")) as resumed:
+        dialog.get_by_role("button", name="Submit", exact=True).click()
+    response = resumed.value
+    body: dict[str, Any] = response.json()
+    assert response.ok and body.get("status") == "ACCEPT", f"resume rejected: {response.status} {body}"
+    expect(page.get_by_text("Flow run resumed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(dialog).to_be_hidden(timeout=UI_TIMEOUT_MS)
+    assert len(resumes) == 1, f"the form was submitted {len(resumes)} times"
+    return body
+
+
+def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactivated(
+    prefect_server: str, sandbox: MotoSandbox, seeded: SeededAccount, unique_name: str, tmp_path: Path,
+    responder_env: None,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.containment import containment
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)"
+    started = time.monotonic()
+    ui_url = prefect_server.removesuffix("/api")
+
+    iam = admin_client(sandbox.endpoint, "iam")
+    user = unique_name[:64]
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    incident_id = f"INC-{unique_name[:20]}"
+
+    result: dict[str, Any] = {}
+
+    def run_flow() -> None:
+        try:
+            result["outcome"] = containment(incident_id, _investigation(seeded.account_id, user, key))
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run_flow, name="containment-in-browser-test", daemon=True)
+    thread.start()
+    foreign: list[str] = []
+    screenshot = tmp_path / "resume-dialog.png"
+    with get_client(sync_client=True) as client:
+        run = _wait_until_paused(client, f"containment:{incident_id}", thread)
+        paused = time.monotonic()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                try:
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    context.set_default_timeout(UI_TIMEOUT_MS)
+                    _keep_traffic_local(context, foreign)
+                    page = context.new_page()
+                    page_errors: list[str] = []
+                    page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
+                    try:
+                        body = _approve_in_resume_dialog(page, ui_url, str(run.id), key)
+                    except Exception:
+                        page.screenshot(path=str(screenshot), full_page=True)
+                        print(f"screenshot of the failing page: {screenshot}; page errors: {page_errors}")
+                        raise
+                    assert body["state"]["type"] == "RUNNING", body
+                    submitted = time.monotonic()
+                    thread.join(30)
+                    assert not thread.is_alive(), "the flow did not finish within 30 s of the resume"
+                    # The run page follows the run to its end.
+                    expect(page.locator(".state-badge").first).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+                finally:
+                    browser.close()
+        finally:
+            if thread.is_alive():  # the browser failed: unblock the flow with a denial, so it changes nothing
+                with contextlib.suppress(Exception):  # e.g. NotPausedError: the UI's resume went through
+                    resume_flow_run(run.id, run_input={"approver": "pytest", "decision": "deny",
+                                                       "reason": "browser test failed"})
+                thread.join(30)
+
+    assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
+    assert "error" not in result, f"the flow failed: {result.get('error')!r}"
+    outcome = result["outcome"]
+    assert outcome["status"] == "applied", outcome["status"]
+    approval = outcome["approval"]
+    assert {k: approval[k] for k in APPROVAL} == APPROVAL
+    assert outcome["verified"] == len(outcome["ledger"]) >= 1
+    statuses = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    assert statuses == {key: "Inactive"}
+    print(f"paused after {paused - started:.1f} s, submitted in the browser after {submitted - paused:.1f} s, "
+          f"all done after {time.monotonic() - started:.1f} s (server already up)")
