@@ -96,7 +96,10 @@ class LoadResult:
         unique = {a.idempotency_key for a in self.alerts}
         latencies = sorted(self.contained_at[k] - self.first_sent[k] for k in self.contained_at
                            if k in self.first_sent)
-        lost = [a.idempotency_key for a in self.alerts if a.status != 202]
+        # A 503 (launcher busy) is answered only after the alert is spooled; the receiver's relaunch
+        # loop starts it later, so it is lost only if the spool lacks it or still holds it at the end.
+        refused = [a.idempotency_key for a in self.alerts if a.status not in (202, 503)]
+        busy = [a.idempotency_key for a in self.alerts if a.status == 503]
         return {
             "alerts_sent": len(self.alerts), "distinct_alerts": len(unique), "keys": len(self.victims),
             "http_statuses": dict(sorted(statuses.items())), "incidents": len(incidents - {None}),
@@ -109,7 +112,8 @@ class LoadResult:
             "alert_to_inactive_p99_s": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)
             if latencies else None,
             "alert_to_inactive_max_s": round(latencies[-1], 2) if latencies else None,
-            "lost_alerts": len(lost) + max(0, len(unique) - self.spool_records),
+            "answered_503_then_relaunched": len(busy) if not self.spool_pending else 0,
+            "lost_alerts": len(refused) + max(0, len(unique) - self.spool_records) + self.spool_pending,
             "keys_not_contained": sorted(v.access_key_id for v in self.victims
                                          if v.access_key_id not in self.contained_at),
             "total_seconds": round(self.total_seconds, 1),
