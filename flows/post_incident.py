@@ -42,10 +42,26 @@ def render_report(incident_id: str, record: dict[str, Any]) -> dict[str, str]:
     return {name: str(Path(p)) for name, p in paths.items()} if isinstance(paths, dict) else {"out": str(out)}
 
 
+@task(name="check_readiness", task_run_name="check_readiness:{incident_id}", retries=1, retry_delay_seconds=5)
+def check_readiness(incident_id: str, regions: list[str]) -> list[dict[str, str]]:
+    """What was missing for this incident (GuardDuty, trail, data events, alert rules…): the report's
+    recommendations carry each gap with its fix."""
+    from keyresponse.readiness import ReadinessOptions, assess, readiness_for_report
+
+    return readiness_for_report(assess(None, get_settings(), ReadinessOptions(regions=regions)))
+
+
 @flow(name="post-incident", flow_run_name="post-incident:{incident_id}")
 def post_incident(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    """Evidence first (it must survive a failing renderer), then the report."""
+    """Readiness gaps, then evidence (it must survive a failing renderer), then the report."""
+    log = get_run_logger()
+    investigation = record.get("investigation") or {}
+    regions = sorted({get_settings().region, *(investigation.get("regions") or [])})
+    try:
+        record["readiness"] = check_readiness(incident_id, regions)
+    except Exception as exc:
+        log.warning("readiness check failed, the report goes out without it: %s", exc)
     location = store_incident_record(incident_id, record)
     report = render_report(incident_id, record)
-    get_run_logger().info("incident %s: evidence at %s, report %s", incident_id, location, report)
-    return {"evidence": location, "report": report}
+    log.info("incident %s: evidence at %s, report %s", incident_id, location, report)
+    return {"evidence": location, "report": report, "readiness": record.get("readiness", [])}

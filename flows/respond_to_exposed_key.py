@@ -71,8 +71,7 @@ def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
     return "contained"
 
 
-@flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True, retries=2,
-      retry_delay_seconds=10)
+@flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True)
 def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run: bool = False,
                            logs: str | None = None, require_approval: bool = True) -> dict[str, Any]:
     """Respond to one exposed key, from the alert to the report. Returns the incident record."""
@@ -102,7 +101,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             record["investigation"] = {"access_key_id": key, "account_id": facts.get("account_id"), "key": facts}
             return _close(incident_id, record)
         phases: dict[str, dict[str, Any]] = {}
-        if alert.high_confidence and settings.auto_contain and not dry_run:
+        if alert.high_confidence and settings.auto_contain and not dry_run and facts.get("owner_arn"):
             early = {"access_key_id": key, "account_id": facts.get("account_id"),
                      "principal_arn": facts.get("owner_arn"),
                      "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
@@ -159,5 +158,5 @@ def _alert_ips(alert: Alert) -> list[str]:
 
 def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     record["timeline"]["closed_at"] = _now()
-    post_incident(incident_id, record)
+    record["readiness"] = post_incident(incident_id, record)["readiness"]
     return record

@@ -137,7 +137,7 @@ class ReadinessCheck(_Record):
     """One preparation check (GuardDuty on, data events on, …) and how to fix it when it fails."""
 
     check: str
-    status: Literal["pass", "fail", "warn", "unknown"]
+    status: Literal["pass", "fail", "warn", "unknown", "not_verifiable"]
     evidence: str = ""
     fix: str = ""
 

@@ -23,6 +23,10 @@ def serve(
     limit: Annotated[int, typer.Option(help="Flow runs at once; a run waiting for approval holds its slot.")] = 60,
 ) -> None:
     """Receive alerts on http://HOST:PORT/alerts/<source> and run the response, scan and undo deployments."""
+    import os
+
+    # A burst makes a SQLite Prefect server answer 503 now and then: let every flow run's client retry.
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "10")
     import uvicorn
     from prefect import serve as prefect_serve
     from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings

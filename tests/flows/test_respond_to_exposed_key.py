@@ -189,3 +189,8 @@ def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(
     assert "cost-optimizer" not in functions
     report = world.home / "incidents" / record["incident_id"] / "report"
     assert (report / "report.html").exists()
+    # the sandbox has no GuardDuty and no trail: the report's recommendations say so, with the fix
+    gaps = {r["check"].split(" (")[0] for r in record["readiness"] if r["status"] == "fail"}
+    assert any(g.startswith("guardduty_enabled") for g in gaps), gaps
+    assert "cloudtrail_multi_region_logging" in gaps, gaps
+    assert "guardduty\\_enabled" in (report / "report.md").read_text()  # Markdown-escaped
