@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keyresponse.keys import is_temporary, validate_access_key_id
 
 QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
-_FAST = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+_FAST = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=15)
 
 
 def aws_reachable() -> bool:
