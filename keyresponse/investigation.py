@@ -362,13 +362,12 @@ class Investigation:
         scope = self.scope
         events = self.events
         verdict = self.verdict()
-        original_ips = [row for ip, row in scope.ip_rows.items()]
         principals = sorted({c.principal_arn for c in scope.credentials.values() if c.principal_arn})
         summary = {row["access_key_id"]: row for row in scope.summary_rows}
         original = summary.get(scope.original, {})
         facts = self.facts
         source_ips = []
-        for row in sorted(original_ips, key=lambda r: (r["source_ip"] not in scope.attacker_ips, r["first_seen_at"])):
+        for row in sorted(scope.ip_rows.values(), key=lambda r: (r["source_ip"] not in scope.attacker_ips, r["first_seen_at"])):
             ip = row["source_ip"]
             source_ips.append({"ip": ip, "event_count": row["event_count"], "user_agents": row["user_agents"] or [],
                                "first_seen": row["first_seen_at"], "last_seen": row["last_seen_at"],
