@@ -3,6 +3,10 @@
     alert ─► validate ─► [early containment of the key, high-confidence alerts only]
           ─► scope ─► impact ─► containment ─► eradication ─► recovery ─► post-incident
 
+For a high-confidence alert the receiver has usually deactivated the key already, before this run
+started (`keyresponse.first_response`): the run waits for that outcome, records its ledger entry and
+time as the containment time, then does the rest of early containment (session revocation, tag).
+
 Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
 A denial or a timeout stops the response there (nothing more changes) and the report says so.
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
@@ -29,12 +33,18 @@ from flows.recovery import recovery
 from keyresponse.alerts import Alert
 from keyresponse.settings import get_settings
 from tasks.analysis import validate_key_task
+from tasks.response import first_response
 
 EARLY_CONTAINMENT = ["deactivate_access_key", "attach_session_revocation_policy", "tag_principal"]
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _second(stamp: str) -> str:
+    """A ledger time (microseconds) as the record's timeline writes times: to the second."""
+    return stamp[:19] + "Z"
 
 
 def _key_lock(access_key_id: str) -> str:
@@ -101,6 +111,11 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             record["investigation"] = {"access_key_id": key, "account_id": facts.get("account_id"), "key": facts}
             return _close(incident_id, record)
         phases: dict[str, dict[str, Any]] = {}
+        if alert.high_confidence and settings.auto_contain and not dry_run:
+            first = first_response(incident_id)
+            if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
+                _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
+                record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
         if alert.high_confidence and settings.auto_contain and not dry_run and facts.get("owner_arn"):
             early = {"access_key_id": key, "account_id": facts.get("account_id"),
                      "principal_arn": facts.get("owner_arn"),
@@ -109,7 +124,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
                      "persistence": [], "resources_created": [], "regions": []}
             outcome = containment(incident_id, early, dry_run=False, approval=False, only=EARLY_CONTAINMENT)
             _record_phase(record, "early_containment", outcome)
-            record["timeline"]["contained_at"] = _now()
+            record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
             log.info("high-confidence alert: %s contained before scoping", key)
         investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts,
                                  alert_source=alert.source, alert_payload=alert.raw)

@@ -28,10 +28,10 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 from fastapi import FastAPI, Request
@@ -43,6 +43,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyresponse.alerts import SOURCES, Alert, NotActionable, Source, github_alert_ref, normalize
 from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
+
+if TYPE_CHECKING:
+    from keyresponse.first_response import FirstResponder
 
 log = logging.getLogger(__name__)
 
@@ -311,49 +314,73 @@ class Accepted:
 
 
 class AlertIntake:
-    """Spool-then-launch, with one alert at a time so two alerts about one key cannot race."""
+    """Spool, then launch: one incident per key, however many alerts arrive at once.
 
-    def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0) -> None:
+    Deciding (find the spooled alert, find or claim the key's open incident, spool) is synchronous
+    file work, so on the event loop it is atomic; only launching awaits. A launch in flight is shared:
+    a redelivery of that alert, or a duplicate about the same key, waits for it instead of launching
+    again, and alerts about other keys launch in parallel. With a `first_responder`, a new incident's
+    key is contained in the background the moment the alert is spooled (see `keyresponse.first_response`).
+    """
+
+    def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0,
+                 first_responder: FirstResponder | None = None) -> None:
         self.spool = spool
         self.launcher = launcher
         self.launch_timeout_seconds = launch_timeout_seconds
-        self._lock = asyncio.Lock()
+        self.first_responder = first_responder
+        self._inflight: dict[str, asyncio.Future[Accepted]] = {}  # by incident id
 
     async def accept(self, alert: Alert) -> Accepted:
-        async with self._lock:
-            now = datetime.now(UTC)
-            existing = self.spool.find(alert)
-            if existing is not None:
-                if existing.flow_run_id is not None or existing.duplicate_of is not None:
-                    return self._answer(existing, "redelivered")
-                return await self._launch(existing)  # spooled before, launch failed: try again
-            for subject in alert.subjects:
-                holder = self.spool.open_incident(subject, now)
-                if holder is not None:
-                    return self._attach(alert, holder, now)
-            record = SpoolRecord(alert=alert, incident_id=alert.incident_id,
-                                 idempotency_key=alert.idempotency_key, received_at=now)
-            path = self.spool.save(record)
-            for subject in alert.subjects:
-                holder = self.spool.claim(subject, record.incident_id, path, now)
-                if holder.incident_id != record.incident_id:  # another process won the race
-                    path.unlink()
-                    return self._attach(alert, holder, now)
-            return await self._launch(record)
+        now = datetime.now(UTC)
+        existing = self.spool.find(alert)
+        if existing is not None:
+            if existing.duplicate_of is not None:
+                return await self._answer(existing, "redelivered")
+            if existing.incident_id in self._inflight:
+                launched = await asyncio.shield(self._inflight[existing.incident_id])
+                return replace(launched, status="redelivered")
+            if existing.flow_run_id is not None:
+                return await self._answer(existing, "redelivered")
+            return await self._launch(existing)  # spooled before, launch failed: try again
+        for subject in alert.subjects:
+            holder = self.spool.open_incident(subject, now)
+            if holder is not None:
+                return await self._attach(alert, holder, now)
+        record = SpoolRecord(alert=alert, incident_id=alert.incident_id,
+                             idempotency_key=alert.idempotency_key, received_at=now)
+        path = self.spool.save(record)
+        for subject in alert.subjects:
+            holder = self.spool.claim(subject, record.incident_id, path, now)
+            if holder.incident_id != record.incident_id:  # another process won the race
+                path.unlink()
+                return await self._attach(alert, holder, now)
+        if self.first_responder is not None:
+            try:
+                self.first_responder.start(alert, record.incident_id)
+            except Exception:  # never lose the alert over it: the flow contains the key anyway
+                log.exception("first response for %s could not start", record.incident_id)
+        return await self._launch(record)
 
-    def _attach(self, alert: Alert, holder: OpenIncident, now: datetime) -> Accepted:
+    async def _attach(self, alert: Alert, holder: OpenIncident, now: datetime) -> Accepted:
         record = SpoolRecord(alert=alert, incident_id=holder.incident_id, idempotency_key=alert.idempotency_key,
                              received_at=now, duplicate_of=holder.incident_id, incident_record=holder.alert_file)
         self.spool.save(record)
-        return self._answer(record, "duplicate")
+        return await self._answer(record, "duplicate")
 
-    def _answer(self, record: SpoolRecord, status: Status) -> Accepted:
+    async def _answer(self, record: SpoolRecord, status: Status) -> Accepted:
         flow_run_id, ui_url = record.flow_run_id, record.ui_url
-        if record.incident_record is not None:  # the opener's run, which may have started since
+        if record.duplicate_of is not None and record.duplicate_of in self._inflight:
+            # The opener's run is being launched right now: answer with it. If that launch fails, the
+            # opener's own request reports it; this alert is spooled and attached all the same.
+            with suppress(Exception):
+                opened = await asyncio.shield(self._inflight[record.duplicate_of])
+                flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
+        elif record.incident_record is not None:  # the opener's run, which may have started since
             opener = self.spool.alerts_dir / record.incident_record
             if opener.exists():
-                opened = self.spool.load(opener)
-                flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
+                opened_record = self.spool.load(opener)
+                flow_run_id, ui_url = opened_record.flow_run_id, opened_record.ui_url
         return Accepted(alert=record.alert, incident_id=record.incident_id, status=status,
                         flow_run_id=flow_run_id, ui_url=ui_url, duplicate_of=record.duplicate_of)
 
@@ -361,17 +388,33 @@ class AlertIntake:
         """Launch every spooled alert that opened an incident but never got a flow run; skip failures."""
         launched: list[Accepted] = []
         for record in self.spool.pending():
-            async with self._lock:
-                current = self.spool.find(record.alert)
-                if current is None or current.flow_run_id is not None:
-                    continue
-                try:
-                    launched.append(await self._launch(current))
-                except (DeploymentUnavailable, LaunchFailed) as exc:
-                    log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
+            current = self.spool.find(record.alert)
+            if current is None or current.flow_run_id is not None or current.incident_id in self._inflight:
+                continue
+            try:
+                launched.append(await self._launch(current))
+            except (DeploymentUnavailable, LaunchFailed) as exc:
+                log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
         return launched
 
     async def _launch(self, record: SpoolRecord) -> Accepted:
+        if record.incident_id in self._inflight:
+            return await asyncio.shield(self._inflight[record.incident_id])
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._inflight[record.incident_id] = future
+        try:
+            accepted = await self._launch_now(record)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
+            raise
+        else:
+            future.set_result(accepted)
+            return accepted
+        finally:
+            del self._inflight[record.incident_id]
+
+    async def _launch_now(self, record: SpoolRecord) -> Accepted:
         try:
             result = await asyncio.wait_for(
                 self.launcher.launch(record.alert, record.incident_id, record.idempotency_key),
@@ -561,7 +604,8 @@ async def _fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any
 
 
 def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every: float | None = None,
-               github_client: httpx.AsyncClient | None = None) -> FastAPI:
+               github_client: httpx.AsyncClient | None = None,
+               first_responder: FirstResponder | None = None) -> FastAPI:
     """The receiver. `launcher` starts runs (a `PrefectLauncher` in production).
 
     With `relaunch_every` (seconds), spooled alerts that never got a run are launched at start and then
@@ -571,7 +615,8 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_BEARER_TOKEN "
                                  "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
-    intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds)
+    intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds,
+                         first_responder=first_responder)
     clients: dict[str, httpx.AsyncClient] = {}
 
     async def _relaunch_loop(every: float) -> None:

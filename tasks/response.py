@@ -74,3 +74,23 @@ def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     for step in steps:
         step.action.verify(ctx, step.target)
     return len(steps)
+
+
+@task(name="first_response", task_run_name="first_response:{incident_id}")
+def first_response(incident_id: str) -> dict[str, Any] | None:
+    """What the alert receiver already did about the key (see `keyresponse.first_response`), once it is done.
+
+    None when the receiver did not act (low-confidence alert, automatic containment off, or the run
+    was not started by the receiver)."""
+    from keyresponse import first_response as first
+
+    outcome = first.wait(incident_id)
+    log = get_run_logger()
+    if outcome is None:
+        return None
+    if outcome.get("status") in ("applied", "nothing_to_do"):
+        log.info("the receiver contained %s at %s (%d change(s) in the ledger)", outcome.get("access_key_id"),
+                 outcome.get("contained_at") or outcome.get("finished_at"), len(outcome.get("ledger") or []))
+    else:
+        log.warning("the receiver did not contain the key: %s (%s)", outcome.get("status"), outcome.get("reason"))
+    return outcome

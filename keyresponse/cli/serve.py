@@ -23,11 +23,13 @@ def serve_webhook(
     """
     import uvicorn
 
+    from keyresponse.first_response import FirstResponder
     from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
 
     settings = WebhookSettings()
     launcher = PrefectLauncher(settings.deployment_name, ui_url=settings.prefect_ui_url)
-    app = create_app(settings, launcher, relaunch_every=settings.retry_after_seconds if relaunch else None)
+    app = create_app(settings, launcher, relaunch_every=settings.retry_after_seconds if relaunch else None,
+                     first_responder=FirstResponder())
     typer.echo(f"keyresponse: receiving alerts on http://{host}:{port}/alerts/<source>; "
                f"spool {settings.spool}; deployment {settings.deployment_name}", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -160,3 +160,71 @@ def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any
             time.sleep(0.5)
     assert {n: status(n) for n in payloads} == {n: "Inactive" for n in payloads}
     assert len(data["github"].calls) == 2  # the key of each GitHub alert was fetched from the API
+
+
+def _health(key: str, user: str, n: str) -> bytes:
+    health = _load("health_risk_credentials_exposed.aws_health_tools.json")
+    health["id"] = f"first-response-{n}"
+    health["detail"]["eventArn"] = f"arn:aws:health:global::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/FR{n}"
+    health["detail"]["affectedEntities"][0]["entityValue"] = key
+    health["detail"]["eventDescription"][0]["latestDescription"] = f"Access key {key} of {user} is public."
+    return json.dumps(health).encode()
+
+
+def _finish(stack: Stack, run_id: str, timeout: float = 300) -> str:
+    """Deny every pause of the run (its subflows) until it ends; return its final state's name."""
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout
+    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run_id)
+            if run.state and run.state.is_final():
+                return str(run.state.name)
+            for paused in _paused(client):
+                resume_flow_run(paused.id, run_input={"approver": "e2e@example.com", "decision": "deny",
+                                                     "reason": "first-response test: nothing more"})
+            time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not end within {timeout} s")
+
+
+def test_the_receiver_contains_a_high_confidence_key_once_and_the_run_records_it(
+        system: tuple[Stack, Any, dict]) -> None:
+    stack, iam, _ = system
+    user = "victim-first-response"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    other = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    answer = stack.post("health", _health(key, user, "1"))
+    incident = stack.home / "incidents" / answer["incident_id"]
+    assert _finish(stack, answer["flow_run_id"]) == "Completed"
+
+    first = json.loads((incident / "first_response.json").read_text())
+    assert first["status"] == "applied", first
+    status = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    assert status == {key: "Inactive", other: "Active"}  # only the alert's key, never the user's other one
+    ledger = [json.loads(line) for line in (incident / "ledger.jsonl").read_text().splitlines()]
+    deactivations = [e for e in ledger if e["action"] == "deactivate_access_key"]
+    assert len(deactivations) == 1, deactivations  # the run's own early containment found it done
+    assert deactivations[0]["target"]["id"] == key and deactivations[0]["flow_run_id"] is None
+    assert deactivations[0]["before"] == {"status": "Active"} and deactivations[0]["after"] == {"status": "Inactive"}
+    record = json.loads((incident / "incident.json").read_text())
+    assert deactivations[0]["entry_id"] in {e["entry_id"] for e in record["ledger"]}
+    assert record["timeline"]["contained_at"] == deactivations[0]["applied_at"][:19] + "Z"
+    assert {e["action"] for e in record["ledger"]} >= {"deactivate_access_key", "attach_session_revocation_policy"}
+
+
+def test_the_receiver_never_contains_a_protected_principals_key(system: tuple[Stack, Any, dict]) -> None:
+    from keyresponse.sandbox.seed import BREAK_GLASS_USER
+
+    stack, iam, _ = system
+    key = iam.create_access_key(UserName=BREAK_GLASS_USER)["AccessKey"]["AccessKeyId"]
+    answer = stack.post("health", _health(key, BREAK_GLASS_USER, "2"))
+    incident = stack.home / "incidents" / answer["incident_id"]
+    _finish(stack, answer["flow_run_id"])
+    first = json.loads((incident / "first_response.json").read_text())
+    assert first["status"] == "refused" and BREAK_GLASS_USER in first["reason"], first
+    status = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=BREAK_GLASS_USER)["AccessKeyMetadata"]}
+    assert status[key] == "Active"
+    assert not (incident / "ledger.jsonl").exists() or "deactivate_access_key" not in (incident / "ledger.jsonl").read_text()
