@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
 from keyresponse.prefect_server import PrefectServer, free_port  # noqa: E402
 from keyresponse.sandbox import MotoSandbox  # noqa: E402
 from keyresponse.sandbox.seed import SeededAccount, seed_account  # noqa: E402
-from keyresponse.sandbox.server import _die_with_parent, admin_client  # noqa: E402
+from keyresponse.sandbox.server import _die_with_parent, access_key_statuses, admin_client  # noqa: E402
 from keyresponse.sandbox.simulate import run_simulation  # noqa: E402
 from keyresponse.webhook import AlertSpool, sign  # noqa: E402
 
@@ -291,7 +291,7 @@ class Watcher:
     """Background threads: note when each key turns Inactive; answer our incidents' approval pauses."""
 
     def __init__(self, endpoint: str, victims: list[Victim], api_url: str) -> None:
-        self.iam = admin_client(endpoint, "iam")
+        self.endpoint = endpoint
         self.victims = victims
         self.api_url = api_url
         self.contained_at: dict[str, float] = {}
@@ -312,17 +312,16 @@ class Watcher:
         for thread in self._threads:
             thread.join(15)
 
-    def _watch_keys(self) -> None:
+    def _watch_keys(self) -> None:  # one sandbox call per round: watching must not load what it measures
         while not self._stop.is_set() and len(self.contained_at) < len(self.victims):
-            for victim in self.victims:
-                if victim.access_key_id in self.contained_at:
-                    continue
-                with suppress(Exception):
-                    metas = self.iam.list_access_keys(UserName=victim.user_name)["AccessKeyMetadata"]
-                    status = {m["AccessKeyId"]: m["Status"] for m in metas}.get(victim.access_key_id, "deleted")
-                    if status != "Active":
-                        self.contained_at[victim.access_key_id] = time.monotonic()
-            self._stop.wait(0.2)
+            with suppress(Exception):
+                statuses = access_key_statuses(self.endpoint)
+                now = time.monotonic()
+                for victim in self.victims:
+                    if victim.access_key_id not in self.contained_at and \
+                            statuses.get(victim.access_key_id, "deleted") != "Active":
+                        self.contained_at[victim.access_key_id] = now
+            self._stop.wait(0.1)
 
     def _answer_pauses(self) -> None:
         with httpx.Client(base_url=self.api_url, timeout=30) as api:

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def _write(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> bool
 def claim(incident_id: str, access_key_id: str, home: Path | None = None) -> bool:
     """Mark the first response `pending`; False when this incident already has one (a redelivery)."""
     return _write(path_of(incident_id, home), {"status": "pending", "access_key_id": access_key_id,
-                                               "started_at": utc_now()}, exclusive=True)
+                                               "accepted_at": utc_now()}, exclusive=True)
 
 
 def read(incident_id: str, home: Path | None = None) -> dict[str, Any] | None:
@@ -97,65 +98,154 @@ def wait(incident_id: str, timeout: float = WAIT_SECONDS, poll: float = 0.2) -> 
         time.sleep(poll)
 
 
-def contain(incident_id: str, access_key_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Validate the key and deactivate it; record and return the outcome. Never raises."""
+After = Callable[[], list[str]]
+
+
+def contain(incident_id: str, access_key_id: str, settings: Settings | None = None, base: _Base | None = None,
+            then: Callable[[Callable[[], dict[str, Any]]], Any] | None = None) -> dict[str, Any]:
+    """Validate the key and deactivate it; record and return the outcome. Never raises.
+
+    The work after the write (verify, evidence snapshot, ledger copy) runs through `then` (a
+    `submit` of another executor, so the next key is not kept waiting), or inline without it; the
+    outcome file stays `pending` until that work is done, and its return value is the final outcome.
+    """
     settings = settings or get_settings()
     started = utc_now()
+    after: After | None = None
     try:
-        outcome = _contain(incident_id, access_key_id, settings)
+        outcome, after = _contain(incident_id, access_key_id, settings, base or _Base())
     except Exception as exc:  # an unknown failure still leaves a readable outcome (and the flow goes on)
         log.exception("first response for %s failed", incident_id)
         outcome = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:500]}
-    outcome = {"access_key_id": access_key_id, "started_at": started, "finished_at": utc_now(), **outcome}
-    _write(path_of(incident_id, settings.home), outcome)
-    log.info("first response %s for %s: %s", incident_id, access_key_id, outcome["status"])
-    return outcome
+    accepted = (read(incident_id, settings.home) or {}).get("accepted_at")
+    outcome = {"access_key_id": access_key_id, "accepted_at": accepted, "started_at": started, **outcome}
+
+    def finish() -> dict[str, Any]:
+        if after is not None:
+            try:
+                outcome["plan"]["notes"].extend(after())
+            except Exception as exc:  # the key is contained; say what is missing, the flow goes on
+                outcome["plan"]["notes"].append(f"after the change: {type(exc).__name__}: {exc}"[:500])
+        outcome["finished_at"] = utc_now()
+        _write(path_of(incident_id, settings.home), outcome)
+        log.info("first response %s for %s: %s", incident_id, access_key_id, outcome["status"])
+        return outcome
+
+    if then is not None and after is not None:
+        then(finish)
+        return outcome
+    return finish()
 
 
-def _contain(incident_id: str, key: str, settings: Settings) -> dict[str, Any]:
+class _Base:
+    """The receiver's own clients and identity, made once and shared by the worker threads (boto3
+    clients are thread-safe, sessions are not; making a client costs tens of milliseconds of CPU)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._clients: Any = None
+        self._identity: dict[str, str] | None = None
+
+    def clients(self) -> Any:
+        from tasks.actions import Clients
+
+        with self._lock:
+            if self._clients is None:
+                clients = Clients()
+                clients("sts"), clients("iam"), clients("s3")  # made here, under the lock
+                self._clients = clients
+                self._identity = clients("sts").get_caller_identity()
+            return self._clients
+
+    def responder(self) -> Any:
+        from keyresponse.guardrails import Responder
+
+        clients = self.clients()
+        assert self._identity is not None
+        credentials = clients.session.get_credentials()
+        return Responder(arn=self._identity["Arn"], account_id=self._identity["Account"],
+                         access_key_id=credentials.access_key if credentials else None)
+
+
+def _contain(incident_id: str, key: str, settings: Settings, base: _Base) -> tuple[dict[str, Any], After | None]:
+    """Four AWS calls before the key is Inactive: who owns it (STS), which user (IAM), its status, the write.
+
+    The ledger entry (with the key's before-state) is written right after the write; the owner's
+    evidence snapshot and verification come after, off the critical path (deactivating a key
+    changes nothing else about its user, and the ledger holds the key's before-state).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from keyresponse.aws import session_for_account
     from keyresponse.errors import GuardrailRefusal
-    from keyresponse.validation import validate_key
-    from tasks.actions import ActionContext, Clients, Step, Target, apply_steps
+    from keyresponse.evidence import open_store
+    from keyresponse.keys import is_temporary, validate_access_key_id
+    from keyresponse.ledger import Ledger
+    from tasks.actions import ActionContext, Clients, Step, Target, snapshot_evidence, store_ledger
     from tasks.containment.deactivate_access_key import ACTION
 
-    facts = validate_key(key, accounts_in_scope=settings.accounts_in_scope)
-    if facts.is_ours is False:
-        return {"status": "skipped", "reason": f"the key belongs to account {facts.account_id}, not in scope"}
-    if not facts.owner or not facts.account_id:
-        return {"status": "skipped", "reason": "owner unknown: " + ("; ".join(facts.gaps) or "no IAM user")}
-    target = Target(kind="access_key", id=key, user_name=facts.owner, data={"account_id": facts.account_id})
+    key = validate_access_key_id(key)
+    if is_temporary(key):
+        return {"status": "skipped", "reason": "a temporary (ASIA) credential: the flow revokes its sessions"}, None
+    clients = base.clients()
+    responder = base.responder()
     try:
-        ctx = ActionContext.create(incident_id, dry_run=False, clients=Clients(session_for_account(facts.account_id)),
-                                   settings=settings)
-        step = Step(ACTION, target)
-        change = ACTION.plan(ctx, target)
-        written = apply_steps(ctx, [step])
+        account = clients("sts").get_access_key_info(AccessKeyId=key)["Account"]
+    except (ClientError, BotoCoreError) as exc:
+        return {"status": "skipped", "reason": f"could not ask STS who owns the key: {exc}"}, None
+    if account not in (settings.accounts_in_scope or [responder.account_id]):
+        return {"status": "skipped", "reason": f"the key belongs to account {account}, not in scope"}, None
+    if account != responder.account_id:
+        clients = Clients(session_for_account(account))  # the response role in the member account
+    try:
+        owner = clients("iam").get_access_key_last_used(AccessKeyId=key).get("UserName")
+    except (ClientError, BotoCoreError) as exc:
+        return {"status": "skipped", "reason": f"could not read the key's IAM record: {exc}"}, None
+    if not owner:
+        return {"status": "skipped", "reason": "IAM names no user for the key"}, None
+    target = Target(kind="access_key", id=key, user_name=owner, data={"account_id": account})
+    ctx = ActionContext(incident_id=validate_incident_id(incident_id), account_id=account, clients=clients,
+                        ledger=Ledger(incident_id, settings.home), responder=responder, settings=settings,
+                        dry_run=False, evidence=open_store(incident_id, s3=clients("s3"), settings=settings))
+    try:
+        entry = ACTION.apply(ctx, target)  # guardrails, read, write, ledger
     except GuardrailRefusal as exc:
-        return {"status": "refused", "reason": str(exc)}
+        return {"status": "refused", "reason": str(exc)}, None
     except KeyResponseError as exc:
-        return {"status": "failed", "reason": str(exc)[:500]}
-    entries = [entry.model_dump(mode="json") for entry in written]
+        return {"status": "failed", "reason": str(exc)[:500]}, None
+    entries = [entry.model_dump(mode="json")] if entry else []
+
+    def after() -> list[str]:
+        ACTION.verify(ctx, target)
+        stored = snapshot_evidence(ctx, [Step(ACTION, target)])
+        store_ledger(ctx)
+        return [f"verified; evidence {', '.join(stored) or 'none'} and the ledger stored after the change"]
+
     return {
         "status": "applied" if entries else "nothing_to_do",
         "contained_at": entries[-1]["applied_at"] if entries else None,
-        "owner": facts.owner, "account_id": facts.account_id,
+        "owner": owner, "account_id": account,
         "plan": {"phase": "containment", "notes": ["first response by the alert receiver"],
                  "changes": [{"action": ACTION.name, "target": target.model_dump(mode="json"), "label": target.label,
-                              "summary": change.description if change else "already done",
-                              "requires_approval": False, "done": change is None}]},
+                              "summary": ACTION.describe(target, entry.before) if entry else "already done",
+                              "requires_approval": False, "done": entry is None}]},
         "ledger": entries,
-    }
+    }, after
 
 
 class FirstResponder:
     """Runs `contain` in worker threads of the receiver, once per incident."""
 
-    def __init__(self, settings: Settings | None = None, *, workers: int = 8) -> None:
+    def __init__(self, settings: Settings | None = None, *, workers: int = 16, after_workers: int = 2) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.settings = settings or get_settings()
+        self._base = _Base()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="first-response")
+        self._after = ThreadPoolExecutor(max_workers=after_workers, thread_name_prefix="first-response-after")
+        self._after.submit(self._base.responder)  # make the clients now, not on the first alert
 
     def start(self, alert: Alert, incident_id: str) -> bool:
         """Start containing the alert's key if the alert calls for it; True when started."""
@@ -163,8 +253,9 @@ class FirstResponder:
             return False
         if not claim(incident_id, alert.access_key_id, self.settings.home):
             return False
-        self._pool.submit(contain, incident_id, alert.access_key_id, self.settings)
+        self._pool.submit(contain, incident_id, alert.access_key_id, self.settings, self._base, self._after.submit)
         return True
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._after.shutdown(wait=True)

@@ -85,6 +85,9 @@ class WebhookSettings(BaseSettings):
         default=72 * 3600, ge=1, description="How long a key stays mapped to its incident unless closed earlier."
     )
     launch_timeout_seconds: float = Field(default=20.0, gt=0, description="Max wait for the launcher.")
+    answer_within_seconds: float = Field(
+        default=4.0, gt=0, description="Answer 202 `launching` (alert spooled, launch going on) when the launch "
+        "takes longer than this; EventBridge API destinations give up after 5 s.")
     retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 503.")
 
     def hmac_secrets(self) -> list[bytes]:
@@ -292,7 +295,7 @@ class AlertSpool:
 
 # --- intake -----------------------------------------------------------------------------------------
 
-Status = Literal["launched", "duplicate", "redelivered"]
+Status = Literal["launched", "launching", "duplicate", "redelivered"]
 
 
 @dataclass(frozen=True)
@@ -324,11 +327,12 @@ class AlertIntake:
     """
 
     def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0,
-                 first_responder: FirstResponder | None = None) -> None:
+                 answer_within_seconds: float = 4.0, first_responder: FirstResponder | None = None) -> None:
         self.spool = spool
         self.launcher = launcher
         self.launch_timeout_seconds = launch_timeout_seconds
         self.first_responder = first_responder
+        self.answer_within_seconds = answer_within_seconds
         self._inflight: dict[str, asyncio.Future[Accepted]] = {}  # by incident id
 
     async def accept(self, alert: Alert) -> Accepted:
@@ -338,8 +342,8 @@ class AlertIntake:
             if existing.duplicate_of is not None:
                 return await self._answer(existing, "redelivered")
             if existing.incident_id in self._inflight:
-                launched = await asyncio.shield(self._inflight[existing.incident_id])
-                return replace(launched, status="redelivered")
+                launched = await self._launch(existing)
+                return replace(launched, status="redelivered" if launched.flow_run_id else launched.status)
             if existing.flow_run_id is not None:
                 return await self._answer(existing, "redelivered")
             return await self._launch(existing)  # spooled before, launch failed: try again
@@ -374,7 +378,8 @@ class AlertIntake:
             # The opener's run is being launched right now: answer with it. If that launch fails, the
             # opener's own request reports it; this alert is spooled and attached all the same.
             with suppress(Exception):
-                opened = await asyncio.shield(self._inflight[record.duplicate_of])
+                opened = await asyncio.wait_for(asyncio.shield(self._inflight[record.duplicate_of]),
+                                                timeout=self.answer_within_seconds)
                 flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
         elif record.incident_record is not None:  # the opener's run, which may have started since
             opener = self.spool.alerts_dir / record.incident_record
@@ -392,27 +397,33 @@ class AlertIntake:
             if current is None or current.flow_run_id is not None or current.incident_id in self._inflight:
                 continue
             try:
-                launched.append(await self._launch(current))
+                launched.append(await self._launch(current, bounded=False))
             except (DeploymentUnavailable, LaunchFailed) as exc:
                 log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
         return launched
 
-    async def _launch(self, record: SpoolRecord) -> Accepted:
-        if record.incident_id in self._inflight:
-            return await asyncio.shield(self._inflight[record.incident_id])
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._inflight[record.incident_id] = future
+    async def _launch(self, record: SpoolRecord, *, bounded: bool = True) -> Accepted:
+        """Launch (or join the launch in flight); with `bounded`, answer `launching` after
+        `answer_within_seconds` while the launch goes on in the background (the alert is spooled, and
+        a launch that then fails is retried by the relaunch loop)."""
+        task = self._inflight.get(record.incident_id)
+        if task is None:
+            task = asyncio.ensure_future(self._launch_now(record))
+            self._inflight[record.incident_id] = task
+            task.add_done_callback(lambda done: self._launched(record.incident_id, done))
+        if not bounded:
+            return await asyncio.shield(task)
         try:
-            accepted = await self._launch_now(record)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
-            raise
-        else:
-            future.set_result(accepted)
-            return accepted
-        finally:
-            del self._inflight[record.incident_id]
+            return await asyncio.wait_for(asyncio.shield(task), timeout=self.answer_within_seconds)
+        except TimeoutError:
+            return Accepted(alert=record.alert, incident_id=record.incident_id, status="launching",
+                            flow_run_id=None, ui_url=None)
+
+    def _launched(self, incident_id: str, task: asyncio.Future[Accepted]) -> None:
+        if self._inflight.get(incident_id) is task:
+            del self._inflight[incident_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here: `_launch_now` has logged it and the spool records it
 
     async def _launch_now(self, record: SpoolRecord) -> Accepted:
         try:
@@ -616,7 +627,7 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                                  "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
     intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds,
-                         first_responder=first_responder)
+                         answer_within_seconds=settings.answer_within_seconds, first_responder=first_responder)
     clients: dict[str, httpx.AsyncClient] = {}
 
     async def _relaunch_loop(every: float) -> None:

@@ -1,16 +1,22 @@
-"""`keyresponse serve`: the alert receiver and a Prefect runner for every deployment, in one process.
+"""`keyresponse serve`: the alert receiver and a Prefect runner for every deployment, in one command.
 
 The runner (`prefect.serve`) polls every second, keeps cron schedules on shutdown
 (`pause_on_shutdown=False`), and runs the deployments of prefect.yaml under the same names.
 
 The receiver contains the key of a high-confidence alert itself (`keyresponse.first_response`), so
-it must never wait for CPU behind a burst of flow runs starting (each spends seconds importing):
-flow runs start from the runner's thread, which runs at nice +10, while the receiver's threads keep
-the default priority (Linux keeps a nice value per thread; a child inherits its parent thread's).
+it must never wait behind a burst of flow runs starting (each spends seconds of CPU importing, and
+the runner's own bookkeeping holds its process's GIL): the receiver runs as a child process
+(`keyresponse serve-webhook`, which dies with this one) at normal priority, while this process and
+every flow run it starts run at nice +10.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 from typing import Annotated
 
@@ -28,27 +34,30 @@ def serve(
     limit: Annotated[int, typer.Option(help="Flow runs at once; a run waiting for approval holds its slot.")] = 60,
 ) -> None:
     """Receive alerts on http://HOST:PORT/alerts/<source> and run the response, scan and undo deployments."""
-    import os
-
     # A burst makes a SQLite Prefect server answer 503 now and then: let every flow run's client retry.
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "10")
-    import uvicorn
+    from keyresponse.sandbox.server import _die_with_parent
+
+    receiver = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve-webhook", "--host", host,
+                                 "--port", str(port), "--log-level", "warning"],
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    stopping = threading.Event()
+
+    def watch_receiver() -> None:  # a receiver that dies (port taken, crash) stops the whole command
+        code = receiver.wait()
+        if not stopping.is_set():
+            typer.echo(f"keyresponse: the alert receiver exited with code {code}; stopping", err=True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch_receiver, name="receiver-watch", daemon=True).start()
+    _lower_priority()
     from prefect import serve as prefect_serve
     from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
     from flows.preventive_key_scan import preventive_key_scan
     from flows.respond_to_exposed_key import respond_to_exposed_key
     from flows.undo_incident import undo_incident_flow
-    from keyresponse.first_response import FirstResponder
-    from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
 
-    settings = WebhookSettings()
-    app = create_app(settings, PrefectLauncher(settings.deployment_name, ui_url=settings.prefect_ui_url),
-                     relaunch_every=settings.retry_after_seconds, first_responder=FirstResponder())
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    receiver = threading.Thread(target=server.run, name="alert-receiver", daemon=True)
-    receiver.start()
-    _lower_runner_priority()
     typer.echo(f"keyresponse: alerts on http://{host}:{port}/alerts/<source>; runner for "
                f"{', '.join(DEPLOYMENTS)}", err=True)
     try:
@@ -60,17 +69,15 @@ def serve(
                 limit=limit, pause_on_shutdown=False, print_starting_message=False,
             )
     finally:
-        server.should_exit = True
-        receiver.join(10)
+        stopping.set()
+        receiver.terminate()
+        try:
+            receiver.wait(10)
+        except subprocess.TimeoutExpired:
+            receiver.kill()
 
 
-def _lower_runner_priority(increment: int = 10) -> None:
-    """Nice the calling thread only (Linux: a thread id is a valid PRIO_PROCESS target)."""
-    import os
-    import threading
-
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
-    except (AttributeError, OSError):  # not Linux, or not allowed: same priority for all, still correct
-        pass
+def _lower_priority(increment: int = 10) -> None:
+    """Nice this process (and so every flow run it starts); where that is not possible, leave it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(increment)

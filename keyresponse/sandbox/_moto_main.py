@@ -11,6 +11,8 @@ has no equivalent for and tests need:
   `{}` clears all faults. `GET /_keyresponse/faults` returns the counters.
 * `POST|GET /_keyresponse/state/<name>` — keep a JSON document beside moto's state (the seed's
   description of the account, so a later `simulate` against a running sandbox can find it).
+* `GET /_keyresponse/access-keys[?account_id=…]` — every access key of the account with its user and
+  status in one answer (benches watch many keys without loading the server they measure).
 * `GET /_keyresponse/health` — 200 once the app is importable and ready.
 
 The extension only ever listens on 127.0.0.1.
@@ -124,6 +126,14 @@ def _backdate(body: dict[str, Any]) -> dict[str, Any]:
     return {"user_name": user.name, "access_keys": changed}
 
 
+def _access_keys(account_id: str) -> dict[str, Any]:
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["global"]
+    return {"access_keys": {key.access_key_id: {"user_name": user.name, "status": key.status}
+                            for user in list(backend.users.values()) for key in list(user.access_keys)}}
+
+
 class SandboxExtension:
     """WSGI middleware: the `/_keyresponse/` routes, and fault injection in front of moto."""
 
@@ -173,6 +183,11 @@ class SandboxExtension:
                 if name in self.state:
                     return self._json(start_response, "200 OK", self.state[name])
                 return self._json(start_response, "404 Not Found", {"error": f"no state {name!r}"})
+            if path == "/_keyresponse/access-keys" and method == "GET":
+                from urllib.parse import parse_qs
+
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                return self._json(start_response, "200 OK", _access_keys(query.get("account_id", ["123456789012"])[0]))
             if path == "/_keyresponse/backdate" and method == "POST":
                 return self._json(start_response, "200 OK", _backdate(body))
         except Exception as exc:  # an extension call with bad input must never kill the server

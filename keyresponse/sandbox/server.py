@@ -34,6 +34,14 @@ def admin_client(endpoint: str, service: str, region: str = SANDBOX_REGION) -> A
                         aws_access_key_id=SANDBOX_ACCESS_KEY_ID, aws_secret_access_key=SANDBOX_SECRET_ACCESS_KEY)
 
 
+def access_key_statuses(endpoint: str, account_id: str = "123456789012") -> dict[str, str]:
+    """Every access key of the account → Active / Inactive, in one sandbox call (keys deleted are absent)."""
+    url = f"{endpoint}/_keyresponse/access-keys?account_id={account_id}"
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - always http://127.0.0.1
+        keys = json.loads(resp.read())["access_keys"]
+    return {key: str(meta["status"]) for key, meta in keys.items()}
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: the child gets SIGTERM when the parent dies, so no moto server is ever orphaned."""
     with contextlib.suppress(Exception):

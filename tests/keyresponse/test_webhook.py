@@ -485,3 +485,38 @@ def test_prefect_launcher_answers_503_when_the_deployment_does_not_exist(prefect
     assert "respond-to-exposed-key/no-such-deployment" in response.json()["detail"]
     pending = AlertSpool(tmp_path / "spool").pending()
     assert [copy.copy(r.alert.access_key_id) for r in pending] == [key]
+
+
+# --- a slow launcher: answer in time, launch in the background --------------------------------------
+
+
+def test_a_slow_launch_is_answered_in_time_and_finished_in_the_background(tmp_path: Path) -> None:
+    config = WebhookSettings(bearer_token=TOKEN, spool=tmp_path / "spool", answer_within_seconds=0.3,
+                             launch_timeout_seconds=10)
+    launcher = RecordingLauncher(delay=1.5)
+    key = new_key()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with Receiver(create_app(config, launcher)) as receiver, httpx.Client(timeout=10) as http:
+        def send(alert_id: str, reason: str = "slow") -> tuple[float, httpx.Response]:
+            started = time.monotonic()
+            answer = http.post(f"{receiver.url}/alerts/generic", headers=auth,
+                               json={"access_key_id": key, "reason": reason, "alert_id": alert_id})
+            return time.monotonic() - started, answer
+
+        took, first = send("slow-1")
+        assert first.status_code == 202, first.text
+        assert first.json()["status"] == "launching" and first.json()["flow_run_id"] is None
+        assert took < 1.5  # answered before the launch finished (a bound, not a speed goal)
+        _, again = send("slow-1")  # redelivered while the launch is in flight: no second launch
+        _, other = send("slow-2", "another alert about the same key")
+        assert again.json()["incident_id"] == other.json()["incident_id"] == first.json()["incident_id"]
+        assert other.json()["status"] == "duplicate"
+        deadline = time.monotonic() + 10
+        spool = AlertSpool(tmp_path / "spool")
+        while spool.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert spool.pending() == []
+        _, later = send("slow-1")
+    assert len(launcher.calls) == 1
+    assert later.json()["status"] == "redelivered"
+    assert later.json()["flow_run_id"] == launcher.runs[launcher.calls[0].idempotency_key]
