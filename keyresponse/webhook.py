@@ -140,6 +140,8 @@ class PrefectLauncher:
     """Starts the response deployment with `arun_deployment`, without waiting for the run."""
 
     def __init__(self, deployment_name: str = DEFAULT_DEPLOYMENT, *, ui_url: str | None = None) -> None:
+        import prefect.deployments  # noqa: F401 - seconds of imports: pay them at start, not on the first alert
+
         self.deployment_name = deployment_name
         self.ui_url = ui_url
 
