@@ -10,18 +10,18 @@ time as the containment time, then does the rest of early containment (session r
 Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
 A denial or a timeout stops the response there (nothing more changes) and the report says so.
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
-about one key never race: the run holds a global concurrency slot named after the key.
+about one key never race: the run holds a lock named after the key (see `_key_lock`).
 """
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
@@ -31,6 +31,7 @@ from flows.eradication import eradication
 from flows.post_incident import post_incident
 from flows.recovery import recovery
 from keyresponse.alerts import Alert
+from keyresponse.keys import validate_access_key_id
 from keyresponse.settings import get_settings
 from tasks.analysis import validate_key_task
 from tasks.response import first_response
@@ -47,18 +48,28 @@ def _second(stamp: str) -> str:
     return stamp[:19] + "Z"
 
 
-def _key_lock(access_key_id: str) -> str:
-    """A global concurrency limit of 1 named after the key (created on first use)."""
-    name = f"keyresponse-key-{access_key_id}"
-    with get_client(sync_client=True) as client:
+@contextmanager
+def _key_lock(access_key_id: str, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the key's lock for the whole run: a second run about the same key waits for this one.
+
+    An exclusive `flock` on `<home>/locks/<key>.lock`. The kernel releases it when the process
+    ends, however it ends, so a crashed run never leaves the key locked. (Prefect's global
+    concurrency limits did the same job until a burst showed a waiter sleeping for minutes on a
+    free slot, PrefectHQ/prefect#23183; a lock on the shared home has no server round trip.)
+    """
+    path = get_settings().home / "locks" / f"{validate_access_key_id(access_key_id)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
         try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except Exception:
-                client.read_global_concurrency_limit_by_name(name)
-    return name
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _alert_summary(alert: Alert) -> dict[str, Any]:
@@ -104,7 +115,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
         "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
         "ui_url": settings.ui_url,
     }
-    with concurrency(_key_lock(key), occupy=1, strict=True):
+    with _key_lock(key, lambda: log.info("another run is responding to %s: waiting for it to finish", key)):
         facts = validate_key_task(key)
         if facts.get("is_ours") is False:
             record["status"] = "not_ours"
