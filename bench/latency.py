@@ -5,8 +5,10 @@
 Starts the whole system on 127.0.0.1 (moto, a Prefect server, `keyresponse serve`), creates N
 victim users with one key each, then posts AWS Health AWS_RISK_CREDENTIALS_EXPOSED alerts (high
 confidence: containment needs no approval): first 1 alert alone, then N alerts at once. Prints the
-time from each POST to the key reading Inactive in IAM, as p50 / p99 / max, and the ratio of the
-burst's p50 to the single alert's. Figures only; nothing is asserted.
+time from each POST to the key reading Inactive in IAM (one sandbox call per round reads every
+key), as p50 / p99 / max, the burst's HTTP answers, and the ratio of the burst's p50 to the single
+alert's. The receiver's first response does the containing (keyresponse/first_response.py); the
+flow runs start meanwhile at nice +10. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
