@@ -185,4 +185,20 @@ def _alert_ips(alert: Alert) -> list[str]:
 def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     record["timeline"]["closed_at"] = _now()
     record["readiness"] = post_incident(incident_id, record)["readiness"]
+    _release_keys(incident_id)
     return record
+
+
+def _release_keys(incident_id: str) -> None:
+    """The incident is over: a new alert about its keys opens a new incident (a key exposed again,
+    or restored and abused again, must not be swallowed by a finished one). Redeliveries of an alert
+    already received still map to this incident through the spool."""
+    from keyresponse.webhook import AlertSpool, WebhookSettings
+
+    try:
+        released = AlertSpool(WebhookSettings().spool).close_incident(incident_id)
+    except Exception as exc:  # the receiver's own expiry (72 h) still frees the keys
+        get_run_logger().warning("could not release the keys of %s in the alert spool: %s", incident_id, exc)
+        return
+    if released:
+        get_run_logger().info("incident %s closed: %d key(s) free for new incidents", incident_id, released)

@@ -214,6 +214,12 @@ def test_the_receiver_contains_a_high_confidence_key_once_and_the_run_records_it
     assert record["timeline"]["contained_at"] == deactivations[0]["applied_at"][:19] + "Z"
     assert {e["action"] for e in record["ledger"]} >= {"deactivate_access_key", "attach_session_revocation_policy"}
 
+    # The incident is over: the same alert delivered again still maps to it, a new alert opens a new one.
+    redelivered = stack.post("health", _health(key, user, "1"))
+    assert redelivered["incident_id"] == answer["incident_id"] and redelivered["status"] == "redelivered"
+    exposed_again = stack.post("health", _health(key, user, "1-again"))
+    assert exposed_again["incident_id"] != answer["incident_id"] and "duplicate_of" not in exposed_again
+
 
 def test_the_receiver_never_contains_a_protected_principals_key(system: tuple[Stack, Any, dict]) -> None:
     from keyresponse.sandbox.seed import BREAK_GLASS_USER
