@@ -127,16 +127,16 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
                 _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
                 record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
-        if alert.high_confidence and settings.auto_contain and not dry_run and facts.get("owner_arn"):
-            early = {"access_key_id": key, "account_id": facts.get("account_id"),
-                     "principal_arn": facts.get("owner_arn"),
-                     "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
-                                      "parent": None, "principal_arn": facts.get("owner_arn")}],
-                     "persistence": [], "resources_created": [], "regions": []}
-            outcome = containment(incident_id, early, dry_run=False, approval=False, only=EARLY_CONTAINMENT)
-            _record_phase(record, "early_containment", outcome)
-            record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
-            log.info("high-confidence alert: %s contained before scoping", key)
+            if facts.get("owner_arn"):
+                early = {"access_key_id": key, "account_id": facts.get("account_id"),
+                         "principal_arn": facts.get("owner_arn"),
+                         "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
+                                          "parent": None, "principal_arn": facts.get("owner_arn")}],
+                         "persistence": [], "resources_created": [], "regions": []}
+                outcome = containment(incident_id, early, dry_run=False, approval=False, only=EARLY_CONTAINMENT)
+                _record_phase(record, "early_containment", outcome)
+                record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
+                log.info("high-confidence alert: %s contained before scoping", key)
         investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts,
                                  alert_source=alert.source, alert_payload=alert.raw)
         record["events"] = investigation.pop("events", [])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 from keyresponse.alerts import Alert
 from keyresponse.errors import KeyResponseError
+from keyresponse.files import write_atomic
 from keyresponse.ledger import utc_now, validate_incident_id
 from keyresponse.settings import Settings, get_settings
 
@@ -54,19 +54,7 @@ def path_of(incident_id: str, home: Path | None = None) -> Path:
 
 
 def _write(path: Path, data: dict[str, Any], *, exclusive: bool = False) -> bool:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if exclusive:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        return True
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
-    return True
+    return write_atomic(path, json.dumps(data).encode(), exclusive=exclusive)
 
 
 def claim(incident_id: str, access_key_id: str, home: Path | None = None) -> bool:
@@ -145,28 +133,18 @@ class _Base:
         import threading
 
         self._lock = threading.Lock()
-        self._clients: Any = None
-        self._identity: dict[str, str] | None = None
+        self._made: tuple[Any, Any] | None = None
 
-    def clients(self) -> Any:
+    def made(self) -> tuple[Any, Any]:
+        """(clients, responder), made on first use under the lock."""
         from tasks.actions import Clients
 
         with self._lock:
-            if self._clients is None:
+            if self._made is None:
                 clients = Clients()
                 clients("sts"), clients("iam"), clients("s3")  # made here, under the lock
-                self._clients = clients
-                self._identity = clients("sts").get_caller_identity()
-            return self._clients
-
-    def responder(self) -> Any:
-        from keyresponse.guardrails import Responder
-
-        clients = self.clients()
-        assert self._identity is not None
-        credentials = clients.session.get_credentials()
-        return Responder(arn=self._identity["Arn"], account_id=self._identity["Account"],
-                         access_key_id=credentials.access_key if credentials else None)
+                self._made = (clients, clients.responder())
+            return self._made
 
 
 def _contain(incident_id: str, key: str, settings: Settings, base: _Base) -> tuple[dict[str, Any], After | None]:
@@ -180,25 +158,25 @@ def _contain(incident_id: str, key: str, settings: Settings, base: _Base) -> tup
 
     from keyresponse.aws import session_for_account
     from keyresponse.errors import GuardrailRefusal
-    from keyresponse.evidence import open_store
+    from keyresponse.guardrails import refuse_account
     from keyresponse.keys import is_temporary, validate_access_key_id
-    from keyresponse.ledger import Ledger
     from tasks.actions import ActionContext, Clients, Step, Target, snapshot_evidence, store_ledger
     from tasks.containment.deactivate_access_key import ACTION
 
     key = validate_access_key_id(key)
     if is_temporary(key):
         return {"status": "skipped", "reason": "a temporary (ASIA) credential: the flow revokes its sessions"}, None
-    clients = base.clients()
-    responder = base.responder()
+    clients, responder = base.made()
     try:
         account = clients("sts").get_access_key_info(AccessKeyId=key)["Account"]
     except (ClientError, BotoCoreError) as exc:
         return {"status": "skipped", "reason": f"could not ask STS who owns the key: {exc}"}, None
-    if account not in (settings.accounts_in_scope or [responder.account_id]):
-        return {"status": "skipped", "reason": f"the key belongs to account {account}, not in scope"}, None
-    if account != responder.account_id:
-        clients = Clients(session_for_account(account))  # the response role in the member account
+    try:
+        refuse_account(account, responder, settings)
+    except GuardrailRefusal as exc:
+        return {"status": "skipped", "reason": str(exc)}, None
+    if account != responder.account_id:  # the response role in the member account, acting as itself
+        clients, responder = Clients(session_for_account(account)), None
     try:
         owner = clients("iam").get_access_key_last_used(AccessKeyId=key).get("UserName")
     except (ClientError, BotoCoreError) as exc:
@@ -206,10 +184,9 @@ def _contain(incident_id: str, key: str, settings: Settings, base: _Base) -> tup
     if not owner:
         return {"status": "skipped", "reason": "IAM names no user for the key"}, None
     target = Target(kind="access_key", id=key, user_name=owner, data={"account_id": account})
-    ctx = ActionContext(incident_id=validate_incident_id(incident_id), account_id=account, clients=clients,
-                        ledger=Ledger(incident_id, settings.home), responder=responder, settings=settings,
-                        dry_run=False, evidence=open_store(incident_id, s3=clients("s3"), settings=settings))
     try:
+        ctx = ActionContext.create(incident_id, dry_run=False, clients=clients, settings=settings,
+                                   responder=responder)
         entry = ACTION.apply(ctx, target)  # guardrails, read, write, ledger
     except GuardrailRefusal as exc:
         return {"status": "refused", "reason": str(exc)}, None
@@ -245,7 +222,7 @@ class FirstResponder:
         self._base = _Base()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="first-response")
         self._after = ThreadPoolExecutor(max_workers=after_workers, thread_name_prefix="first-response-after")
-        self._after.submit(self._base.responder)  # make the clients now, not on the first alert
+        self._after.submit(self._base.made)  # make the clients now, not on the first alert
 
     def start(self, alert: Alert, incident_id: str) -> bool:
         """Start containing the alert's key if the alert calls for it; True when started."""

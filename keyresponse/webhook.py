@@ -23,8 +23,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -43,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyresponse.alerts import SOURCES, Alert, NotActionable, Source, github_alert_ref, normalize
 from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
+from keyresponse.files import write_atomic
 
 if TYPE_CHECKING:
     from keyresponse.first_response import FirstResponder
@@ -206,28 +205,6 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
-    """Write `path` whole or not at all; with `exclusive`, only if it does not exist (False if it did)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-        return True
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 class AlertSpool:
     """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open."""
 
@@ -249,7 +226,7 @@ class AlertSpool:
 
     def save(self, record: SpoolRecord) -> Path:
         path = self.record_path(record.alert)
-        _write_atomic(path, record.model_dump_json(indent=2).encode())
+        write_atomic(path, record.model_dump_json(indent=2).encode())
         return path
 
     def _open_path(self, subject: str) -> Path:
@@ -270,7 +247,7 @@ class AlertSpool:
     def claim(self, subject: str, incident_id: str, alert_file: Path, now: datetime) -> OpenIncident:
         """Map `subject` to `incident_id` unless another incident holds it; returns the holder."""
         entry = OpenIncident(subject=subject, incident_id=incident_id, alert_file=alert_file.name, opened_at=now)
-        while not _write_atomic(self._open_path(subject), entry.model_dump_json().encode(), exclusive=True):
+        while not write_atomic(self._open_path(subject), entry.model_dump_json().encode(), exclusive=True):
             holder = self.open_incident(subject, now)
             if holder is not None:
                 return holder

@@ -184,13 +184,16 @@ class ActionContext:
         clients: Clients | None = None,
         settings: Settings | None = None,
         flow_run_id: str | None = None,
+        responder: Responder | None = None,
     ) -> ActionContext:
-        """A context for the identity `clients` act as (default credential chain when None)."""
+        """A context for the identity `clients` act as (default credential chain when None); pass
+        `responder` when that identity is already known (`clients.responder()`), to skip the STS call."""
         settings = settings or get_settings()
         clients = clients or Clients()
         incident_id = validate_incident_id(incident_id)
-        with aws_errors("sts:GetCallerIdentity"):
-            responder = clients.responder()
+        if responder is None:
+            with aws_errors("sts:GetCallerIdentity"):
+                responder = clients.responder()
         evidence = open_store(incident_id, s3=clients("s3"), settings=settings)
         return cls(incident_id=incident_id, account_id=responder.account_id, clients=clients,
                    ledger=Ledger(incident_id, settings.home), responder=responder, settings=settings,

@@ -1,0 +1,30 @@
+"""Small durable-file helpers shared by the alert spool and the receiver's first response."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write `path` whole or not at all (fsynced); with `exclusive`, only if it does not exist (False if it did)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+        return True
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
