@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_servers import FakeGitHub
 
 from keyresponse.demo import Stack
 from keyresponse.sandbox import MotoSandbox
@@ -36,36 +35,6 @@ def _load(name: str) -> Any:
 
 def _envelope(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
     return dict(_load("eventbridge_envelopes.aws_docs.json")[kind], detail=detail)
-
-
-class FakeGitHub(threading.Thread):
-    """GET /repos/{owner}/{repo}/secret-scanning/alerts/{n} → {"secret": key}; records the calls."""
-
-    def __init__(self, secrets: dict[int, str]) -> None:
-        calls: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                calls.append(self.path)
-                number = int(self.path.rstrip("/").rsplit("/", 1)[-1])
-                body = json.dumps({"number": number, "secret_type": "aws_access_key_id",
-                                   "secret": secrets[number], "state": "open"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        super().__init__(daemon=True)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.calls = calls
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def run(self) -> None:
-        self.server.serve_forever()
 
 
 def _payloads(keys: dict[str, tuple[str, str]], sim_alerts: Path) -> dict[str, tuple[str, bytes]]:
@@ -118,13 +87,13 @@ def system(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             user = f"victim-{name}"
             iam.create_user(UserName=user)
             keys[name] = (user, iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
-        github = FakeGitHub({1: keys["real-github"][1], 2: keys["sim-github"][1]})
-        github.start()
-        env = {"KEYRESPONSE_WEBHOOK_GITHUB_API_URL": github.url, "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "120"}
-        with Stack(box, account, folder, logs=folder / "logs", extra_env=env) as stack:
-            yield stack, iam, {"keys": keys, "payloads": _payloads(keys, folder / "logs" / "alerts"),
-                               "github": github}
-        github.server.shutdown()
+        payloads = _payloads(keys, folder / "logs" / "alerts")
+        with FakeGitHub() as github:
+            for name in ("real-github", "sim-github"):
+                github.holds(json.loads(payloads[name][1]), keys[name][1])
+            env = {"KEYRESPONSE_WEBHOOK_GITHUB_API_URL": github.url, "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "120"}
+            with Stack(box, account, folder, logs=folder / "logs", extra_env=env) as stack:
+                yield stack, iam, {"keys": keys, "payloads": payloads, "github": github}
 
 
 def _paused(client: Any) -> list[Any]:
@@ -159,7 +128,7 @@ def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any
                                                   "reason": "end-to-end test"})
             time.sleep(0.5)
     assert {n: status(n) for n in payloads} == {n: "Inactive" for n in payloads}
-    assert len(data["github"].calls) == 2  # the key of each GitHub alert was fetched from the API
+    assert len(data["github"].requests) == 2  # the key of each GitHub alert was fetched from the API
 
 
 def _health(key: str, user: str, n: str) -> bytes:

@@ -11,23 +11,20 @@ import asyncio
 import copy
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_servers import FakeGitHub, Receiver
 
 from keyresponse.alerts import Alert
-from keyresponse.prefect_server import free_port
 from keyresponse.sandbox.alerts import write_alerts
 from keyresponse.sandbox.scenarios import SCENARIOS
 from keyresponse.webhook import (
@@ -86,62 +83,6 @@ class RecordingLauncher:
         return [c.alert.access_key_id for c in self.calls]
 
 
-class FakeGitHub(ThreadingHTTPServer):
-    """`GET /repos/{owner}/{repo}/secret-scanning/alerts/{number}` answering from `alerts`."""
-
-    def __init__(self) -> None:
-        self.alerts: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        super().__init__(("127.0.0.1", 0), _GitHubHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _GitHubHandler(BaseHTTPRequestHandler):
-    server: FakeGitHub
-
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
-        found = self.server.alerts.get(self.path)
-        body = json.dumps(found if found else {"message": "Not Found"}).encode()
-        self.send_response(200 if found else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class Receiver:
-    """A uvicorn server running an app in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @dataclass
 class Stack:
     url: str
@@ -167,17 +108,14 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    github = FakeGitHub()
-    threading.Thread(target=github.serve_forever, daemon=True).start()
     spool_dir = tmp_path_factory.mktemp("spool")
-    config = WebhookSettings(secret=SECRET, bearer_token=TOKEN, github_secret=GITHUB_SECRET,
-                             github_token=GITHUB_TOKEN, github_api_url=github.url, spool=spool_dir,
-                             launch_timeout_seconds=5)
     launcher = RecordingLauncher()
-    with Receiver(create_app(config, launcher)) as receiver, httpx.Client(timeout=10) as http:
-        yield Stack(receiver.url, launcher, github, AlertSpool(spool_dir), http)
-    github.shutdown()
-    github.server_close()
+    with FakeGitHub() as github:
+        config = WebhookSettings(secret=SECRET, bearer_token=TOKEN, github_secret=GITHUB_SECRET,
+                                 github_token=GITHUB_TOKEN, github_api_url=github.url, spool=spool_dir,
+                                 launch_timeout_seconds=5)
+        with Receiver(create_app(config, launcher)) as receiver, httpx.Client(timeout=10) as http:
+            yield Stack(receiver.url, launcher, github, AlertSpool(spool_dir), http)
 
 
 def simulator_alerts(folder: Path, key: str, scenario: str = "pivot-chain") -> dict[str, Any]:
@@ -324,8 +262,8 @@ def test_github_alert_fetches_the_key_from_the_rest_api(stack: Stack, tmp_path: 
     payload = simulator_alerts(tmp_path, key)["github"]
     number = payload["alert"]["number"] + 1000 * next(_keys)
     payload["alert"]["number"] = number
-    path = f"/repos/acme-corp/billing-service/secret-scanning/alerts/{number}"
-    stack.github.alerts[path] = {"number": number, "secret_type": "aws_access_key_id", "secret": key}
+    path = stack.github.holds(payload, key)
+    assert path == f"/repos/acme-corp/billing-service/secret-scanning/alerts/{number}"
     response = stack.post("github", payload, auth="github")
     assert response.status_code == 202, response.text
     assert response.json()["alert_id"] == f"acme-corp/billing-service#{number}"

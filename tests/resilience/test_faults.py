@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from local_servers import Receiver
 
 from keyresponse.alerts import Alert, normalize
 from keyresponse.ledger import Ledger
@@ -336,25 +336,6 @@ class SwitchableLauncher:
         return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
-class _Receiver:
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 def test_alerts_accepted_while_the_launcher_is_down_are_launched_once_by_the_next_receiver(tmp_path: Path) -> None:
     secret = "restart-secret"
     config = WebhookSettings(secret=secret, spool=tmp_path / "spool", launch_timeout_seconds=5)
@@ -363,7 +344,8 @@ def test_alerts_accepted_while_the_launcher_is_down_are_launched_once_by_the_nex
               for i in range(30)]  # 15 distinct alerts, 10 keys, each sent twice
     answers: list[httpx.Response] = []
     down = SwitchableLauncher("missing")
-    with _Receiver(create_app(config, down)) as url, httpx.Client(timeout=30) as http:
+    with Receiver(create_app(config, down), log_level="critical") as receiver, httpx.Client(timeout=30) as http:
+        url = receiver.url
         for i, alert in enumerate(alerts):
             down.mode = "missing" if i % 2 else "unreachable"
             body = json.dumps(alert).encode()
@@ -378,7 +360,7 @@ def test_alerts_accepted_while_the_launcher_is_down_are_launched_once_by_the_nex
     assert len(spool.pending()) == 10
 
     up = SwitchableLauncher("up")
-    with _Receiver(create_app(config, up, relaunch_every=0.2)):
+    with Receiver(create_app(config, up, relaunch_every=0.2), log_level="critical"):
         deadline = time.monotonic() + 20
         while spool.pending() and time.monotonic() < deadline:
             time.sleep(0.1)

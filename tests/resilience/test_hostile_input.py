@@ -16,25 +16,22 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_servers import FakeGitHub, Receiver
 
 from keyresponse.alerts import Alert
-from keyresponse.prefect_server import free_port
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
@@ -63,21 +60,6 @@ class RecordingLauncher:
         return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
-class _NotFoundGitHub(BaseHTTPRequestHandler):
-    """GitHub's REST API knowing no alert: every hostile GitHub payload that gets this far is a 422."""
-
-    def do_GET(self) -> None:
-        body = b'{"message": "Not Found"}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class Target:
     url: str
@@ -100,28 +82,16 @@ def iam_state(endpoint: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def target(sandbox: MotoSandbox, seeded: SeededAccount, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    github = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundGitHub)
-    threading.Thread(target=github.serve_forever, daemon=True).start()
     spool = tmp_path_factory.mktemp("hostile-spool")
-    config = WebhookSettings(secret=SECRET, bearer_token=TOKEN, github_secret=GITHUB_SECRET,
-                             github_api_url=f"http://127.0.0.1:{github.server_address[1]}", spool=spool,
-                             max_body_bytes=MAX_BODY, launch_timeout_seconds=5)
     launcher = RecordingLauncher()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config, launcher), host="127.0.0.1", port=port,
-                                           log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     before = iam_state(sandbox.endpoint)
-    with httpx.Client(timeout=30) as http:
-        yield Target(f"http://127.0.0.1:{port}", launcher, http, spool)
-    server.should_exit = True
-    thread.join(10)
-    github.shutdown()
-    github.server_close()
+    with FakeGitHub() as github:  # it knows no alert: a hostile GitHub payload that gets this far is a 422
+        config = WebhookSettings(secret=SECRET, bearer_token=TOKEN, github_secret=GITHUB_SECRET,
+                                 github_api_url=github.url, spool=spool, max_body_bytes=MAX_BODY,
+                                 launch_timeout_seconds=5)
+        with Receiver(create_app(config, launcher), log_level="critical") as receiver, \
+                httpx.Client(timeout=30) as http:
+            yield Target(receiver.url, launcher, http, spool)
     assert iam_state(sandbox.endpoint) == before, "the receiver changed IAM"
     print(f"\nhostile input: {sum(TRIED.values())} requests: {dict(sorted(TRIED.items()))}; "
           f"{len(launcher.calls)} launches")

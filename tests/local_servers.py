@@ -1,0 +1,86 @@
+"""Servers the tests run on 127.0.0.1: the receiver app under uvicorn, and a fake of GitHub's REST API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import uvicorn
+
+from keyresponse.alerts import github_alert_ref
+from keyresponse.prefect_server import free_port
+
+
+class FakeGitHub(ThreadingHTTPServer):
+    """GitHub's secret-scanning REST API: `GET <path>` answers `alerts[path]`, anything else 404 Not
+    Found; every request is recorded as (path, Authorization). A context manager serves it in a thread."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        super().__init__(("127.0.0.1", 0), _GitHubHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def holds(self, payload: dict[str, Any], secret: str) -> str:
+        """Make the alert a `secret_scanning_alert` webhook names hold `secret`; its REST path."""
+        ref = github_alert_ref(payload)
+        self.alerts[ref.api_path] = {"number": ref.number, "secret_type": "aws_access_key_id",
+                                     "secret": secret, "state": "open"}
+        return ref.api_path
+
+    def __enter__(self) -> FakeGitHub:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _GitHubHandler(BaseHTTPRequestHandler):
+    server: FakeGitHub
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        found = self.server.alerts.get(self.path)
+        body = json.dumps(found if found else {"message": "Not Found"}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Receiver:
+    """An ASGI app (the alert receiver) under uvicorn in a background thread."""
+
+    def __init__(self, app: Any, log_level: str = "warning") -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level=log_level))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
