@@ -100,7 +100,7 @@ class Alert(BaseModel):
     @property
     def idempotency_key(self) -> str:
         """`source:alert_id`: the same finding delivered again maps to the same flow run."""
-        return f"{self.source}:{self.alert_id}"
+        return idempotency_key(self.source, self.alert_id)
 
     @property
     def incident_id(self) -> str:
@@ -360,6 +360,10 @@ def normalize_health(payload: Any) -> list[Alert]:
             for key in keys]
 
 
+def idempotency_key(source: str, alert_id: str) -> str:
+    return f"{source}:{alert_id}"
+
+
 @dataclass(frozen=True)
 class GitHubAlertRef:
     """Where the GitHub REST API keeps a secret-scanning alert (it holds the secret; the webhook does not)."""
@@ -370,6 +374,10 @@ class GitHubAlertRef:
     @property
     def api_path(self) -> str:
         return f"/repos/{self.repository}/secret-scanning/alerts/{self.number}"
+
+    @property
+    def alert_id(self) -> str:
+        return f"{self.repository}#{self.number}"
 
 
 def github_alert_ref(payload: Any) -> GitHubAlertRef:
@@ -411,7 +419,7 @@ def normalize_github(payload: Any) -> list[Alert]:
         severity = "high" if public else "medium"
     observed = alert.get("created_at") or alert.get("updated_at")
     shown = alert.opt_str("secret_type_display_name") or alert.req("secret_type").text()
-    return [Alert(source="github", alert_id=f"{ref.repository}#{ref.number}", access_key_id=key,
+    return [Alert(source="github", alert_id=ref.alert_id, access_key_id=key,
                   observed_at=_time(observed) if observed else datetime.now(UTC), severity=severity,
                   high_confidence=False, title=f"GitHub secret scanning: {shown} in {ref.repository} "
                                                 f"(alert #{ref.number}, validity {validity})", raw=root.obj())]

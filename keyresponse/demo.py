@@ -148,7 +148,8 @@ class Stack:
         return SyncPrefectClient(self.api_url)
 
     def post(self, source: str, body: bytes) -> dict[str, Any]:
-        """POST an alert with the signature its route expects (GitHub's for /alerts/github)."""
+        """POST an alert with the signature its route expects (GitHub's for /alerts/github); an answer
+        `launching` is followed by redeliveries until the run id is known (120 s at most)."""
         from keyresponse.webhook import sign, sign_github
 
         if source == "github":
@@ -158,7 +159,14 @@ class Stack:
         else:
             def headers() -> dict[str, str]:
                 return {"X-Keyresponse-Signature": sign(body, self.secret)}
-        return _post_alert(f"{self.base}/alerts/{source}", body, headers)
+        answer = _post_alert(f"{self.base}/alerts/{source}", body, headers)
+        deadline = time.monotonic() + 120
+        while answer.get("status") == "launching" and time.monotonic() < deadline:
+            # Answered within the receiver's bound while the launch goes on (a busy Prefect server):
+            # the alert is spooled; a redelivery joins the launch in flight and carries its run id.
+            time.sleep(1.0)
+            answer = _post_alert(f"{self.base}/alerts/{source}", body, headers)
+        return answer
 
 
 def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,

@@ -39,7 +39,15 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keyresponse.alerts import SOURCES, Alert, NotActionable, Source, github_alert_ref, normalize
+from keyresponse.alerts import (
+    SOURCES,
+    Alert,
+    NotActionable,
+    Source,
+    github_alert_ref,
+    idempotency_key,
+    normalize,
+)
 from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
 from keyresponse.files import write_atomic
 
@@ -215,7 +223,10 @@ class AlertSpool:
         self.incident_open = timedelta(seconds=incident_open_seconds)
 
     def record_path(self, alert: Alert) -> Path:
-        return self.alerts_dir / f"{alert.source}-{_digest(alert.idempotency_key)}.json"
+        return self.path_for(alert.source, alert.alert_id)
+
+    def path_for(self, source: str, alert_id: str) -> Path:
+        return self.alerts_dir / f"{source}-{_digest(idempotency_key(source, alert_id))}.json"
 
     def load(self, path: Path) -> SpoolRecord:
         return SpoolRecord.model_validate_json(path.read_bytes())
@@ -703,6 +714,9 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                                  "detail": f"X-GitHub-Event {event[:60]!r} is not secret_scanning_alert"})
         payload = _parse_json(body)
         try:
+            known = spool.path_for("github", github_alert_ref(payload).alert_id)
+            if known.exists():  # a redelivery: its key is in the spool, GitHub's API is not asked again
+                return await _accept([spool.load(known).alert])
             enriched = await _fetch_github_secret(clients["github"], payload, settings)
         except NotActionable as exc:
             raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None

@@ -269,6 +269,11 @@ def test_github_alert_fetches_the_key_from_the_rest_api(stack: Stack, tmp_path: 
     assert response.json()["alert_id"] == f"acme-corp/billing-service#{number}"
     assert stack.launcher.calls[-1].alert.access_key_id == key
     assert (path, f"Bearer {GITHUB_TOKEN}") in stack.github.requests
+    fetched, launches = len(stack.github.requests), len(stack.launcher.calls)
+    again = stack.post("github", payload, auth="github")  # GitHub's redelivery: the key comes from the spool
+    assert again.status_code == 202, again.text
+    assert (again.json()["status"], again.json()["flow_run_id"]) == ("redelivered", response.json()["flow_run_id"])
+    assert (len(stack.github.requests), len(stack.launcher.calls)) == (fetched, launches)
 
 
 def test_github_alert_unknown_to_the_api_is_422(stack: Stack, tmp_path: Path) -> None:
