@@ -198,15 +198,18 @@ class Investigator:
             keys = sorted(creds)
             for row in self._run("key_activity_by_source_ip", access_key_ids=keys):
                 ip_rows[row["source_ip"]] = row
-            fresh = sorted(set(ip_rows) - attacker - known)
+            # An IP our keys have used for a day or more, or a service name, is known without asking who
+            # else uses it: that question loads every record from the IP (an office NAT: millions).
+            fresh = [ip for ip in sorted(set(ip_rows) - attacker - known) if not self._known_alone(ip, ip_rows[ip])]
+            known |= set(ip_rows) - attacker - set(fresh)
             if fresh:
                 vouching: dict[str, set[str]] = {}
                 for row in self._run("other_principals_by_source_ip", source_ips=fresh, access_key_ids=keys):
                     if _long_standing(row, ip_rows[row["source_ip"]]):
                         vouching.setdefault(row["source_ip"], set()).add(row["principal_arn"] or "?")
                 for ip in fresh:
-                    if self._is_known(ip, ip_rows[ip], len(vouching.get(ip, ()))):
-                        known.add(ip)
+                    if len(vouching.get(ip, ())) >= SHARED_EGRESS_PRINCIPALS:
+                        known.add(ip)  # a shared egress (office NAT, CI fleet) that others use for long
                     else:
                         attacker.add(ip)
             added = False
@@ -239,11 +242,11 @@ class Investigator:
         summary = self._fill_principals(creds)
         return Scope(self.key, creds, attacker, known, ip_rows, rounds, list(self.queries), summary)
 
-    def _is_known(self, ip: str, row: Mapping[str, Any], vouching: int) -> bool:
+    @staticmethod
+    def _known_alone(ip: str, row: Mapping[str, Any]) -> bool:
+        """Known from our keys' own rows: a service name, or an IP they have used for a day or more."""
         if is_service_name(ip):
             return True  # "lambda.amazonaws.com", "AWS Internal": a service acting, not a person
-        if vouching >= SHARED_EGRESS_PRINCIPALS:
-            return True
         first, last = row.get("first_seen_at"), row.get("last_seen_at")
         return bool(first and last and _ts(last) - _ts(first) >= LONG_STANDING)
 

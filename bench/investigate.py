@@ -1,6 +1,6 @@
-"""Benchmark: a cold investigation of one key on the DuckDB engine vs a naive DuckDB scan.
+"""Benchmark: a cold investigation of one key - `keyresponse investigate` - vs a naive DuckDB scan.
 
-    .venv/bin/python bench/engine.py [--logs DIR] [--events 5000000] [--repeat 1]
+    .venv/bin/python bench/investigate.py [--logs DIR] [--events 5000000] [--repeat 1]
 
 Without --logs it simulates a pivot-chain scenario of --events events into /tmp/bench<N> (reused
 when ground_truth.json is there). Each approach runs in a fresh child process, so its time is cold
@@ -9,13 +9,13 @@ workers are reported apart):
 
   naive     DuckDB `read_json_objects` view over every file, one scoping query for the original
             key (as in /work/shared/research/aws-local.md section 2)
-  engine    DuckDBEngine (indicator-driven materialisation), a scripted pivot loop -
-            key_activity_by_source_ip, derived_credentials, other_principals_by_source_ip for the
-            growing key/IP set (only ground-truth attacker keys and IPs are added) until no new key
-            appears - then the final queries for every key found
-  full      the same script on `materialise="full"` (the old Parquet ingest; slow, opt-in)
+  engine    `keyresponse.investigation.investigate` - what the CLI and the flow's analysis run: every
+            scoping round and every impact query - on the DuckDB engine (indicator-driven
+            materialisation), each query timed; then a further query on the warm engine
+  full      the same on `materialise="full"` (the old Parquet ingest; slow, opt-in)
 
-It prints figures and never asserts.
+It checks the result against the simulator's ground truth (credentials found) and prints
+figures; it never asserts.
 """
 
 from __future__ import annotations
@@ -27,14 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FINAL_QUERIES = ("key_events", "persistence_events", "data_access_events", "resources_created",
-                 "recon_errors", "key_activity_by_region", "key_activity_summary")
-
 NAIVE_SQL = """
 SELECT rec->>'eventName' AS event_name, rec->>'sourceIPAddress' AS source_ip,
        regexp_extract(filename, '/CloudTrail/([a-z0-9-]+)/', 1) AS region,
@@ -52,15 +48,6 @@ def _rss_mb() -> tuple[float, float]:
     return own, children
 
 
-def window(logs: Path) -> dict[str, str]:
-    """Partition and time bounds covering every day folder under `logs`."""
-    days = sorted({"/".join(p.parts[-3:]) for p in logs.glob("AWSLogs/*/CloudTrail/*/*/*/*") if p.is_dir()})
-    first = datetime.strptime(days[0], "%Y/%m/%d")
-    last = datetime.strptime(days[-1], "%Y/%m/%d") + timedelta(days=1)
-    return {"start_day": days[0], "end_day": days[-1],
-            "start_time": first.strftime("%Y-%m-%dT%H:%M:%SZ"), "end_time": last.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
 def child_naive(logs: Path) -> dict[str, Any]:
     import duckdb
 
@@ -76,41 +63,41 @@ def child_naive(logs: Path) -> dict[str, Any]:
 
 def child_engine(logs: Path, materialise: str) -> dict[str, Any]:
     from keyresponse.engines.duckdb_engine import DuckDBEngine
+    from keyresponse.investigation import default_window, investigate
 
     truth = json.loads((logs / "ground_truth.json").read_text())
     attacker_keys = {c["access_key_id"] for c in truth["attacker_credentials"]}
-    attacker_ips = set(truth["attacker_ips"])
-    bounds = window(logs)
     timings: list[tuple[str, float, int]] = []
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as cache:
         start = time.perf_counter()
         with DuckDBEngine(logs, cache_dir=Path(cache), materialise=materialise) as engine:
-            def run(name: str, **params: Any) -> list[dict[str, Any]]:
+            run = engine.run
+
+            def timed(name: str, params: Any) -> list[dict[str, Any]]:
                 t0 = time.perf_counter()
-                rows = engine.run(name, {**params, **bounds})
+                rows = run(name, params)
                 timings.append((name, time.perf_counter() - t0, len(rows)))
                 return rows
 
-            keys = [truth["compromised_access_key_id"]]
-            ips: list[str] = []
-            iterations = 0
-            while True:
-                iterations += 1
-                before = set(keys)
-                by_ip = run("key_activity_by_source_ip", access_key_ids=keys)
-                ips += [r["source_ip"] for r in by_ip if r["source_ip"] in attacker_ips and r["source_ip"] not in ips]
-                derived = run("derived_credentials", access_key_ids=keys)
-                others = run("other_principals_by_source_ip", source_ips=ips or ["192.0.2.1"], access_key_ids=keys)
-                found = [r["access_key_id"] for r in derived] + [r["access_key_id"] for r in others]
-                keys += [k for k in dict.fromkeys(found) if k in attacker_keys and k not in keys]
-                if set(keys) == before:
-                    break
-            for name in FINAL_QUERIES:
-                run(name, access_key_ids=keys)
+            engine.run = timed  # type: ignore[method-assign]
+            result = investigate(engine, truth["compromised_access_key_id"], default_window(str(logs))).to_json()
+            elapsed = time.perf_counter() - start
+            found = {c["access_key_id"] for c in result["credentials"]}
+            t0 = time.perf_counter()
+            again = run("persistence_events", {**_window_params(logs), "access_key_ids": sorted(found),
+                                               "exclude_ips": []})
+            further = time.perf_counter() - t0
             rows_in_table = engine._con.execute("SELECT count(*) FROM cloudtrail").fetchone()[0]
-        elapsed = time.perf_counter() - start
-    return {"total_s": elapsed, "iterations": iterations, "keys": len(keys), "ips": len(ips),
-            "rows_loaded": rows_in_table, "queries": timings}
+    return {"total_s": elapsed, "further_query_s": round(further, 3), "further_rows": len(again),
+            "credentials": len(found), "attacker_credentials_found": f"{len(found & attacker_keys)}/{len(attacker_keys)}",
+            "benign_credentials_found": len(found & set(truth["benign_credentials"])),
+            "verdict": result["verdict"], "rows_loaded": rows_in_table, "queries": timings}
+
+
+def _window_params(logs: Path) -> dict[str, str]:
+    from keyresponse.investigation import default_window
+
+    return default_window(str(logs)).params()
 
 
 def child(approach: str, logs: Path) -> None:
