@@ -212,15 +212,22 @@ class Unit:
     account: str | None = None
     region: str | None = None
     day: str | None = None  # 'yyyy/MM/dd'
+    #: (size, mtime_ns) of each file when the folder was listed; None: stat them when needed.
+    stamps: tuple[tuple[int, int], ...] | None = None
+
+    def file_stamps(self) -> Iterator[tuple[Path, tuple[int, int]]]:
+        if self.stamps is None:
+            yield from ((f, _stamp(f)) for f in self.files)
+        else:
+            yield from zip(self.files, self.stamps, strict=True)
 
     @cached_property
     def _stats(self) -> tuple[str, int]:
         h = hashlib.sha256(f"{SCHEMA_VERSION}|{self.account}|{self.region}|{self.day}".encode())
         size = 0
-        for f in self.files:
-            st = f.stat()
-            size += st.st_size
-            h.update(f"|{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+        for f, (file_size, mtime_ns) in self.file_stamps():
+            size += file_size
+            h.update(f"|{f}|{file_size}|{mtime_ns}".encode())
         return h.hexdigest()[:32], size
 
     @property
@@ -271,14 +278,29 @@ def _cloudtrail_dirs(root: Path, depth: int = 5) -> Iterator[tuple[str, Path]]:
             yield from _cloudtrail_dirs(root / name, depth - 1)
 
 
+def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime_ns) of the folder's CloudTrail files, by name."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if _is_log(entry.name) and entry.is_file():
+                st = entry.stat()
+                found.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(found))
+
+
 def find_units(
     root: Path,
     window: tuple[str, str] | None = None,
     *,
     regions: Sequence[str] | None = None,
     accounts: Sequence[str] | None = None,
+    known: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit]] | None = None,
 ) -> tuple[list[Unit], list[str]]:
-    """The units under `root` (only the window's days when given) and the window's days with no files."""
+    """The units under `root` (only the window's days when given) and the window's days with no files.
+
+    `known` (folder -> its last listing and unit) lets a caller that lists again get the same Unit
+    objects back while a folder's files are unchanged (same names, sizes and mtimes)."""
     units: list[Unit] = []
     trails = list(_cloudtrail_dirs(root))
     if not trails:
@@ -301,14 +323,21 @@ def find_units(
                 day_dirs = [(day, folder) for day, folder in day_dirs if window[0] <= day <= window[1]]
             for day, folder in day_dirs:
                 try:
-                    files = tuple(sorted(
-                        Path(e.path) for e in os.scandir(folder) if e.is_file() and _is_log(e.name)
-                    ))
+                    listing = _listing(folder)
                 except OSError:
                     continue
-                if files:
-                    units.append(Unit(files, account, region, day))
-                    days_with_files.add(day)
+                if not listing:
+                    continue
+                seen = known.get(folder) if known is not None else None
+                if seen is not None and seen[0] == listing:
+                    unit = seen[1]
+                else:
+                    unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
+                                tuple((size, mtime) for _, size, mtime in listing))
+                    if known is not None:
+                        known[folder] = (listing, unit)
+                units.append(unit)
+                days_with_files.add(day)
     missing = [d for d in _days(*window) if d not in days_with_files] if window else []
     return units, missing
 
@@ -515,6 +544,7 @@ class DuckDBEngine(QueryEngine):
         self._missing_days: set[str] = set()
         self._view: tuple[tuple[str, ...], tuple[Path, ...]] | str | None = None
         self._files: dict[str, _FileState] = {}
+        self._listings: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit]] = {}
         self._indexed_units: set[str] = set()
         self._table = False
         self._last_window: tuple[str | None, str | None] = (None, None)
@@ -565,9 +595,9 @@ class DuckDBEngine(QueryEngine):
             full: list[str] = []
             for unit in units:
                 self._load_unit_index(unit)
-                for f in unit.files:
+                for f, stamp in unit.file_stamps():
                     path = str(f)
-                    state = self._state(f)
+                    state = self._state(f, stamp)
                     if state.status == SKIP:
                         self._skip(SkippedFile(path, state.reason))
                     elif state.status == FULL:
@@ -656,7 +686,8 @@ class DuckDBEngine(QueryEngine):
             self._mirror.sync(window, self.regions)
         if not self.root.is_dir():
             return []
-        units, missing = find_units(self.root, window, regions=self.regions, accounts=self.accounts)
+        units, missing = find_units(self.root, window, regions=self.regions, accounts=self.accounts,
+                                    known=self._listings)
         self._missing_days.update(missing)
         return units
 
@@ -671,10 +702,11 @@ class DuckDBEngine(QueryEngine):
             self._con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * EXCLUDE (_file) FROM _kr_records")
             self._view = "table"
 
-    def _state(self, path: Path) -> _FileState:
-        """The file's state, reset (its rows dropped) when the file changed since it was read."""
+    def _state(self, path: Path, stamp: tuple[int, int] | None = None) -> _FileState:
+        """The file's state, reset (its rows dropped) when the file changed since it was read (`stamp`:
+        its size and mtime as just listed)."""
         key = str(path)
-        stamp = _stamp(path)
+        stamp = stamp or _stamp(path)
         state = self._files.get(key)
         if state is None or state.stamp != stamp:
             if state is not None and (state.offsets or state.loaded):

@@ -80,6 +80,24 @@ def test_reuses_the_parquet_cache_and_rereads_a_changed_folder(
         assert engine.sql("SELECT count(*) FROM cloudtrail WHERE eventid = 'late-arrival'") == [(1,)]
 
 
+def test_an_open_engine_sees_files_delivered_while_it_investigates(
+    logs: Path, tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """Folder listings are reused between queries only while the folder is unchanged."""
+    params = {"access_key_ids": [BACKDOOR_KEY], **WINDOW}
+    with DuckDBEngine(logs, cache_dir=tmp_path / "cache") as engine:
+        before = engine.run("key_events", params)
+        units = {u.day: u for u in engine.load()}
+        assert before and {u.day: u for u in engine.load()} == units  # unchanged: the same units
+        ours = next(r for r in records if r.get("userIdentity", {}).get("accessKeyId") == BACKDOOR_KEY)
+        write_trail_files([dict(ours, eventID="delivered-late", eventTime="2024-07-30T23:58:00Z")], logs)
+        after = engine.run("key_events", params)
+        assert len(after) == len(before) + 1
+        assert "delivered-late" in {row["event_id"] for row in after}
+        changed = {u.day: u for u in engine.load()}["2024/07/30"]
+        assert len(changed.files) == len(units["2024/07/30"].files) + 1
+
+
 def test_loads_only_the_window_and_reports_days_without_files(logs: Path, tmp_path: Path) -> None:
     with DuckDBEngine(logs, cache_dir=tmp_path / "cache") as engine:
         units = engine.load("2024/07/29", "2024/07/30")
