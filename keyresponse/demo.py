@@ -147,9 +147,10 @@ class Stack:
 
         return SyncPrefectClient(self.api_url)
 
-    def post(self, source: str, body: bytes) -> dict[str, Any]:
-        """POST an alert with the signature its route expects (GitHub's for /alerts/github); an answer
-        `launching` is followed by redeliveries until the run id is known (120 s at most)."""
+    def post(self, source: str, body: bytes, *, wait_for_run: bool = True) -> dict[str, Any]:
+        """POST an alert with the signature its route expects (GitHub's for /alerts/github); with
+        `wait_for_run`, an answer `launching` is followed by redeliveries until the run id is known
+        (120 s at most)."""
         from keyresponse.webhook import sign, sign_github
 
         if source == "github":
@@ -161,7 +162,7 @@ class Stack:
                 return {"X-Keyresponse-Signature": sign(body, self.secret)}
         answer = _post_alert(f"{self.base}/alerts/{source}", body, headers)
         deadline = time.monotonic() + 120
-        while answer.get("status") == "launching" and time.monotonic() < deadline:
+        while wait_for_run and answer.get("status") == "launching" and time.monotonic() < deadline:
             # Answered within the receiver's bound while the launch goes on (a busy Prefect server):
             # the alert is spooled; a redelivery joins the launch in flight and carries its run id.
             time.sleep(1.0)
