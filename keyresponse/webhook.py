@@ -42,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from keyresponse.alerts import (
     SOURCES,
     Alert,
+    GitHubAlertRef,
     NotActionable,
     Source,
     github_alert_ref,
@@ -232,7 +233,10 @@ class AlertSpool:
         return SpoolRecord.model_validate_json(path.read_bytes())
 
     def find(self, alert: Alert) -> SpoolRecord | None:
-        path = self.record_path(alert)
+        return self.find_id(alert.source, alert.alert_id)
+
+    def find_id(self, source: str, alert_id: str) -> SpoolRecord | None:
+        path = self.path_for(source, alert_id)
         return self.load(path) if path.exists() else None
 
     def save(self, record: SpoolRecord) -> Path:
@@ -576,10 +580,10 @@ def _authenticate_github(request: Request, body: bytes, settings: WebhookSetting
         raise Rejected(401, "bad_signature", f"{GITHUB_SIGNATURE_HEADER} does not match the body")
 
 
-async def _fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any],
+async def _fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any], ref: GitHubAlertRef,
                                settings: WebhookSettings) -> dict[str, Any]:
-    """The webhook payload with `alert.secret` filled in from `GET /repos/{o}/{r}/secret-scanning/alerts/{n}`."""
-    ref = github_alert_ref(payload)
+    """The webhook payload (checked into `ref` by `github_alert_ref`) with `alert.secret` filled in
+    from `GET /repos/{o}/{r}/secret-scanning/alerts/{n}`."""
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     if settings.github_token is not None:
         headers["Authorization"] = f"Bearer {settings.github_token.get_secret_value()}"
@@ -714,10 +718,11 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                                  "detail": f"X-GitHub-Event {event[:60]!r} is not secret_scanning_alert"})
         payload = _parse_json(body)
         try:
-            known = spool.path_for("github", github_alert_ref(payload).alert_id)
-            if known.exists():  # a redelivery: its key is in the spool, GitHub's API is not asked again
-                return await _accept([spool.load(known).alert])
-            enriched = await _fetch_github_secret(clients["github"], payload, settings)
+            ref = github_alert_ref(payload)
+            known = spool.find_id("github", ref.alert_id)
+            if known is not None:  # a redelivery: its key is in the spool, GitHub's API is not asked again
+                return await _accept([known.alert])
+            enriched = await _fetch_github_secret(clients["github"], payload, ref, settings)
         except NotActionable as exc:
             raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None
         except InputError as exc:

@@ -791,8 +791,9 @@ class DuckDBEngine(QueryEngine):
             return
         if saved.get("version") != INDEX_VERSION:
             return
+        stamps = {str(f): stamp for f, stamp in unit.file_stamps()}  # as listed: no second stat
         for path, entry in saved.get("files", {}).items():
-            state = self._state(Path(path))
+            state = self._state(Path(path), stamps.get(path))
             if state.status:
                 continue
             state.status, state.reason = entry["status"], entry.get("reason", "")
