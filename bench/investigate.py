@@ -12,6 +12,8 @@ workers are reported apart):
   engine    `keyresponse.investigation.investigate` - what the CLI and the flow's analysis run: every
             scoping round and every impact query - on the DuckDB engine (indicator-driven
             materialisation), each query timed; then a further query on the warm engine
+  engine-numpy  the same with the numpy index kernel instead of the C one (`_heads.c`), the
+            baseline for the kernel
   full      the same on `materialise="full"` (the old Parquet ingest; slow, opt-in)
 
 It checks the result against the simulator's ground truth (credentials found) and prints
@@ -61,10 +63,15 @@ def child_naive(logs: Path) -> dict[str, Any]:
     return {"total_s": elapsed, "groups": len(rows), "events": sum(r[3] for r in rows), "queries": []}
 
 
-def child_engine(logs: Path, materialise: str) -> dict[str, Any]:
+def child_engine(logs: Path, materialise: str, kernel: str | None = None) -> dict[str, Any]:
+    t_import = time.perf_counter()
+    from keyresponse.engines import indicators
     from keyresponse.engines.duckdb_engine import DuckDBEngine
     from keyresponse.investigation import default_window, investigate
 
+    import_s = time.perf_counter() - t_import
+    if kernel:
+        indicators.KERNEL = kernel
     truth = json.loads((logs / "ground_truth.json").read_text())
     attacker_keys = {c["access_key_id"] for c in truth["attacker_credentials"]}
     timings: list[tuple[str, float, int]] = []
@@ -88,7 +95,8 @@ def child_engine(logs: Path, materialise: str) -> dict[str, Any]:
                                                "exclude_ips": []})
             further = time.perf_counter() - t0
             rows_in_table = engine._con.execute("SELECT count(*) FROM cloudtrail").fetchone()[0]
-    return {"total_s": elapsed, "further_query_s": round(further, 3), "further_rows": len(again),
+    return {"total_s": elapsed, "import_s": round(import_s, 2), "kernel": indicators.KERNEL,
+            "further_query_s": round(further, 3), "further_rows": len(again),
             "credentials": len(found), "attacker_credentials_found": f"{len(found & attacker_keys)}/{len(attacker_keys)}",
             "benign_credentials_found": len(found & set(truth["benign_credentials"])),
             "verdict": result["verdict"], "rows_loaded": rows_in_table, "queries": timings}
@@ -101,7 +109,11 @@ def _window_params(logs: Path) -> dict[str, str]:
 
 
 def child(approach: str, logs: Path) -> None:
-    result = child_naive(logs) if approach == "naive" else child_engine(logs, "full" if approach == "full" else "indicators")
+    if approach == "naive":
+        result = child_naive(logs)
+    else:
+        result = child_engine(logs, "full" if approach == "full" else "indicators",
+                              "numpy" if approach == "engine-numpy" else None)
     own, workers = _rss_mb()
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     result.update(approach=approach, peak_rss_mb=round(own), workers_peak_rss_mb=round(workers),
@@ -124,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logs", type=Path, help="a simulator output folder (AWSLogs/ + ground_truth.json)")
     parser.add_argument("--events", type=int, default=5_000_000)
-    parser.add_argument("--approaches", default="naive,engine", help="comma-separated: naive, engine, full")
+    parser.add_argument("--approaches", default="naive,engine", help="comma-separated: naive, engine, engine-numpy, full")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each approach")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

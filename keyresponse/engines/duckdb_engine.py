@@ -432,6 +432,9 @@ class S3Mirror:
 INDICATOR_PARAMS = {"access_key_ids": "useridentity.accesskeyid", "source_ips": "sourceipaddress"}
 #: Below this many compressed bytes to scan, files are scanned in-process (forking costs more).
 PARALLEL_MIN_BYTES = 8 << 20
+#: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
+#: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
+SCAN_CHUNK_MAX = 32
 #: Matched records are inserted into DuckDB in batches of about this many segments.
 INSERT_BATCH = 50_000
 INDEX_VERSION = "1"
@@ -721,8 +724,10 @@ class DuckDBEngine(QueryEngine):
             yield from map(scan_task, tasks)
             return
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(self.workers, len(tasks))) as pool:
-            yield from pool.imap_unordered(scan_task, tasks, chunksize=1)
+        workers = min(self.workers, len(tasks))
+        chunk = max(1, min(SCAN_CHUNK_MAX, len(tasks) // (workers * 32)))
+        with ctx.Pool(workers) as pool:  # tasks come largest first, so the last chunks are the smallest
+            yield from pool.imap_unordered(scan_task, tasks, chunksize=chunk)
 
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
         """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""

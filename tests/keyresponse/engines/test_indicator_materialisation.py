@@ -71,7 +71,11 @@ def fixture_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_every_query_matches_full_materialisation_on_the_fixtures(fixture_logs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel", ["c", "numpy"])
+def test_every_query_matches_full_materialisation_on_the_fixtures(
+    fixture_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str
+) -> None:
+    monkeypatch.setattr(indicators, "KERNEL", kernel)  # the index kernel in use (see indicators.py)
     recs = records("stratus_red_team_detonation_logs.json") + records("panther_analysis_cloudtrail_rule_tests.trimmed.json")
     keys = sorted({r["userIdentity"]["accessKeyId"] for r in recs
                    if isinstance(r.get("userIdentity"), dict) and isinstance(r["userIdentity"].get("accessKeyId"), str)})
@@ -197,3 +201,77 @@ def test_records_cut_badly_fall_back_to_whole_files(tmp_path: Path) -> None:
     with DuckDBEngine(tmp_path / "logs", cache_dir=tmp_path / "c") as engine:
         rows = engine.run("key_events", params_for(registry()["key_events"], [key], [], window))
     assert len(rows) == 6
+
+
+# -- the index kernel: C (`_heads.c`) and numpy compute the same thing ----------------------------
+
+needs_c = pytest.mark.skipif(indicators._heads_c is None, reason="the C kernel is not built (no compiler)")
+
+
+def both_kernels(data: bytes, wanted: tuple[bytes, ...]) -> tuple[Any, Any]:
+    assert indicators._heads_c is not None
+    c = indicators._heads_c(data, indicators._KEY_NAME, indicators._KEY_LOOKAHEAD,
+                            indicators._IP_NAME, indicators._IP_LOOKAHEAD, wanted)
+    return c, indicators._heads_numpy(data, wanted)
+
+
+def test_the_c_kernel_is_built_where_a_compiler_is() -> None:
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the numpy kernel is the one in use")
+    assert indicators.KERNEL == "c" and indicators._heads_c is not None  # `pip install` built _heads.c
+
+
+@needs_c
+def test_the_c_kernel_matches_numpy_on_real_and_simulated_files(fixture_logs: Path, simulated: Path) -> None:
+    truth = json.loads((simulated / "ground_truth.json").read_text())
+    wanted_values = [truth["compromised_access_key_id"], *truth["attacker_ips"][:2]]
+    wanted = tuple(p + w for w in indicators.needles(wanted_values) for p in (b":", b": "))
+    files = sorted(fixture_logs.rglob("*.json.gz")) + sorted(simulated.rglob("*.json.gz"))[::5]
+    hits = 0
+    for path in files:
+        data = indicators.read_file(str(path))
+        c, numpy_ = both_kernels(data, wanted)
+        assert c == numpy_, path
+        hits += len(c[1]) + len(c[3])
+    assert len(files) > 20 and hits > 100
+
+
+# Fragments that make names, near-misses, values and truncations in any order: the kernels must
+# agree on every arrangement (after a 16-byte lead, as a FAST file's first name always is).
+FRAGMENTS = [b'"accessKeyId"', b'"sourceIPAddress"', b'"accessKeyI"', b'"sourceIPAddres"', b"accessKeyId",
+             b':"AKIAAAAAAAAAAAAAAAA1"', b': "AKIAAAAAAAAAAAAAAAA2"', b':"1.2.3.4"', b':"10.0.0.1"', b": null",
+             b':"' + b"x" * 60 + b'"', b'"', b":", b" ", b"I", b"Id", b"IP", b",", b"{", b"}", b"\\", b'"principalId"']
+
+
+@needs_c
+def test_the_c_kernel_matches_numpy_on_any_arrangement() -> None:
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    wanted = (b':"AKIAAAAAAAAAAAAAAAA1"', b': "AKIAAAAAAAAAAAAAAAA1"', b':"1.2.3.4"', b': "1.2.3.4"',
+              b':"' + b"x" * 30)
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.sampled_from(FRAGMENTS), max_size=300), st.binary(max_size=8))
+    @example([b'"sourceIPAddress"', b':"1.2.3.4"'], b"")  # a wanted value that ends the data
+    @example([b'"accessKeyId"', b':"AKIAAAAAAAAAAAAAAAA1"'], b"")
+    @example([b'"accessKeyId"'], b"")  # a name that ends the data: an empty head
+    @example([b'"sourceIPAddress"', b':"1.2'], b"")  # a value cut short
+    @example([b'"accessKeyId"', b"accessKeyId", b'"accessKeyId"'], b"")  # names sharing their quotes
+    def agree(parts: list[bytes], tail: bytes) -> None:
+        data = b'{"Records":[{"eventVersion":"1",' + b"".join(parts) + tail
+        c, numpy_ = both_kernels(data, wanted)
+        assert c == numpy_
+
+    agree()
+
+
+@needs_c
+def test_the_c_kernel_rejects_what_it_cannot_index() -> None:
+    assert indicators._heads_c is not None
+    with pytest.raises(ValueError, match="'I'"):
+        indicators._heads_c(b"{}", b'"name"', 8, indicators._IP_NAME, 8, ())
+    with pytest.raises(TypeError, match="tuple of bytes"):
+        indicators._heads_c(b"{}", indicators._KEY_NAME, 8, indicators._IP_NAME, 8, ("text",))
