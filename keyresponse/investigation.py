@@ -166,6 +166,36 @@ class Scope:
                    list(data.get("summary_rows", [])))
 
 
+def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """One `key_activity_by_source_ip` row for an IP from the rows of two disjoint sets of keys: what
+    the query returns when asked about both sets at once."""
+    if old is None:
+        return new
+
+    def union(column: str) -> list[str]:
+        return sorted(set(_json_list(old[column])) | set(_json_list(new[column])))
+
+    def pick(column: str, choose: Callable[[list[str]], str]) -> str | None:
+        values = [v for v in (old[column], new[column]) if v is not None]
+        return choose(values) if values else None
+
+    return {**old, "event_count": old["event_count"] + new["event_count"],
+            "error_count": old["error_count"] + new["error_count"],
+            "user_agents": union("user_agents"), "access_key_ids": union("access_key_ids"), "regions": union("regions"),
+            "first_seen_at": pick("first_seen_at", min), "last_seen_at": pick("last_seen_at", max)}
+
+
+def _json_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+def _in_query_order(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    """Rows sorted as the query's `ORDER BY` of these columns sorts them (ascending, NULLs last)."""
+    return sorted(rows, key=lambda r: tuple((r[c] is None, r[c] or "") for c in columns))
+
+
 class Investigator:
     """Runs the scoping fixpoint and the impact queries on one engine."""
 
@@ -188,23 +218,40 @@ class Investigator:
 
     # -- scoping ---------------------------------------------------------------------------
     def scope(self) -> Scope:
+        """The credential graph: round after round, what the credentials known so far did, until a round
+        finds no new credential (bounded by `max_rounds`).
+
+        Each query asks only about what is new this round (the new credentials, the new attacker IPs);
+        the rows of earlier rounds are kept and judged again against what is known now, in the order
+        the query would return them all. Who else used an IP is asked once: the rows that judged a
+        fresh IP to be the attacker's also say which other credentials used it. The result is the same as asking about everything every round
+        (a round used to re-read the original key's every record: 100k rows on the owner's busy key),
+        and on Athena each round costs only what is new."""
         creds: dict[str, Credential] = {self.key: Credential(self.key, "original")}
         attacker = set(self.hinted)
         known = set(self.known) - attacker
         ip_rows: dict[str, dict[str, Any]] = {}
+        asked_keys: set[str] = set()
+        asked_attackers: set[str] = set()
+        derived: list[dict[str, Any]] = []
+        used_from_attackers: list[dict[str, Any]] = []
         rounds = 0
         for rounds in range(1, self.max_rounds + 1):
             self.progress(f"scoping round {rounds}: {len(creds)} credential(s)")
             keys = sorted(creds)
-            for row in self._run("key_activity_by_source_ip", access_key_ids=keys):
-                ip_rows[row["source_ip"]] = row
+            new_keys = sorted(set(creds) - asked_keys)
+            asked_keys |= set(new_keys)
+            for row in self._run("key_activity_by_source_ip", access_key_ids=new_keys) if new_keys else []:
+                ip_rows[row["source_ip"]] = _merge_ip_rows(ip_rows.get(row["source_ip"]), row)
             # An IP our keys have used for a day or more, or a service name, is known without asking who
             # else uses it: that question loads every record from the IP (an office NAT: millions).
             fresh = [ip for ip in sorted(set(ip_rows) - attacker - known) if not self._known_alone(ip, ip_rows[ip])]
             known |= set(ip_rows) - attacker - set(fresh)
+            others_of_fresh: list[dict[str, Any]] = []
             if fresh:
                 vouching: dict[str, set[str]] = {}
-                for row in self._run("other_principals_by_source_ip", source_ips=fresh, access_key_ids=keys):
+                others_of_fresh = self._run("other_principals_by_source_ip", source_ips=fresh, access_key_ids=keys)
+                for row in others_of_fresh:
                     if _long_standing(row, ip_rows[row["source_ip"]]):
                         vouching.setdefault(row["source_ip"], set()).add(row["principal_arn"] or "?")
                 for ip in fresh:
@@ -212,8 +259,11 @@ class Investigator:
                         known.add(ip)  # a shared egress (office NAT, CI fleet) that others use for long
                     else:
                         attacker.add(ip)
+            if new_keys:
+                derived = _in_query_order(derived + self._run("derived_credentials", access_key_ids=new_keys),
+                                          "created_at", "access_key_id")
             added = False
-            for row in self._run("derived_credentials", access_key_ids=keys):
+            for row in derived:  # earlier rounds' rows too: an IP found to be the attacker's changes their reading
                 new_key = row["access_key_id"]
                 parent = row["parent_access_key_id"]
                 if new_key in creds and creds[new_key].created_by_event:
@@ -227,16 +277,24 @@ class Investigator:
                 creds[new_key] = Credential(new_key, row["kind"], row["created_by_event"], parent, principal,
                                             row["created_at"], row["source_ip"])
                 added = True
-            if attacker:
-                for row in self._run("other_principals_by_source_ip", source_ips=sorted(attacker),
-                                     access_key_ids=sorted(creds)):
-                    other = row["access_key_id"]
-                    if other and other not in creds:
-                        kind = "session" if other.startswith("ASIA") else "access_key"
-                        # used from the attacker's infrastructure; its origin may show up next round
-                        creds[other] = Credential(other, kind, None, None,
-                                                  principal_of_session(row["principal_arn"]))
-                        added = True
+            # who else used the attacker's IPs: for IPs just judged, the answer is already there
+            judged = attacker & set(fresh)
+            new_attackers = sorted(attacker - asked_attackers - judged)
+            asked_attackers |= attacker
+            if judged or new_attackers:
+                rows = [r for r in others_of_fresh if r["source_ip"] in judged]
+                if new_attackers:
+                    rows += self._run("other_principals_by_source_ip", source_ips=new_attackers,
+                                      access_key_ids=sorted(creds))
+                used_from_attackers = _in_query_order(used_from_attackers + rows,
+                                                      "first_seen_at", "source_ip", "principal_arn")
+            for row in used_from_attackers:
+                other = row["access_key_id"]
+                if other and other not in creds:
+                    kind = "session" if other.startswith("ASIA") else "access_key"
+                    # used from the attacker's infrastructure; its origin may show up next round
+                    creds[other] = Credential(other, kind, None, None, principal_of_session(row["principal_arn"]))
+                    added = True
             if not added:
                 break
         summary = self._fill_principals(creds)

@@ -15,15 +15,6 @@ import typer
 
 from keyresponse.cli._common import command, print_json
 from keyresponse.errors import InputError
-from keyresponse.readiness import (
-    DATA_EVENT_TYPES,
-    ReadinessOptions,
-    assess,
-    readiness_for_report,
-    render_markdown,
-    to_json,
-)
-from keyresponse.settings import get_settings
 
 
 def _regions(value: str | None) -> list[str] | None:
@@ -52,6 +43,16 @@ def readiness(
 ) -> None:
     """Check GuardDuty, CloudTrail, Object Lock, the Athena table, alert routes, the responder role, the root
     user and long-lived keys; plan (and with --apply, make) the changes that close the gaps."""
+    # imported here, not at the top: every command would pay for pandas and boto3 at start
+    from keyresponse.readiness import (
+        DATA_EVENT_TYPES,
+        ReadinessOptions,
+        assess,
+        readiness_for_report,
+        render_markdown,
+        to_json,
+    )
+    from keyresponse.settings import get_settings
     from tasks.actions import ActionContext, Clients, apply_steps, undo_incident
     from tasks.hardening import registry
     from tasks.hardening._plan import cloudformation_template, plan_hardening

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from keyresponse.cli._common import command, print_json
-from keyresponse.keyscan import (
-    ScanPolicy,
-    ScanResult,
-    assemble_scan,
-    load_exceptions,
-    load_previous_scan,
-    render_markdown,
-    save_scan,
-    table_rows,
-)
-from keyresponse.settings import get_settings
+
+if TYPE_CHECKING:  # keyscan imports pandas and boto3: only when the command runs
+    from keyresponse.keyscan import ScanPolicy, ScanResult
 
 
 def run_scan(
@@ -38,6 +31,8 @@ def run_scan(
 ) -> ScanResult:
     """The scan without Prefect orchestration: the tasks' plain bodies, in order."""
     from flows.preventive_key_scan import scope_of
+    from keyresponse.keyscan import assemble_scan, load_exceptions, load_previous_scan, save_scan
+    from keyresponse.settings import get_settings
     from tasks.credential_report import list_scan_targets, scan_account  # imports prefect: only when needed
 
     settings = get_settings()
@@ -78,6 +73,9 @@ def scan_keys(
 ) -> None:
     """Find active long-lived, unused and never-used access keys, double keys, console users without MFA
     and root access keys, from the IAM credential report."""
+    from keyresponse.keyscan import ScanPolicy, render_markdown, table_rows
+    from keyresponse.settings import get_settings
+
     policy = ScanPolicy(max_age_days=max_age_days, unused_days=unused_days,
                         protected_principals=list(get_settings().protected_principals))
     result = run_scan(policy, exceptions_file=exceptions, organization=organization, role_name=role_name,

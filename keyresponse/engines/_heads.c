@@ -34,12 +34,17 @@ typedef struct {
 } Name;
 
 static uint64_t head_hash(const unsigned char *p, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
+    /* 8 bytes at a time (a head is 24 or 48 bytes): multiply-xorshift, then the last bytes */
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
     }
-    return h;
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ULL;
+    return h ^ (h >> 29);
 }
 
 static int table_init(Name *nm, Py_ssize_t capacity) {

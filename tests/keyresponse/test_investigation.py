@@ -115,6 +115,39 @@ def test_asks_who_else_uses_an_ip_only_for_ips_the_key_has_not_used_for_a_day(
         assert not attackers or attackers <= asked, scenario  # still asked about the attacker's IPs
 
 
+def test_each_round_asks_only_about_credentials_and_attacker_ips_not_asked_about_before(
+        results: dict[str, Any]) -> None:
+    """The original key's activity (the owner's busy key: 100k rows in the bench) is read once, not
+    once per round; pivot-chain needs several rounds."""
+    for scenario, result in results.items():
+        queries = result.investigator.queries
+        for name, param in (("key_activity_by_source_ip", "access_key_ids"), ("derived_credentials", "access_key_ids")):
+            asked = [v for q in queries if q["query"] == name for v in q["params"][param]]
+            assert len(asked) == len(set(asked)) and set(asked) == set(result.scope.credentials), (scenario, name)
+        # who else used an IP: asked once per IP (its rows both judge a fresh IP and name the other
+        # credentials used from the attacker's)
+        ips = [ip for q in queries if q["query"] == "other_principals_by_source_ip" for ip in q["params"]["source_ips"]]
+        assert len(ips) == len(set(ips)) and result.scope.attacker_ips <= set(ips), scenario
+    assert results["pivot-chain"].scope.rounds >= 3
+
+
+def test_merged_ip_rows_are_what_the_query_returns_for_all_keys_at_once(played: Any, tmp_path: Path) -> None:
+    from keyresponse.investigation import _merge_ip_rows
+
+    result = played.results["pivot-chain"]
+    keys = [c["access_key_id"] for c in result.ground_truth["attacker_credentials"]]
+    params = Window.parse("2026-11-18T00:00:00Z", "2026-11-20T00:00:00Z").params()
+    with DuckDBEngine(result.out, cache_dir=tmp_path) as engine:
+        at_once = {r["source_ip"]: r for r in engine.run("key_activity_by_source_ip",
+                                                         {**params, "access_key_ids": keys})}
+        merged: dict[str, Any] = {}
+        for part in (keys[:2], keys[2:4], keys[4:]):
+            for row in engine.run("key_activity_by_source_ip", {**params, "access_key_ids": part}):
+                merged[row["source_ip"]] = _merge_ip_rows(merged.get(row["source_ip"]), row)
+    assert len(at_once) >= 3 and any(len(r["access_key_ids"]) > 1 for r in at_once.values())
+    assert merged == at_once
+
+
 def test_severity_ranks_the_scenarios(investigations: dict[str, Any]) -> None:
     severity = {name: inv["severity"] for name, inv in investigations.items()}
     assert severity["pivot-chain"] == severity["persistence"] == severity["cryptomining"] == "P1"
