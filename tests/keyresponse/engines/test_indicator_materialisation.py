@@ -275,3 +275,17 @@ def test_the_c_kernel_rejects_what_it_cannot_index() -> None:
         indicators._heads_c(b"{}", b'"name"', 8, indicators._IP_NAME, 8, ())
     with pytest.raises(TypeError, match="tuple of bytes"):
         indicators._heads_c(b"{}", indicators._KEY_NAME, 8, indicators._IP_NAME, 8, ("text",))
+
+
+def test_a_gzip_file_of_several_members_is_read_whole_and_a_cut_one_is_skipped(tmp_path: Path) -> None:
+    body = '{"Records":[' + rec("AKIAAAAAAAAAAAAAAAA1", "1.2.3.4", 1) + "," + rec("AKIAAAAAAAAAAAAAAAA2", "5.6.7.8", 2) + "]}"
+    half = len(body) // 2
+    two = tmp_path / "two.json.gz"  # `cat a.gz b.gz` is a valid gzip file: every member counts
+    two.write_bytes(gzip.compress(body[:half].encode()) + gzip.compress(body[half:].encode()))
+    assert indicators.read_file(str(two)) == body.encode()
+    scan = indicators.scan_file(str(two), [], True)
+    assert scan.keys == {"AKIAAAAAAAAAAAAAAAA1", "AKIAAAAAAAAAAAAAAAA2"}
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(gzip.compress(body.encode())[:-6])
+    skipped = indicators.scan_file(str(cut), [], True)
+    assert skipped.status == indicators.SKIP and "EOFError" in skipped.reason
