@@ -5,7 +5,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: demo test lint typecheck install install-dev bench clean browser
 
-$(VENV)/.installed: pyproject.toml setup.py keyresponse/engines/_heads.c
+$(VENV)/.installed: pyproject.toml setup.py keyresponse/engines/_scan.c
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -e .
 	touch $@

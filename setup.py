@@ -1,6 +1,7 @@
-"""The optional C index kernel (keyresponse/engines/_heads.c); everything else is in pyproject.toml.
+"""The optional C half of the CloudTrail scanner (keyresponse/engines/_scan.c); everything else is in
+pyproject.toml.
 
-`optional=True`: without a C compiler the install still succeeds and the numpy path is used.
+`optional=True`: without a C compiler the install still succeeds, and the scanner uses numpy and ISA-L.
 """
 
 from setuptools import Extension, setup
@@ -8,8 +9,9 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "keyresponse.engines._heads",
-            ["keyresponse/engines/_heads.c"],
+            "keyresponse.engines._scan",
+            ["keyresponse/engines/_scan.c"],
+            libraries=["dl"],
             extra_compile_args=["-O3"],
             optional=True,
         )

@@ -12,7 +12,8 @@ workers are reported apart):
   engine    `keyresponse.investigation.investigate` - what the CLI and the flow's analysis run: every
             scoping round and every impact query - on the DuckDB engine (indicator-driven
             materialisation), each query timed; then a further query on the warm engine
-  engine-numpy  the same with the numpy index kernel instead of the C one (`_heads.c`), the
+  engine-numpy  the same with the numpy index kernel and ISA-L instead of `_scan.c` (index
+            kernel and libdeflate), the
             baseline for the kernel
   full      the same on `materialise="full"` (the old Parquet ingest; slow, opt-in)
 
@@ -71,7 +72,7 @@ def child_engine(logs: Path, materialise: str, kernel: str | None = None) -> dic
 
     import_s = time.perf_counter() - t_import
     if kernel:
-        indicators.KERNEL = kernel
+        indicators.KERNEL, indicators.DECOMPRESSOR = kernel, "isal"
     truth = json.loads((logs / "ground_truth.json").read_text())
     attacker_keys = {c["access_key_id"] for c in truth["attacker_credentials"]}
     timings: list[tuple[str, float, int]] = []
@@ -95,7 +96,7 @@ def child_engine(logs: Path, materialise: str, kernel: str | None = None) -> dic
                                                "exclude_ips": []})
             further = time.perf_counter() - t0
             rows_in_table = engine._con.execute("SELECT count(*) FROM cloudtrail").fetchone()[0]
-    return {"total_s": elapsed, "import_s": round(import_s, 2), "kernel": indicators.KERNEL,
+    return {"total_s": elapsed, "import_s": round(import_s, 2), "kernel": indicators.KERNEL, "decompressor": indicators.DECOMPRESSOR,
             "further_query_s": round(further, 3), "further_rows": len(again),
             "credentials": len(found), "attacker_credentials_found": f"{len(found & attacker_keys)}/{len(attacker_keys)}",
             "benign_credentials_found": len(found & set(truth["benign_credentials"])),

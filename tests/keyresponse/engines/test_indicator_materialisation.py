@@ -71,11 +71,12 @@ def fixture_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("kernel", ["c", "numpy"])
+@pytest.mark.parametrize(("kernel", "decompressor"), [("c", "libdeflate"), ("numpy", "isal")])
 def test_every_query_matches_full_materialisation_on_the_fixtures(
-    fixture_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str
+    fixture_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str, decompressor: str
 ) -> None:
     monkeypatch.setattr(indicators, "KERNEL", kernel)  # the index kernel in use (see indicators.py)
+    monkeypatch.setattr(indicators, "DECOMPRESSOR", decompressor)
     recs = records("stratus_red_team_detonation_logs.json") + records("panther_analysis_cloudtrail_rule_tests.trimmed.json")
     keys = sorted({r["userIdentity"]["accessKeyId"] for r in recs
                    if isinstance(r.get("userIdentity"), dict) and isinstance(r["userIdentity"].get("accessKeyId"), str)})
@@ -203,7 +204,7 @@ def test_records_cut_badly_fall_back_to_whole_files(tmp_path: Path) -> None:
     assert len(rows) == 6
 
 
-# -- the index kernel: C (`_heads.c`) and numpy compute the same thing ----------------------------
+# -- the C half (`_scan.c`): its index kernel computes what numpy computes; libdeflate ----------------------------
 
 needs_c = pytest.mark.skipif(indicators._heads_c is None, reason="the C kernel is not built (no compiler)")
 
@@ -220,7 +221,7 @@ def test_the_c_kernel_is_built_where_a_compiler_is() -> None:
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here: the numpy kernel is the one in use")
-    assert indicators.KERNEL == "c" and indicators._heads_c is not None  # `pip install` built _heads.c
+    assert indicators.KERNEL == "c" and indicators._heads_c is not None  # `pip install` built _scan.c
 
 
 @needs_c
@@ -289,3 +290,42 @@ def test_a_gzip_file_of_several_members_is_read_whole_and_a_cut_one_is_skipped(t
     cut.write_bytes(gzip.compress(body.encode())[:-6])
     skipped = indicators.scan_file(str(cut), [], True)
     assert skipped.status == indicators.SKIP and "EOFError" in skipped.reason
+
+
+def test_libdeflate_is_used_where_the_system_has_it() -> None:
+    import ctypes.util
+
+    if indicators._gunzip is None or ctypes.util.find_library("deflate") is None:
+        pytest.skip("no C half or no libdeflate here: ISA-L decompresses every file")
+    assert indicators.DECOMPRESSOR == "libdeflate"
+
+
+@pytest.mark.skipif(indicators.DECOMPRESSOR != "libdeflate", reason="no libdeflate here")
+def test_libdeflate_takes_only_a_file_of_exactly_one_whole_member() -> None:
+    import struct
+
+    gunzip = indicators._gunzip
+    assert gunzip is not None
+    body = b'{"Records":[' + b",".join(rec(f"AKIA{i:016d}", "1.2.3.4", i % 10).encode() for i in range(500)) + b"]}"
+    one = gzip.compress(body)
+    assert gunzip(one) == body
+    for path in sorted(FIXTURES.glob("*.json")):
+        text = path.read_bytes()
+        assert gunzip(gzip.compress(text)) == text, path
+    trailer_crc, size = struct.unpack("<II", one[-8:])
+    refused = {
+        "two members": one + gzip.compress(b"more"),
+        "the same member twice": one + one,
+        "zero padding": one + b"\0" * 8,
+        "garbage after": one + b"garbage!",
+        "cut short": one[:-20],
+        "a size in the trailer too small": one[:-4] + struct.pack("<I", size - 1),
+        "a size in the trailer too large": one[:-4] + struct.pack("<I", size + 1),
+        "a 4 GiB size (never allocated)": one[:-4] + struct.pack("<I", 0xFFFFFFFF),
+        "a bad CRC": one[:-8] + struct.pack("<II", trailer_crc ^ 1, size),
+        "not gzip": b"\x1f\x8b\x08\x00not gzip at all",
+        "empty": b"",
+    }
+    for why, data in refused.items():
+        assert gunzip(data) is None, why  # read_file then hands it to ISA-L (every member, or an error)
+    assert gunzip(bytearray(one)) == body  # any buffer
