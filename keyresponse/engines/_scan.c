@@ -11,6 +11,8 @@
  * are found with a small open-addressing table over the file's own bytes, so a Python object is
  * made once per distinct value, not once per record.
  *
+ * segments(): the text of the records around given positions (see indicators._segments_python).
+ *
  * gunzip(): a gzip file of exactly one member (what CloudTrail writes) decompressed by libdeflate,
  * about twice as fast as ISA-L here, straight into the bytes object returned. libdeflate is the
  * system's (Debian's libdeflate0), opened with dlopen when first needed, so nothing is needed at
@@ -22,6 +24,7 @@
  * Optional: when this extension is not built (no compiler), the numpy index and ISA-L are used.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem, memrchr */
 #include <Python.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -246,6 +249,79 @@ done:
     return result;
 }
 
+/* -- segments: the records around the hits ---------------------------------------------------- */
+
+static Py_ssize_t find_back(const unsigned char *data, Py_ssize_t size, Py_ssize_t before,
+                            const unsigned char *marker, Py_ssize_t mlen) {
+    /* the last start s with s + mlen <= before and data[s:s+mlen] == marker, or -1 (bytes.rfind) */
+    if (before > size) before = size;
+    for (Py_ssize_t s = before - mlen; s >= 0; s--) {
+        const unsigned char *at = memrchr(data, marker[0], (size_t)s + 1);
+        if (!at) return -1;
+        s = at - data;
+        if (memcmp(at, marker, mlen) == 0) return s;
+    }
+    return -1;
+}
+
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+PyDoc_STRVAR(segments_doc,
+"segments(data, hits, tail, marker)\n--\n\n"
+"[(start, text)]: for each of the sorted `hits` not inside the segment just cut and before `tail`,\n"
+"the text from the `marker` before it to the next one (or `tail`), without trailing whitespace and\n"
+"one trailing comma; UnicodeDecodeError when a segment is not UTF-8.");
+
+static PyObject *segments(PyObject *self, PyObject *args) {
+    Py_buffer buffer, mbuf;
+    PyObject *hits, *out = NULL;
+    Py_ssize_t tail;
+    if (!PyArg_ParseTuple(args, "y*O!ny*", &buffer, &PyList_Type, &hits, &tail, &mbuf)) return NULL;
+    const unsigned char *data = buffer.buf, *marker = mbuf.buf;
+    Py_ssize_t size = buffer.len, mlen = mbuf.len, end = -1;
+    if (mlen == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty marker");
+        goto done;
+    }
+    out = PyList_New(0);
+    if (!out) goto done;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hits); k++) {
+        Py_ssize_t hit = PyLong_AsSsize_t(PyList_GET_ITEM(hits, k));
+        if (hit == -1 && PyErr_Occurred()) goto fail;
+        if (hit < end || hit >= tail) continue; /* in the segment just cut */
+        Py_ssize_t start = find_back(data, size, hit, marker, mlen);
+        const unsigned char *next = NULL;
+        if (hit >= 0 && hit <= size - mlen)
+            next = memmem(data + hit, (size_t)(size - hit), marker, (size_t)mlen);
+        end = next ? next - data : -1;
+        if (end < 0 || end > tail) end = tail;
+        /* data[start:end] with Python's slice rules (start -1 means size - 1) */
+        Py_ssize_t lo = start < 0 ? size - 1 : start, hi = end > size ? size : end;
+        if (lo < 0) lo = 0;
+        if (hi < lo) hi = lo;
+        while (hi > lo && is_space(data[hi - 1])) hi--;
+        if (hi > lo && data[hi - 1] == ',') {
+            hi--;
+            while (hi > lo && is_space(data[hi - 1])) hi--;
+        }
+        PyObject *text = PyUnicode_DecodeUTF8((const char *)data + lo, hi - lo, "strict");
+        if (!text) goto fail;
+        PyObject *item = Py_BuildValue("(nN)", start, text);
+        if (!item || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&mbuf);
+    return out;
+}
+
 /* -- gunzip: libdeflate, opened at run time ---------------------------------------------------- */
 
 /* The part of libdeflate.h used here (its ABI is stable; libdeflate_gzip_decompress_ex since 1.7). */
@@ -306,6 +382,7 @@ done:
 static PyMethodDef methods[] = {
     {"heads", heads, METH_VARARGS, heads_doc},
     {"gunzip", gunzip, METH_O, gunzip_doc},
+    {"segments", segments, METH_VARARGS, segments_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -37,10 +37,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 try:
     from keyresponse.engines._scan import gunzip as _gunzip
     from keyresponse.engines._scan import heads as _heads_c
+    from keyresponse.engines._scan import segments as _segments_c
 except ImportError:  # not built (no C compiler at install time): numpy and ISA-L
-    _heads_c = _gunzip = None
+    _heads_c = _gunzip = _segments_c = None
 
-#: The index kernel in use: "c" or "numpy" (set it to "numpy" to compare; forked workers inherit it).
+#: The index kernel in use, and the segment cutter: "c" or "numpy" (Python) (set it to "numpy" to
+#: compare; forked workers inherit it).
 KERNEL = "numpy" if _heads_c is None else "c"
 #: The gzip decompressor for single-member files: "libdeflate" when the C half is built and the
 #: system has libdeflate (Debian's libdeflate0), else "isal" (settable, as KERNEL).
@@ -289,7 +291,13 @@ def scan_file(path: str, wanted: list[bytes], index: bool) -> FileScan:
 
 def _segments(data: bytes, hits: list[int], tail: int, marker: bytes) -> list[tuple[int, str]]:
     """(start, text) of the segment around each of the sorted `hits` (from the `marker` before it
-    to the next one), each segment once."""
+    to the next one), each segment once: in C when built (`_scan.segments`), else in Python."""
+    if KERNEL == "c" and _segments_c is not None:
+        return _segments_c(data, hits, tail, marker)
+    return _segments_python(data, hits, tail, marker)
+
+
+def _segments_python(data: bytes, hits: list[int], tail: int, marker: bytes) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     find, rfind = data.find, data.rfind
     end = -1

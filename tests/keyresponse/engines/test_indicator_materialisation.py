@@ -329,3 +329,34 @@ def test_libdeflate_takes_only_a_file_of_exactly_one_whole_member() -> None:
     for why, data in refused.items():
         assert gunzip(data) is None, why  # read_file then hands it to ISA-L (every member, or an error)
     assert gunzip(bytearray(one)) == body  # any buffer
+
+
+@needs_c
+def test_the_c_segment_cutter_matches_python_on_any_arrangement() -> None:
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    pieces = [b'{"eventVersion"', b'{"eventVersion":"1.08",', b'"x"', b",", b" ", b"\n", b"]}", b"\xc3\xa9", b"a" * 40,
+              b"{", b"}"]
+    marker = b'{"eventVersion"'
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.sampled_from(pieces), max_size=80), st.lists(st.integers(0, 900), max_size=12),
+           st.integers(0, 900))
+    @example([b'{"eventVersion":"1.08",', b'"x"', b" ,\n"], [3, 20], 900)  # a trailing comma and spaces
+    @example([b'"x"', b'{"eventVersion"'], [0], 900)  # a hit before any marker
+    def agree(parts: list[bytes], hits: list[int], tail: int) -> None:
+        data = b"".join(parts)
+        hits = sorted(set(hits))
+        try:
+            expected: Any = indicators._segments_python(data, hits, tail, marker)
+        except UnicodeDecodeError:
+            expected = UnicodeDecodeError
+        assert indicators._segments_c is not None
+        try:
+            got: Any = indicators._segments_c(data, hits, tail, marker)
+        except UnicodeDecodeError:
+            got = UnicodeDecodeError
+        assert got == expected
+
+    agree()
