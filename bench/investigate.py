@@ -18,13 +18,15 @@ workers are reported apart):
   full      the same on `materialise="full"` (the old Parquet ingest; slow, opt-in)
 
 It checks the result against the simulator's ground truth (credentials found) and prints
-figures; it never asserts.
+figures; it never asserts. `host_steal_s` is the CPU time the VM's host took away during the
+child's run (from /proc/stat): on a shared host, compare runs with little of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -43,6 +45,16 @@ FROM (SELECT unnest(CAST(json->'Records' AS JSON[])) AS rec, filename
 WHERE rec->'userIdentity'->>'accessKeyId' = $key
 GROUP BY ALL
 """
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine (/proc/stat): steal is CPU time the VM's host
+    gave to someone else while this VM wanted it - on a shared host, wall times vary with it."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return fields[0] + fields[1] + fields[2], fields[7] if len(fields) > 7 else 0
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -150,9 +162,14 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     for _ in range(args.repeat):
         for approach in args.approaches.split(","):
+            busy0, steal0 = _cpu_ticks()
             out = subprocess.run([sys.executable, __file__, "--child", approach, "--logs", str(logs)],
                                  capture_output=True, text=True, check=True)
+            busy1, steal1 = _cpu_ticks()
             result = json.loads(out.stdout.strip().splitlines()[-1])
+            hz = os.sysconf("SC_CLK_TCK")
+            result["host_steal_s"] = round((steal1 - steal0) / hz, 2)
+            result["machine_busy_s"] = round((busy1 - busy0) / hz, 2)
             results.setdefault(approach, []).append(result)
             extra = {k: v for k, v in result.items() if k not in ("queries", "approach", "total_s")}
             print(f"{approach:7s} total {result['total_s']:7.2f} s  {extra}", flush=True)

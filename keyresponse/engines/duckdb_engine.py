@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas
+import numpy
 
 from keyresponse.engines import QueryEngine
 from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
@@ -732,13 +732,14 @@ class DuckDBEngine(QueryEngine):
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
         """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""
         parts = {f: _path_partitions(f) for f in {f for _, f in rows}}
-        frame = pandas.DataFrame({
-            "seg": pandas.Series([seg for seg, _ in rows], dtype=object),
-            "filename": pandas.Series([f for _, f in rows], dtype=object),
-            "p_account": pandas.Series([parts[f][0] for _, f in rows], dtype=object),
-            "p_region": pandas.Series([parts[f][1] for _, f in rows], dtype=object),
-            "p_day": pandas.Series([parts[f][2] for _, f in rows], dtype=object),
-        })
+        # a dict of numpy object arrays: DuckDB scans it as it scans a DataFrame, without importing pandas
+        frame = {
+            "seg": numpy.array([seg for seg, _ in rows], dtype=object),
+            "filename": numpy.array([f for _, f in rows], dtype=object),
+            "p_account": numpy.array([parts[f][0] for _, f in rows], dtype=object),
+            "p_region": numpy.array([parts[f][1] for _, f in rows], dtype=object),
+            "p_day": numpy.array([parts[f][2] for _, f in rows], dtype=object),
+        }
         del rows[:]
         bad: list[str] = []
         self._con.register("_kr_segments", frame)
