@@ -8,6 +8,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml setup.py keyresponse/engines/_scan.c
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -e .
+	@# bytecode now: where PYTHONDONTWRITEBYTECODE is set, every command would compile our modules again
+	$(PY) -m compileall -q keyresponse flows tasks >/dev/null
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed

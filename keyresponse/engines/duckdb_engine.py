@@ -435,8 +435,9 @@ PARALLEL_MIN_BYTES = 8 << 20
 #: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
 #: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
 SCAN_CHUNK_MAX = 32
-#: Matched records are inserted into DuckDB in batches of about this many segments.
-INSERT_BATCH = 50_000
+#: Matched records are inserted into DuckDB in batches of about this many segments, while the scan
+#: goes on: what is left to insert after the last file (the serial tail) is at most one batch.
+INSERT_BATCH = 20_000
 INDEX_VERSION = "1"
 
 
