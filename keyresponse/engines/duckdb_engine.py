@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -278,6 +279,10 @@ def _cloudtrail_dirs(root: Path, depth: int = 5) -> Iterator[tuple[str, Path]]:
             yield from _cloudtrail_dirs(root / name, depth - 1)
 
 
+#: Seconds a folder's listing is trusted while the folder's mtime is unchanged (see find_units).
+LISTING_MAX_AGE = 2.0
+
+
 def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """(name, size, mtime_ns) of the folder's CloudTrail files, by name."""
     found = []
@@ -295,12 +300,17 @@ def find_units(
     *,
     regions: Sequence[str] | None = None,
     accounts: Sequence[str] | None = None,
-    known: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit]] | None = None,
+    known: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit, int, float]] | None = None,
 ) -> tuple[list[Unit], list[str]]:
     """The units under `root` (only the window's days when given) and the window's days with no files.
 
-    `known` (folder -> its last listing and unit) lets a caller that lists again get the same Unit
-    objects back while a folder's files are unchanged (same names, sizes and mtimes)."""
+    `known` (folder -> its last listing, unit, folder mtime and when it was listed) lets a caller
+    that lists again get the same Unit objects back while a folder's files are unchanged (same
+    names, sizes and mtimes). A folder whose mtime has not changed (no file added, removed or
+    renamed: how CloudTrail and the S3 mirror deliver) and that was listed less than
+    `LISTING_MAX_AGE` seconds ago is not listed again: one `stat` instead of one per file, for an
+    investigation's queries a few milliseconds apart. A file rewritten in place is seen once that
+    listing is older than `LISTING_MAX_AGE`."""
     units: list[Unit] = []
     trails = list(_cloudtrail_dirs(root))
     if not trails:
@@ -322,20 +332,26 @@ def find_units(
             if window:
                 day_dirs = [(day, folder) for day, folder in day_dirs if window[0] <= day <= window[1]]
             for day, folder in day_dirs:
+                seen = known.get(folder) if known is not None else None
                 try:
+                    folder_mtime = folder.stat().st_mtime_ns
+                    if seen is not None and seen[2] == folder_mtime and time.monotonic() - seen[3] < LISTING_MAX_AGE:
+                        units.append(seen[1])  # no file added, removed or renamed, and listed moments ago
+                        days_with_files.add(day)
+                        continue
+                    listed_at = time.monotonic()
                     listing = _listing(folder)
                 except OSError:
                     continue
                 if not listing:
                     continue
-                seen = known.get(folder) if known is not None else None
                 if seen is not None and seen[0] == listing:
                     unit = seen[1]
                 else:
                     unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
                                 tuple((size, mtime) for _, size, mtime in listing))
-                    if known is not None:
-                        known[folder] = (listing, unit)
+                if known is not None:
+                    known[folder] = (listing, unit, folder_mtime, listed_at)
                 units.append(unit)
                 days_with_files.add(day)
     missing = [d for d in _days(*window) if d not in days_with_files] if window else []
@@ -548,7 +564,7 @@ class DuckDBEngine(QueryEngine):
         self._missing_days: set[str] = set()
         self._view: tuple[tuple[str, ...], tuple[Path, ...]] | str | None = None
         self._files: dict[str, _FileState] = {}
-        self._listings: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit]] = {}
+        self._listings: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit, int, float]] = {}
         self._indexed_units: set[str] = set()
         self._table = False
         self._last_window: tuple[str | None, str | None] = (None, None)

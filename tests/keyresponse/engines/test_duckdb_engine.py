@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,32 @@ def test_an_open_engine_sees_files_delivered_while_it_investigates(
         assert "delivered-late" in {row["event_id"] for row in after}
         changed = {u.day: u for u in engine.load()}["2024/07/30"]
         assert len(changed.files) == len(units["2024/07/30"].files) + 1
+
+
+def test_a_file_rewritten_in_place_is_seen_once_its_folder_listing_is_older_than_the_limit(
+    logs: Path, tmp_path: Path, records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder whose mtime is unchanged (nothing added, removed or renamed) is trusted for
+    LISTING_MAX_AGE seconds; a rewrite in place (same name, new content) is seen after that."""
+    from keyresponse.engines import duckdb_engine
+
+    params = {"access_key_ids": [BACKDOOR_KEY], **WINDOW}
+    monkeypatch.setattr(duckdb_engine, "LISTING_MAX_AGE", 3600.0)
+    with DuckDBEngine(logs, cache_dir=tmp_path / "cache") as engine:
+        before = engine.run("key_events", params)
+        target = next(f for u in engine.load() for f in u.files if u.day == "2024/07/30")
+        folder_mtime = target.parent.stat().st_mtime_ns
+        data = json.loads(gzip.decompress(target.read_bytes()))
+        ours = next(r for r in records if r.get("userIdentity", {}).get("accessKeyId") == BACKDOOR_KEY)
+        data["Records"].append(dict(ours, eventID="rewritten-in-place", eventTime="2024-07-30T23:57:00Z"))
+        with open(target, "wb") as out:  # in place: the folder's entries (and mtime) do not change
+            out.write(gzip.compress(json.dumps(data).encode()))
+        os.utime(target.parent, ns=(folder_mtime, folder_mtime))
+        assert engine.run("key_events", params) == before  # trusted: listed moments ago, folder unchanged
+        monkeypatch.setattr(duckdb_engine, "LISTING_MAX_AGE", 0.0)
+        after = engine.run("key_events", params)
+        assert "rewritten-in-place" in {row["event_id"] for row in after}
+        assert len(after) == len(before) + 1
 
 
 def test_loads_only_the_window_and_reports_days_without_files(logs: Path, tmp_path: Path) -> None:
