@@ -42,7 +42,7 @@ import numpy
 from keyresponse.engines import QueryEngine
 from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
 from keyresponse.errors import ConfigurationError, InputError
-from keyresponse.queries import Query, for_duckdb
+from keyresponse.queries import Query, for_duckdb, registry
 
 log = logging.getLogger(__name__)
 
@@ -452,8 +452,8 @@ PARALLEL_MIN_BYTES = 8 << 20
 #: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
 SCAN_CHUNK_MAX = 32
 #: Matched records are inserted into DuckDB in batches of about this many segments, while the scan
-#: goes on: what is left to insert after the last file (the serial tail) is at most one batch.
-INSERT_BATCH = 20_000
+#: goes on (20k gave the same times within the noise of this host, with more statements).
+INSERT_BATCH = 50_000
 INDEX_VERSION = "1"
 
 
@@ -499,6 +499,27 @@ def indicator_filters(sql: str) -> tuple[str, ...] | None:
         if inclusion:
             found.append(param)
     return tuple(found) or None
+
+
+_warmed = threading.Event()
+
+
+def _warm_transpiler() -> None:
+    """Transpile every query file for DuckDB in a background thread, once per process (sqlglot's
+    dialects load on first use: a few hundred ms that the first query would otherwise wait for,
+    here spent while the scan workers run)."""
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def warm() -> None:
+        for query in registry().values():
+            try:
+                for_duckdb(query.body)
+            except Exception:  # noqa: S112 - the query's own run reports it
+                continue
+
+    threading.Thread(target=warm, name="keyresponse-warm-sql", daemon=True).start()
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -744,6 +765,7 @@ class DuckDBEngine(QueryEngine):
         workers = min(self.workers, len(tasks))
         chunk = max(1, min(SCAN_CHUNK_MAX, len(tasks) // (workers * 32)))
         with ctx.Pool(workers) as pool:  # tasks come largest first, so the last chunks are the smallest
+            _warm_transpiler()  # after the fork: no thread of ours runs in a worker
             yield from pool.imap_unordered(scan_task, tasks, chunksize=chunk)
 
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
