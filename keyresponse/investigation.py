@@ -224,9 +224,9 @@ class Investigator:
         Each query asks only about what is new this round (the new credentials, the new attacker IPs);
         the rows of earlier rounds are kept and judged again against what is known now, in the order
         the query would return them all. Who else used an IP is asked once: the rows that judged a
-        fresh IP to be the attacker's also say which other credentials used it. The result is the same as asking about everything every round
-        (a round used to re-read the original key's every record: 100k rows on the owner's busy key),
-        and on Athena each round costs only what is new."""
+        fresh IP to be the attacker's also say which other credentials used it. The result is the
+        same as asking about everything every round (a round used to re-read the original key's every
+        record: 100k rows on the owner's busy key), and on Athena each round costs only what is new."""
         creds: dict[str, Credential] = {self.key: Credential(self.key, "original")}
         attacker = set(self.hinted)
         known = set(self.known) - attacker

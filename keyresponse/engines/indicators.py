@@ -1,7 +1,7 @@
 """Byte-level scanning of CloudTrail files for indicators (access key ids, source IPs), without JSON parsing.
 
 The DuckDB engine's indicator-driven materialisation uses this in worker processes: one call of
-`scan_file` decompresses one file (ISA-L), optionally builds its INDEX (the distinct
+`scan_file` decompresses one file (libdeflate or ISA-L), optionally builds its INDEX (the distinct
 `accessKeyId` and `sourceIPAddress` string values it holds) and cuts out the raw text of the
 records that mention the requested indicators.
 
