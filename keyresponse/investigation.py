@@ -513,9 +513,9 @@ def default_window(logs: str | None, *, days: int = 90) -> Window:
     if logs and not logs.startswith("s3://"):
         from pathlib import Path
 
-        from keyresponse.engines.duckdb_engine import find_units
+        from keyresponse.engines.duckdb_engine import days_with_logs
 
-        held = sorted({u.day for u in find_units(Path(logs))[0] if u.day})
+        held = days_with_logs(Path(logs))
         if held:
             first = datetime.strptime(held[0], "%Y/%m/%d").replace(tzinfo=UTC)
             last = datetime.strptime(held[-1], "%Y/%m/%d").replace(tzinfo=UTC) + timedelta(days=1)

@@ -294,6 +294,43 @@ def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
+def _day_folders(
+    trails: Sequence[tuple[str, Path]],
+    window: tuple[str, str] | None,
+    regions: Sequence[str] | None,
+    accounts: Sequence[str] | None,
+) -> Iterator[tuple[str, str, str, Path]]:
+    """(account, region, day, folder) of each day folder of the trails (the window's days when given)."""
+    for account, trail in trails:
+        if accounts and account not in accounts:
+            continue
+        for region in _subdirs(trail):
+            if not _REGION.match(region) or (regions and region not in regions):
+                continue
+            for y in _subdirs(trail / region):
+                if not y.isdigit() or (window and not window[0][:4] <= y <= window[1][:4]):
+                    continue
+                for m in _subdirs(trail / region / y):
+                    for d in _subdirs(trail / region / y / m) if m.isdigit() else ():
+                        day = f"{y}/{m}/{d}"
+                        if d.isdigit() and (not window or window[0] <= day <= window[1]):
+                            yield account, region, day, trail / region / y / m / d
+
+
+def days_with_logs(root: Path) -> list[str]:
+    """The days (yyyy/MM/dd) under `root` in the trail layout whose folder holds a CloudTrail file,
+    sorted: the folder names only, without a `stat` per file."""
+    days: set[str] = set()
+    for _, _, day, folder in _day_folders(list(_cloudtrail_dirs(root)), None, None, None):
+        try:
+            with os.scandir(folder) as entries:
+                if any(_is_log(entry.name) for entry in entries):
+                    days.add(day)
+        except OSError:
+            continue
+    return sorted(days)
+
+
 def find_units(
     root: Path,
     window: tuple[str, str] | None = None,
@@ -317,43 +354,29 @@ def find_units(
         loose = tuple(sorted(p for p in root.rglob("*") if p.is_file() and _is_log(p.name)))
         return ([Unit(loose)] if loose else []), []
     days_with_files: set[str] = set()
-    for account, trail in trails:
-        if accounts and account not in accounts:
-            continue
-        for region in _subdirs(trail):
-            if not _REGION.match(region) or (regions and region not in regions):
-                continue
-            day_dirs = [
-                (f"{y}/{m}/{d}", trail / region / y / m / d)
-                for y in _subdirs(trail / region) if y.isdigit() and (not window or window[0][:4] <= y <= window[1][:4])
-                for m in _subdirs(trail / region / y) if m.isdigit()
-                for d in _subdirs(trail / region / y / m) if d.isdigit()
-            ]
-            if window:
-                day_dirs = [(day, folder) for day, folder in day_dirs if window[0] <= day <= window[1]]
-            for day, folder in day_dirs:
-                seen = known.get(folder) if known is not None else None
-                try:
-                    folder_mtime = folder.stat().st_mtime_ns
-                    if seen is not None and seen[2] == folder_mtime and time.monotonic() - seen[3] < LISTING_MAX_AGE:
-                        units.append(seen[1])  # no file added, removed or renamed, and listed moments ago
-                        days_with_files.add(day)
-                        continue
-                    listed_at = time.monotonic()
-                    listing = _listing(folder)
-                except OSError:
-                    continue
-                if not listing:
-                    continue
-                if seen is not None and seen[0] == listing:
-                    unit = seen[1]
-                else:
-                    unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
-                                tuple((size, mtime) for _, size, mtime in listing))
-                if known is not None:
-                    known[folder] = (listing, unit, folder_mtime, listed_at)
-                units.append(unit)
+    for account, region, day, folder in _day_folders(trails, window, regions, accounts):
+        seen = known.get(folder) if known is not None else None
+        try:
+            folder_mtime = folder.stat().st_mtime_ns
+            if seen is not None and seen[2] == folder_mtime and time.monotonic() - seen[3] < LISTING_MAX_AGE:
+                units.append(seen[1])  # no file added, removed or renamed, and listed moments ago
                 days_with_files.add(day)
+                continue
+            listed_at = time.monotonic()
+            listing = _listing(folder)
+        except OSError:
+            continue
+        if not listing:
+            continue
+        if seen is not None and seen[0] == listing:
+            unit = seen[1]
+        else:
+            unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
+                        tuple((size, mtime) for _, size, mtime in listing))
+        if known is not None:
+            known[folder] = (listing, unit, folder_mtime, listed_at)
+        units.append(unit)
+        days_with_files.add(day)
     missing = [d for d in _days(*window) if d not in days_with_files] if window else []
     return units, missing
 
