@@ -172,8 +172,8 @@ def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
     if old is None:
         return new
 
-    def union(column: str) -> list[str]:
-        return sorted(set(_json_list(old[column])) | set(_json_list(new[column])))
+    def union(column: str) -> list[str]:  # json columns: lists already (QueryEngine.run parses them)
+        return sorted(set(old[column] or ()) | set(new[column] or ()))
 
     def pick(column: str, choose: Callable[[list[str]], str]) -> str | None:
         values = [v for v in (old[column], new[column]) if v is not None]
@@ -183,12 +183,6 @@ def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
             "error_count": old["error_count"] + new["error_count"],
             "user_agents": union("user_agents"), "access_key_ids": union("access_key_ids"), "regions": union("regions"),
             "first_seen_at": pick("first_seen_at", min), "last_seen_at": pick("last_seen_at", max)}
-
-
-def _json_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = json.loads(value)
-    return list(value or [])
 
 
 def _in_query_order(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:

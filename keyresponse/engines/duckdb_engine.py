@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy
@@ -294,6 +294,15 @@ def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
+class Listed(NamedTuple):
+    """A folder as `find_units` last listed it."""
+
+    listing: tuple[tuple[str, int, int], ...]  # (name, size, mtime_ns) of its CloudTrail files
+    unit: Unit
+    folder_mtime: int  # ns
+    listed_at: float  # time.monotonic()
+
+
 def _day_folders(
     trails: Sequence[tuple[str, Path]],
     window: tuple[str, str] | None,
@@ -324,7 +333,7 @@ def days_with_logs(root: Path) -> list[str]:
     for _, _, day, folder in _day_folders(list(_cloudtrail_dirs(root)), None, None, None):
         try:
             with os.scandir(folder) as entries:
-                if any(_is_log(entry.name) for entry in entries):
+                if any(_is_log(entry.name) and entry.is_file() for entry in entries):
                     days.add(day)
         except OSError:
             continue
@@ -337,11 +346,11 @@ def find_units(
     *,
     regions: Sequence[str] | None = None,
     accounts: Sequence[str] | None = None,
-    known: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit, int, float]] | None = None,
+    known: dict[Path, Listed] | None = None,
 ) -> tuple[list[Unit], list[str]]:
     """The units under `root` (only the window's days when given) and the window's days with no files.
 
-    `known` (folder -> its last listing, unit, folder mtime and when it was listed) lets a caller
+    `known` (folder -> how it was last `Listed`: listing, unit, folder mtime, when) lets a caller
     that lists again get the same Unit objects back while a folder's files are unchanged (same
     names, sizes and mtimes). A folder whose mtime has not changed (no file added, removed or
     renamed: how CloudTrail and the S3 mirror deliver) and that was listed less than
@@ -358,8 +367,8 @@ def find_units(
         seen = known.get(folder) if known is not None else None
         try:
             folder_mtime = folder.stat().st_mtime_ns
-            if seen is not None and seen[2] == folder_mtime and time.monotonic() - seen[3] < LISTING_MAX_AGE:
-                units.append(seen[1])  # no file added, removed or renamed, and listed moments ago
+            if seen and seen.folder_mtime == folder_mtime and time.monotonic() - seen.listed_at < LISTING_MAX_AGE:
+                units.append(seen.unit)  # no file added, removed or renamed, and listed moments ago
                 days_with_files.add(day)
                 continue
             listed_at = time.monotonic()
@@ -368,13 +377,13 @@ def find_units(
             continue
         if not listing:
             continue
-        if seen is not None and seen[0] == listing:
-            unit = seen[1]
+        if seen and seen.listing == listing:
+            unit = seen.unit
         else:
             unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
                         tuple((size, mtime) for _, size, mtime in listing))
         if known is not None:
-            known[folder] = (listing, unit, folder_mtime, listed_at)
+            known[folder] = Listed(listing, unit, folder_mtime, listed_at)
         units.append(unit)
         days_with_files.add(day)
     missing = [d for d in _days(*window) if d not in days_with_files] if window else []
@@ -608,7 +617,7 @@ class DuckDBEngine(QueryEngine):
         self._missing_days: set[str] = set()
         self._view: tuple[tuple[str, ...], tuple[Path, ...]] | str | None = None
         self._files: dict[str, _FileState] = {}
-        self._listings: dict[Path, tuple[tuple[tuple[str, int, int], ...], Unit, int, float]] = {}
+        self._listings: dict[Path, Listed] = {}
         self._indexed_units: set[str] = set()
         self._table = False
         self._last_window: tuple[str | None, str | None] = (None, None)
