@@ -79,9 +79,16 @@ static Py_ssize_t head_len(const Name *nm, Py_ssize_t offset, Py_ssize_t size) {
     return n < nm->width ? n : nm->width;
 }
 
-static int table_add(Name *nm, const unsigned char *data, Py_ssize_t size, Py_ssize_t offset);
+static void table_put(Name *nm, Py_ssize_t offset, uint64_t h) {
+    /* into the first free slot from h (the head is known not to be there) */
+    Py_ssize_t mask = nm->capacity - 1, i = (Py_ssize_t)(h & (uint64_t)mask);
+    while (nm->slots[i] >= 0) i = (i + 1) & mask;
+    nm->slots[i] = offset;
+    nm->hashes[i] = h;
+    nm->used++;
+}
 
-static int table_grow(Name *nm, const unsigned char *data, Py_ssize_t size) {
+static int table_grow(Name *nm) {
     Py_ssize_t *old_slots = nm->slots, old_capacity = nm->capacity;
     uint64_t *old_hashes = nm->hashes;
     if (table_init(nm, old_capacity * 2) < 0) {
@@ -90,8 +97,8 @@ static int table_grow(Name *nm, const unsigned char *data, Py_ssize_t size) {
         nm->slots = old_slots, nm->hashes = old_hashes, nm->capacity = old_capacity;
         return -1;
     }
-    for (Py_ssize_t i = 0; i < old_capacity; i++)
-        if (old_slots[i] >= 0 && table_add(nm, data, size, old_slots[i]) < 0) return -1;
+    for (Py_ssize_t i = 0; i < old_capacity; i++)  /* distinct already, hashes kept: no compare, no rehash */
+        if (old_slots[i] >= 0) table_put(nm, old_slots[i], old_hashes[i]);
     PyMem_Free(old_slots);
     PyMem_Free(old_hashes);
     return 0;
@@ -100,18 +107,14 @@ static int table_grow(Name *nm, const unsigned char *data, Py_ssize_t size) {
 static int table_add(Name *nm, const unsigned char *data, Py_ssize_t size, Py_ssize_t offset) {
     Py_ssize_t n = head_len(nm, offset, size);
     uint64_t h = head_hash(data + offset, n);
-    Py_ssize_t mask = nm->capacity - 1, i = (Py_ssize_t)(h & (uint64_t)mask);
-    while (nm->slots[i] >= 0) {
+    Py_ssize_t mask = nm->capacity - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)mask); nm->slots[i] >= 0; i = (i + 1) & mask) {
         Py_ssize_t other = nm->slots[i];
         if (nm->hashes[i] == h && head_len(nm, other, size) == n && memcmp(data + other, data + offset, n) == 0)
             return 0;
-        i = (i + 1) & mask;
     }
-    nm->slots[i] = offset;
-    nm->hashes[i] = h;
-    nm->used++;
-    if (nm->used * 2 > nm->capacity) return table_grow(nm, data, size);
-    return 0;
+    table_put(nm, offset, h);
+    return nm->used * 2 > nm->capacity ? table_grow(nm) : 0;
 }
 
 /* A candidate 'I' at `i` followed by nm->second: the whole name must be there. */

@@ -270,6 +270,16 @@ def test_the_c_kernel_matches_numpy_on_any_arrangement() -> None:
 
 
 @needs_c
+def test_the_c_kernel_matches_numpy_past_its_first_table_size() -> None:
+    """The C kernel starts with 256 slots per name and grows at half full: 3,000 distinct keys and IPs."""
+    records = [rec(f"AKIA{i:016d}", f"10.{i // 250}.{i % 250}.1", i % 10) for i in range(3000)]
+    data = ('{"Records":[' + ",".join(records) + "]}").encode()
+    c, numpy_ = both_kernels(data, (b':"AKIA0000000000000007"', b':"10.3.7.1"'))
+    assert c == numpy_
+    assert len(c[0]) == 3000 and len(c[2]) == 3000 and len(c[1]) == 1 and len(c[3]) == 1
+
+
+@needs_c
 def test_the_c_kernel_rejects_what_it_cannot_index() -> None:
     assert indicators._heads_c is not None
     with pytest.raises(ValueError, match="'I'"):
