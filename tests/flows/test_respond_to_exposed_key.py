@@ -66,6 +66,22 @@ def _paused_runs(client: Any) -> list[Any]:
         type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
 
 
+def _saved_input(client: Any, run_id: Any, key: str) -> Any:
+    """A paused run's input once Prefect has saved it: `pause_flow_run` proposes the Paused state
+    first and saves the form's schema and description just after, so a poller can see the pause
+    before they exist (a 404, seen once in CI on a loaded host)."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return client.read_flow_run_input(run_id, key)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def run_with_answers(alert: Any, answers: list[dict[str, str]], **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
     """Run the flow in a thread; answer each approval pause in turn from this thread."""
     from prefect import get_client
@@ -85,8 +101,10 @@ def run_with_answers(alert: Any, answers: list[dict[str, str]], **kwargs: Any) -
             if paused and pending:
                 run = paused[0]
                 keys = run.state.state_details.run_input_keyset or {}
+                if "schema" in keys:  # resume validates the answer against it: wait until it is saved
+                    _saved_input(client, run.id, keys["schema"])
                 if "description" in keys:
-                    descriptions.append(str(client.read_flow_run_input(run.id, keys["description"])))
+                    descriptions.append(str(_saved_input(client, run.id, keys["description"])))
                 resume_flow_run(run.id, run_input=pending.pop(0))
             time.sleep(0.3)
     thread.join(30)
