@@ -7,10 +7,13 @@ Markdown table. A timeout never approves: the caller escalates and stops safely.
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
+from uuid import UUID
 
-from prefect.exceptions import FlowPauseTimeout
+from prefect.exceptions import FlowPauseTimeout, PrefectHTTPStatusError
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
@@ -60,6 +63,65 @@ def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, time
                 "reason": f"no answer within {timeout} s"}
     return {"phase": phase, "approver": answer.approver, "decision": answer.decision, "reason": answer.reason,
             "at": _now()}
+
+
+def paused_runs(client: Any, *, within: UUID | str | None = None) -> list[Any]:
+    """The flow runs waiting for an answer; with `within`, only that run and its subflows (each phase
+    pauses in a subflow of the response run), never another incident's."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+    if within is None:
+        return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=paused)))
+    root = UUID(str(within))
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=paused, id=FlowRunFilterId(any_=[root])))
+    runs += client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        state=paused, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root])))
+    return list(runs)
+
+
+def answer_pause(client: Any, run_id: UUID | str, answer: dict[str, str], *, patience_s: float = 120.0) -> bool:
+    """Answer a paused run's approval form, as the UI's Resume dialog does.
+
+    Returns True when this answer resumed the run, and False when the run was no longer paused
+    (answered elsewhere, expired, cancelled). An answer the form refuses raises ValueError with the
+    server's reason.
+
+    Two passing refusals are retried for up to `patience_s`:
+    - "schema not found": `pause_flow_run` proposes the Paused state first and saves the form's
+      schema just after.
+    - 503: a SQLite Prefect server answers SQLITE_BUSY when a resume's read and write straddle
+      another writer's commit. With nine responses running at once, this outlasted the client's
+      own six tries (2 to 32 s apart) in CI, so these tries are 0.2 to 1 s apart instead.
+    """
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
+                result = client.resume_flow_run(UUID(str(run_id)), run_input=answer)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.2, 1.0))  # jitter
+            continue
+        if result.status == SetStateStatus.ACCEPT:
+            return True
+        if result.status == SetStateStatus.ABORT or (result.state is not None and result.state.is_failed()):
+            return False  # not paused any more, or its pause had expired (Prefect fails the run)
+        reason = str(getattr(result.details, "reason", ""))
+        if "schema not found" not in reason or time.monotonic() > deadline:
+            raise ValueError(f"the answer to flow run {run_id} was refused: {reason}")
+        time.sleep(0.2)
 
 
 def _now() -> str:

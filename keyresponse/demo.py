@@ -188,8 +188,9 @@ def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path |
 
 
 def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from keyresponse.approval import answer_pause, paused_runs
 
     ui = stack.ui_url
     home = stack.home
@@ -211,15 +212,15 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
             run = client.read_flow_run(run_id)
             if run.state and run.state.is_final():
                 break
-            for paused in _paused_runs(client):  # each phase pauses in its own subflow run
+            for paused in paused_runs(client, within=run_id):  # each phase pauses in its own subflow run
                 if interactive:
                     say(f"waiting for your approval in the UI: {ui}/runs/flow-run/{paused.id}")
                     time.sleep(5)
                     continue
-                resume_flow_run(paused.id, run_input={"approver": DEMO_APPROVER, "decision": "approve",
-                                                     "reason": "keyresponse demo: approve every phase"})
-                approvals += 1
-                say(f"approved {paused.name} as {DEMO_APPROVER}")
+                if answer_pause(client, paused.id, {"approver": DEMO_APPROVER, "decision": "approve",
+                                                    "reason": "keyresponse demo: approve every phase"}):
+                    approvals += 1
+                    say(f"approved {paused.name} as {DEMO_APPROVER}")
                 time.sleep(1.5)
             time.sleep(0.5)
         final = run.state.name if run.state else "unknown"
@@ -236,14 +237,6 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
             "verdict": (record.get("investigation") or {}).get("verdict"),
             "report": {"html": str(report / "report.html"), "markdown": str(report / "report.md"),
                        "json": str(report / "incident.json")}}
-
-
-def _paused_runs(client: Any) -> list[Any]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-
-    return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-        type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
 
 
 def _ok(url: str) -> bool:

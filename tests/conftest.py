@@ -31,7 +31,6 @@ if not os.environ.get("PREFECT_API_URL"):
     os.environ["PREFECT_HOME"] = _PREFECT_HOME
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from local_servers import FakeGitHub
 
+from keyresponse.approval import answer_pause, paused_runs
 from keyresponse.demo import Stack
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
@@ -96,14 +97,6 @@ def system(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 yield stack, iam, {"keys": keys, "payloads": payloads, "github": github}
 
 
-def _paused(client: Any) -> list[Any]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-
-    return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-        type=FlowRunFilterStateType(any_=[StateType.PAUSED])))))
-
-
 def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any, dict]) -> None:
     stack, iam, data = system
     keys, payloads = data["keys"], data["payloads"]
@@ -112,20 +105,18 @@ def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any
         answers[name] = stack.post(route, body)
     assert all(a["flow_run_id"] for a in answers.values()), answers
     assert len({a["incident_id"] for a in answers.values()}) == len(payloads)
-    from prefect.flow_runs import resume_flow_run
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     def status(name: str) -> str:
         user, key = keys[name]
         return {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}[key]
 
     deadline = time.monotonic() + 400
-    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
+    with stack.client() as client:
         while time.monotonic() < deadline and any(status(n) == "Active" for n in payloads):
-            for run in _paused(client):  # approve containment; deny what comes after, to finish quickly
+            for run in paused_runs(client):  # approve containment; deny what comes after, to finish quickly
                 decision = "approve" if run.name.startswith("containment:") else "deny"
-                resume_flow_run(run.id, run_input={"approver": "e2e@example.com", "decision": decision,
-                                                  "reason": "end-to-end test"})
+                answer_pause(client, run.id, {"approver": "e2e@example.com", "decision": decision,
+                                              "reason": "end-to-end test"})
             time.sleep(0.5)
     assert {n: status(n) for n in payloads} == {n: "Inactive" for n in payloads}
     assert len(data["github"].requests) == 2  # the key of each GitHub alert was fetched from the API
@@ -142,18 +133,15 @@ def _health(key: str, user: str, n: str) -> bytes:
 
 def _finish(stack: Stack, run_id: str, timeout: float = 300) -> str:
     """Deny every pause of the run (its subflows) until it ends; return its final state's name."""
-    from prefect.flow_runs import resume_flow_run
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     deadline = time.monotonic() + timeout
-    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
+    with stack.client() as client:
         while time.monotonic() < deadline:
             run = client.read_flow_run(run_id)
             if run.state and run.state.is_final():
                 return str(run.state.name)
-            for paused in _paused(client):
-                resume_flow_run(paused.id, run_input={"approver": "e2e@example.com", "decision": "deny",
-                                                     "reason": "first-response test: nothing more"})
+            for paused in paused_runs(client, within=run_id):
+                answer_pause(client, paused.id, {"approver": "e2e@example.com", "decision": "deny",
+                                                 "reason": "first-response test: nothing more"})
             time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not end within {timeout} s")
 

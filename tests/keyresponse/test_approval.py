@@ -1,0 +1,133 @@
+"""Answering an approval pause on the real Prefect server: `paused_runs` and `answer_pause`.
+
+The busy server is real in CI (SQLite answers 503 to a resume that straddles another writer's
+commit); here a proxy on 127.0.0.1 in front of the session's server answers 503 to the first
+resumes, so the retry is shown every time, not only on a loaded host.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from prefect import flow
+
+from keyresponse.approval import answer_pause, paused_runs, request_approval
+
+PLAN = {"changes": [{"action": "deactivate_access_key", "target": "AKIAEXAMPLEEXAMPLE01", "done": False,
+                     "summary": "set the key Inactive"}]}
+
+
+@flow(name="approval-under-test", flow_run_name="approval-under-test:{incident_id}")
+def _asks(incident_id: str) -> dict[str, Any]:
+    return request_approval("containment", incident_id, PLAN, timeout=120, poll_interval=1)
+
+
+class BusyProxy(ThreadingHTTPServer):
+    """Forwards to the Prefect API, but answers the first `busy` resumes 503, as a locked SQLite does."""
+
+    def __init__(self, upstream: str, busy: int) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream, self.busy, self.refused, self.forwarded_resumes = upstream.rstrip("/"), busy, 0, 0
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/api"
+
+    def __enter__(self) -> BusyProxy:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: BusyProxy
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "POST" and self.path.endswith("/resume"):
+            if self.server.refused < self.server.busy:
+                self.server.refused += 1
+                self._answer(503, b'{"exception_message": "Service Unavailable"}', "application/json")
+                return
+            self.server.forwarded_resumes += 1
+        upstream = self.server.upstream.removesuffix("/api") + self.path
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
+        response = httpx.request(self.command, upstream, content=body, headers=headers, timeout=30)
+        self._answer(response.status_code, response.content, response.headers.get("content-type", ""))
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def asking(prefect_server: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """A flow run paused on the approval form, in a thread; yields (its result holder, its incident id)."""
+    incident = f"inc-approval-{time.monotonic_ns()}"
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("answer", _asks(incident)))
+    thread.start()
+    yield result, incident
+    thread.join(150)
+
+
+def _own_pause(client: Any, incident: str) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        mine = [r for r in paused_runs(client) if r.name == f"approval-under-test:{incident}"]
+        if mine:
+            return mine[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no paused run for {incident}")
+
+
+def _outcome(result: dict[str, Any]) -> dict[str, Any]:
+    """What the paused flow received, once it has it."""
+    deadline = time.monotonic() + 60
+    while "answer" not in result and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {k: result["answer"][k] for k in ("approver", "decision", "reason")}
+
+
+def test_an_answer_through_a_busy_server_resumes_the_run_once(
+        prefect_server: str, asking: tuple[dict[str, Any], str]) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    result, incident = asking
+    with BusyProxy(prefect_server, busy=3) as proxy, SyncPrefectClient(proxy.url) as client:
+        run = _own_pause(client, incident)
+        assert [r.id for r in paused_runs(client, within=run.id)] == [run.id]
+        answer = {"approver": "alice@example.com", "decision": "approve", "reason": "INC-7"}
+        assert answer_pause(client, run.id, answer) is True
+        assert (proxy.refused, proxy.forwarded_resumes) == (3, 1)  # three 503s waited out, one resume sent
+        assert answer_pause(client, run.id, answer) is False  # already answered: nothing resumed twice
+    assert _outcome(result) == {"approver": "alice@example.com", "decision": "approve", "reason": "INC-7"}
+
+
+def test_an_answer_the_form_refuses_raises_and_leaves_the_run_paused(
+        prefect_server: str, asking: tuple[dict[str, Any], str]) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    result, incident = asking
+    with SyncPrefectClient(prefect_server) as client:
+        run = _own_pause(client, incident)
+        with pytest.raises(ValueError, match="refused"):
+            answer_pause(client, run.id, {"approver": "alice@example.com", "decision": "maybe", "reason": "x"})
+        assert client.read_flow_run(run.id).state.is_paused()
+        assert paused_runs(client, within="00000000-0000-0000-0000-000000000000") == []  # never another's
+        assert answer_pause(client, run.id, {"approver": "bob@example.com", "decision": "deny", "reason": "no"})
+    assert _outcome(result) == {"approver": "bob@example.com", "decision": "deny", "reason": "no"}
