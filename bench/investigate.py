@@ -12,9 +12,8 @@ workers are reported apart):
   engine    `keyresponse.investigation.investigate` - what the CLI and the flow's analysis run: every
             scoping round and every impact query - on the DuckDB engine (indicator-driven
             materialisation), each query timed; then a further query on the warm engine
-  engine-numpy  the same with the numpy index kernel and ISA-L instead of `_scan.c` (index
-            kernel and libdeflate), the
-            baseline for the kernel
+  engine-numpy  the same with the numpy index kernel and ISA-L instead of `_scan.c`'s kernel
+            and libdeflate: the baseline for the C half
   full      the same on `materialise="full"` (the old Parquet ingest; slow, opt-in)
 
 It checks the result against the simulator's ground truth (credentials found) and prints
