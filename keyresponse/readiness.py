@@ -52,6 +52,17 @@ from keyresponse.settings import Settings, get_settings
 
 Status = Literal["pass", "fail", "not_verifiable"]
 
+#: The read-only calls `assess` makes. `keyresponse policy --readiness` grants these and the hardening
+#: actions' declared permissions; a test runs `assess` and every hardening action with only that policy.
+PERMISSIONS: tuple[str, ...] = (
+    "sts:GetCallerIdentity", "ec2:DescribeRegions",
+    "guardduty:ListDetectors", "guardduty:GetDetector",
+    "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
+    "s3:GetBucketObjectLockConfiguration", "glue:GetTable",
+    "events:ListRules", "events:ListTargetsByRule", "events:DescribeApiDestination", "events:DescribeConnection",
+    "iam:GetRole", "iam:GetAccountSummary", "iam:GenerateCredentialReport", "iam:GetCredentialReport",
+)
+
 #: Names of what the hardening plan creates (one place, shared by the checks, the actions and the template).
 TRAIL_NAME = "keyresponse-trail"
 CONNECTION_NAME = "keyresponse-webhook"

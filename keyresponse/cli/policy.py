@@ -1,4 +1,5 @@
-"""`keyresponse policy`: print the responder's least-privilege IAM policy (JSON)."""
+"""`keyresponse policy`: print the responder's least-privilege IAM policy (JSON); with
+`--readiness`, the policy of the role that runs `keyresponse readiness --apply` instead."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from keyresponse.cli._common import command, print_json
 def policy(
     evidence_bucket: str | None = typer.Option(
         None, "--evidence-bucket", help="Limit S3 to this bucket (default: KEYRESPONSE_EVIDENCE_BUCKET)."),
+    readiness: bool = typer.Option(
+        False, "--readiness", help="The policy of the role that runs `keyresponse readiness --apply` (hardening)."),
 ) -> None:
     """Print the IAM policy a responder needs, generated from the actions' declared permissions."""
-    from keyresponse.iam_policy import responder_policy
+    from keyresponse.iam_policy import readiness_policy, responder_policy
     from keyresponse.settings import get_settings
 
+    if readiness:
+        print_json(readiness_policy())
+        return
     print_json(responder_policy(evidence_bucket or get_settings().evidence_bucket))

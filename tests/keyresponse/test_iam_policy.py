@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from keyresponse.iam_policy import BASE_PERMISSIONS, PERMISSION_RE, required_permissions, responder_policy
 from tasks.actions import registry
 
@@ -16,3 +18,19 @@ def test_grants_exactly_the_declared_permissions_when_generated() -> None:
     s3 = next(s for s in policy["Statement"] if s["Sid"] == "EvidenceStore")
     assert s3["Resource"] == ["arn:aws:s3:::acme-ir-evidence", "arn:aws:s3:::acme-ir-evidence/*"]
     assert required_permissions() == sorted(set(required_permissions()), key=lambda p: (p.split(":")[0], p))
+
+
+def test_keeps_the_hardening_permissions_out_of_the_responder_policy_when_generated() -> None:
+    from keyresponse.iam_policy import readiness_policy
+    from keyresponse.readiness import PERMISSIONS as READINESS_READS
+    from tasks.hardening import registry as hardening
+
+    def granted(policy: dict[str, Any]) -> set[str]:
+        return {a for s in policy["Statement"] for a in s["Action"]}
+
+    readiness, responder = granted(readiness_policy()), granted(responder_policy())
+    declared = {p for action in hardening().values() for p in action.permissions}
+    assert declared | set(READINESS_READS) <= readiness and all(PERMISSION_RE.fullmatch(a) for a in readiness)
+    assert {"iam:CreateRole", "iam:PassRole", "cloudtrail:StopLogging"} <= readiness - responder  # never the responder's
+    assert {"iam:UpdateAccessKey", "iam:DeleteAccessKey"} <= responder - readiness  # nor containment the hardener's
+    assert len({s["Sid"] for s in readiness_policy()["Statement"]}) == len(readiness_policy()["Statement"])

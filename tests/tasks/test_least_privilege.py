@@ -1,6 +1,7 @@
-"""With moto's IAM enforcement on, the generated `keyresponse policy` is enough for every action.
+"""With moto's IAM enforcement on, the generated `keyresponse policy` is enough for every action, and
+`keyresponse policy --readiness` for the readiness checks and every hardening action.
 
-Auth-on affects every request to the session's moto server, so it lives in this one test and is
+Auth-on affects every request to the session's moto server, so it lives in these tests and is
 switched off in `finally`. moto ignores policy conditions and still accepts Inactive keys, so
 success is shown by state (each action's `read`/`verify`), not by a failing call.
 """
@@ -8,22 +9,40 @@ success is shown by state (each action's `read`/`verify`), not by a failing call
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
 
 from keyresponse.errors import MissingPermission
 from keyresponse.evidence import verify_manifest
-from keyresponse.iam_policy import responder_policy
+from keyresponse.iam_policy import readiness_policy, responder_policy
+from keyresponse.readiness import ReadinessOptions, assess
 from keyresponse.sandbox import MotoSandbox
 from tasks.actions import Clients, Step, registry, snapshot_evidence, store_ledger
+from tasks.hardening import ACTIONS as HARDENING
 
 from .conftest import MakeCtx, build_case, locked_bucket
+from .hardening.test_hardening_actions import TOKEN, build_hardening_case
 
 #: moto 5.2.5 answers every Lambda call made with a moto-issued key SignatureDoesNotMatch when
 #: auth is on (the same key works for IAM, EC2, S3, STS, Secrets Manager), so Lambda cannot be
 #: checked here; its permissions are still in the policy and its contract test runs with auth off.
 MOTO_AUTH_GAPS = {"delete_lambda_function"}
+#: GuardDuty has the same gap in moto 5.2.5 (SignatureDoesNotMatch with auth on).
+MOTO_AUTH_GAPS_HARDENING = {"enable_guardduty_detector"}
+DENIED = ("AccessDenied", "not authorized", "SignatureDoesNotMatch")
+#: moto 5.2.5 authorizes S3's object-lock calls under other names (its ACTION_MAP has no
+#: `object-lock`: GET falls to ListBucket, PUT to CreateBucket). The test policy grants the stand-in
+#: only where the real IAM action is declared, so a missing declaration still fails.
+MOTO_S3_STANDINS = {"s3:GetBucketObjectLockConfiguration": "s3:ListBucket",
+                    "s3:PutBucketObjectLockConfiguration": "s3:CreateBucket"}
+
+
+def _with_moto_standins(policy: dict[str, Any]) -> dict[str, Any]:
+    for statement in policy["Statement"]:
+        statement["Action"] += [MOTO_S3_STANDINS[a] for a in statement["Action"] if a in MOTO_S3_STANDINS]
+    return policy
 
 
 def _responder(name: str, policy: dict[str, object]) -> boto3.Session:
@@ -65,3 +84,49 @@ def test_runs_every_action_when_responder_holds_only_the_generated_policy(
         assert {"investigation.json", "ledger.jsonl"} <= names
     finally:
         sandbox.set_auth(False)
+
+
+def test_readiness_and_every_hardening_action_run_when_holding_only_the_readiness_policy(
+    sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
+) -> None:
+    session = _responder(f"{unique_name}-hardener", _with_moto_standins(readiness_policy()))
+    ctx = make_ctx(clients=Clients(session, max_attempts=2), webhook_secret=TOKEN)
+    actions = [a for a in HARDENING if a.name not in MOTO_AUTH_GAPS_HARDENING]
+    targets = {a.name: build_hardening_case(a.name, f"lp{i}-{unique_name}", ctx) for i, a in enumerate(actions)}
+
+    sandbox.set_auth(True)
+    try:
+        with pytest.raises(MissingPermission, match="iam:CreateUser"):
+            ctx.client("iam").create_user(UserName=f"{unique_name}-nope")
+        checks = assess(ctx.clients, ctx.settings, ReadinessOptions(regions=["us-east-1"]))
+        assert {c.id for c in checks} >= {"cloudtrail_multi_region_logging", "trail_bucket_object_lock",
+                                           "athena_cloudtrail_table", "responder_role", "long_lived_access_keys"}
+        denied = [(c.id, c.evidence) for c in checks
+                  if c.id != "guardduty_enabled" and any(word in c.evidence for word in DENIED)]
+        assert denied == []
+        snapshot_evidence(ctx, [Step(a, targets[a.name]) for a in actions], {"access_key_id": "AKIA-test"})
+        for action in actions:
+            target = targets[action.name]
+            assert action.plan(ctx, target) is not None, action.name
+            entry = action.apply(ctx, target)
+            assert entry is not None, action.name
+            action.verify(ctx, target)
+            if action.undo_unsupported_reason is None:
+                action.undo(ctx, entry)
+                assert action.read(ctx, target) == entry.before, action.name
+    finally:
+        sandbox.set_auth(False)
+
+
+def test_readiness_reads_are_denied_without_the_readiness_policy(
+    sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
+) -> None:
+    """The check above can fail: with the responder's policy, readiness's reads are refused."""
+    ctx = make_ctx(clients=Clients(_responder(f"{unique_name}-responder", responder_policy()), max_attempts=2))
+    sandbox.set_auth(True)
+    try:
+        checks = assess(ctx.clients, ctx.settings, ReadinessOptions(regions=["us-east-1"]))
+    finally:
+        sandbox.set_auth(False)
+    denied = {c.id for c in checks if any(word in c.evidence for word in DENIED)}
+    assert {"cloudtrail_multi_region_logging", "athena_cloudtrail_table"} <= denied

@@ -78,3 +78,7 @@ def test_prints_the_responder_policy(home: Path) -> None:
     result = CliRunner().invoke(app, ["policy", "--evidence-bucket", "acme-ir-evidence"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["Version"] == "2012-10-17"
+    hardening = CliRunner().invoke(app, ["policy", "--readiness"])
+    assert hardening.exit_code == 0
+    sids = {s["Sid"] for s in json.loads(hardening.stdout)["Statement"]}
+    assert {"ReadinessCloudtrail", "ReadinessIam", "ReadinessEvents"} <= sids and "IamResponse" not in sids
