@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -50,6 +51,32 @@ def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]
             os.environ.clear()
             os.environ.update(saved)
             get_settings.cache_clear()
+
+
+def _member_iam(organization: dict[str, str]) -> Any:
+    member_iam = boto3.client("iam", endpoint_url=organization["endpoint"], region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+    member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", organization["member"]))
+    return member_iam
+
+
+def test_the_receivers_first_response_contains_a_member_accounts_key_in_that_account(
+        organization: dict[str, str]) -> None:
+    from keyresponse import first_response
+
+    member, leaked = organization["member"], organization["leaked"]
+    outcome = first_response.contain("inc-member-first", leaked)
+    assert outcome["status"] == "applied" and outcome["account_id"] == member, outcome
+    assert outcome["owner"] == "payments-batch"
+    [entry] = outcome["ledger"]
+    assert entry["action"] == "deactivate_access_key" and entry["target"]["data"]["account_id"] == member
+    assert entry["before"] == {"status": "Active"} and entry["after"] == {"status": "Inactive"}
+    assert not any(n.startswith("after the change") for n in outcome["plan"]["notes"]), outcome["plan"]["notes"]
+    status = {k["AccessKeyId"]: k["Status"]
+              for k in _member_iam(organization).list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
+    assert status == {leaked: "Inactive", organization["other"]: "Active"}  # that key only, in that account
+    assert json.loads(first_response.path_of("inc-member-first").read_text())["status"] == "applied"
 
 
 def test_a_member_accounts_key_is_contained_in_that_account(organization: dict[str, str]) -> None:
