@@ -46,13 +46,13 @@ def required_permissions(extra: Iterable[str] = ()) -> list[str]:
     return _checked(wanted)
 
 
-def readiness_permissions(extra: Iterable[str] = ()) -> list[str]:
+def readiness_permissions() -> list[str]:
     """Every IAM action `keyresponse readiness --apply` needs: the checks' reads, the hardening
     actions' declared permissions and the evidence store (a hardening run keeps a ledger too)."""
     from keyresponse.readiness import PERMISSIONS as READINESS_PERMISSIONS
     from tasks.hardening import registry
 
-    wanted = set(READINESS_PERMISSIONS) | set(EVIDENCE_PERMISSIONS) | set(extra)
+    wanted = set(READINESS_PERMISSIONS) | set(EVIDENCE_PERMISSIONS)
     for action in registry().values():
         wanted.update(action.permissions)
     return _checked(wanted)
