@@ -19,7 +19,16 @@ from keyresponse.evidence import verify_manifest
 from keyresponse.iam_policy import readiness_policy, responder_policy
 from keyresponse.readiness import ReadinessOptions, assess
 from keyresponse.sandbox import MotoSandbox
-from tasks.actions import Clients, Step, registry, snapshot_evidence, store_ledger
+from tasks.actions import (
+    Action,
+    ActionContext,
+    Clients,
+    Step,
+    Target,
+    registry,
+    snapshot_evidence,
+    store_ledger,
+)
 from tasks.hardening import ACTIONS as HARDENING
 
 from .conftest import MakeCtx, build_case, locked_bucket
@@ -55,6 +64,20 @@ def _responder(name: str, policy: dict[str, object]) -> boto3.Session:
                          region_name="us-east-1")
 
 
+def _plan_apply_verify_undo(ctx: ActionContext, actions: list[Action], targets: dict[str, Target]) -> None:
+    """Each action's whole cycle, with the evidence snapshot before the first write."""
+    snapshot_evidence(ctx, [Step(a, targets[a.name]) for a in actions], {"access_key_id": "AKIA-test"})
+    for action in actions:
+        target = targets[action.name]
+        assert action.plan(ctx, target) is not None, action.name
+        entry = action.apply(ctx, target)
+        assert entry is not None, action.name
+        action.verify(ctx, target)
+        if action.undo_unsupported_reason is None:
+            action.undo(ctx, entry)
+            assert action.read(ctx, target) == entry.before, action.name
+
+
 def test_runs_every_action_when_responder_holds_only_the_generated_policy(
     sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
 ) -> None:
@@ -68,16 +91,7 @@ def test_runs_every_action_when_responder_holds_only_the_generated_policy(
     try:
         with pytest.raises(MissingPermission, match="iam:CreateUser"):
             ctx.client("iam").create_user(UserName=f"{unique_name}-nope")
-        snapshot_evidence(ctx, [Step(a, targets[a.name]) for a in actions], {"access_key_id": "AKIA-test"})
-        for action in actions:
-            target = targets[action.name]
-            assert action.plan(ctx, target) is not None, action.name
-            entry = action.apply(ctx, target)
-            assert entry is not None, action.name
-            action.verify(ctx, target)
-            if action.undo_unsupported_reason is None:
-                action.undo(ctx, entry)
-                assert action.read(ctx, target) == entry.before, action.name
+        _plan_apply_verify_undo(ctx, actions, targets)
         store_ledger(ctx)
         assert ctx.evidence is not None
         names = {item.name for item in verify_manifest(ctx.evidence)}
@@ -104,16 +118,7 @@ def test_readiness_and_every_hardening_action_run_when_holding_only_the_readines
         denied = [(c.id, c.evidence) for c in checks
                   if c.id != "guardduty_enabled" and any(word in c.evidence for word in DENIED)]
         assert denied == []
-        snapshot_evidence(ctx, [Step(a, targets[a.name]) for a in actions], {"access_key_id": "AKIA-test"})
-        for action in actions:
-            target = targets[action.name]
-            assert action.plan(ctx, target) is not None, action.name
-            entry = action.apply(ctx, target)
-            assert entry is not None, action.name
-            action.verify(ctx, target)
-            if action.undo_unsupported_reason is None:
-                action.undo(ctx, entry)
-                assert action.read(ctx, target) == entry.before, action.name
+        _plan_apply_verify_undo(ctx, actions, targets)
     finally:
         sandbox.set_auth(False)
 
