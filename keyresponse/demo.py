@@ -188,8 +188,6 @@ def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path |
 
 
 def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from keyresponse.approval import answer_pause, paused_runs
 
     ui = stack.ui_url
@@ -199,7 +197,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
     owner = truth["owner"]["user_name"]
     iam = admin_client(stack.box.endpoint, "iam")
 
-    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}), stack.client() as client:
+    with stack.client() as client:  # bound to the stack's server: no global API URL needed
         posted = time.perf_counter()
         answer = stack.post("guardduty", body)
         run_id = answer["flow_run_id"]

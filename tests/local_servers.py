@@ -1,4 +1,5 @@
-"""Servers the tests run on 127.0.0.1: the receiver app under uvicorn, and a fake of GitHub's REST API."""
+"""Servers the tests run on 127.0.0.1: the receiver app under uvicorn, a fake of GitHub's REST API, and
+`LocalHTTPServer`, the base of such small HTTP servers (GitHub's fake, the busy Prefect proxy)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -14,27 +15,17 @@ from keyresponse.alerts import github_alert_ref
 from keyresponse.prefect_server import free_port
 
 
-class FakeGitHub(ThreadingHTTPServer):
-    """GitHub's secret-scanning REST API: `GET <path>` answers `alerts[path]`, anything else 404 Not
-    Found; every request is recorded as (path, Authorization). A context manager serves it in a thread."""
+class LocalHTTPServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (a free port), served in a daemon thread while its context is open."""
 
-    def __init__(self) -> None:
-        self.alerts: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        super().__init__(("127.0.0.1", 0), _GitHubHandler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def holds(self, payload: dict[str, Any], secret: str) -> str:
-        """Make the alert a `secret_scanning_alert` webhook names hold `secret`; its REST path."""
-        ref = github_alert_ref(payload)
-        self.alerts[ref.api_path] = {"number": ref.number, "secret_type": "aws_access_key_id",
-                                     "secret": secret, "state": "open"}
-        return ref.api_path
-
-    def __enter__(self) -> FakeGitHub:
+    def __enter__(self) -> Self:
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
@@ -43,18 +34,39 @@ class FakeGitHub(ThreadingHTTPServer):
         self.server_close()
 
 
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json") -> None:
+    """Send one whole response from a request handler."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class FakeGitHub(LocalHTTPServer):
+    """GitHub's secret-scanning REST API: `GET <path>` answers `alerts[path]`, anything else 404 Not
+    Found; every request is recorded as (path, Authorization). A context manager serves it in a thread."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        super().__init__(_GitHubHandler)
+
+    def holds(self, payload: dict[str, Any], secret: str) -> str:
+        """Make the alert a `secret_scanning_alert` webhook names hold `secret`; its REST path."""
+        ref = github_alert_ref(payload)
+        self.alerts[ref.api_path] = {"number": ref.number, "secret_type": "aws_access_key_id",
+                                     "secret": secret, "state": "open"}
+        return ref.api_path
+
+
 class _GitHubHandler(BaseHTTPRequestHandler):
     server: FakeGitHub
 
     def do_GET(self) -> None:
         self.server.requests.append((self.path, self.headers.get("Authorization")))
         found = self.server.alerts.get(self.path)
-        body = json.dumps(found if found else {"message": "Not Found"}).encode()
-        self.send_response(200 if found else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply(self, 200 if found else 404, json.dumps(found if found else {"message": "Not Found"}).encode())
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

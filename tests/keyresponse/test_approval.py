@@ -10,11 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
+from local_servers import LocalHTTPServer, reply
 from prefect import flow
 
 from keyresponse.approval import answer_pause, paused_runs, request_approval
@@ -28,21 +29,16 @@ def _asks(incident_id: str) -> dict[str, Any]:
     return request_approval("containment", incident_id, PLAN, timeout=120, poll_interval=1)
 
 
-class BusyProxy(ThreadingHTTPServer):
+class BusyProxy(LocalHTTPServer):
     """Forwards to the Prefect API, but answers the first `busy` resumes 503, as a locked SQLite does."""
 
     def __init__(self, upstream: str, busy: int) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        super().__init__(_ProxyHandler)
         self.upstream, self.busy, self.refused, self.forwarded_resumes = upstream.rstrip("/"), busy, 0, 0
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/api"
 
-    def __enter__(self) -> BusyProxy:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.shutdown()
-        self.server_close()
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -53,20 +49,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command == "POST" and self.path.endswith("/resume"):
             if self.server.refused < self.server.busy:
                 self.server.refused += 1
-                self._answer(503, b'{"exception_message": "Service Unavailable"}', "application/json")
+                reply(self, 503, b'{"exception_message": "Service Unavailable"}')
                 return
             self.server.forwarded_resumes += 1
         upstream = self.server.upstream.removesuffix("/api") + self.path
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
         response = httpx.request(self.command, upstream, content=body, headers=headers, timeout=30)
-        self._answer(response.status_code, response.content, response.headers.get("content-type", ""))
-
-    def _answer(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply(self, response.status_code, response.content, response.headers.get("content-type", ""))
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
 
@@ -108,7 +97,7 @@ def test_an_answer_through_a_busy_server_resumes_the_run_once(
     from prefect.client.orchestration import SyncPrefectClient
 
     result, incident = asking
-    with BusyProxy(prefect_server, busy=3) as proxy, SyncPrefectClient(proxy.url) as client:
+    with BusyProxy(prefect_server, busy=3) as proxy, SyncPrefectClient(proxy.api_url) as client:
         run = _own_pause(client, incident)
         assert [r.id for r in paused_runs(client, within=run.id)] == [run.id]
         answer = {"approver": "alice@example.com", "decision": "approve", "reason": "INC-7"}

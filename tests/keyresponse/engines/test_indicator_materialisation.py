@@ -204,7 +204,7 @@ def test_records_cut_badly_fall_back_to_whole_files(tmp_path: Path) -> None:
     assert len(rows) == 6
 
 
-# -- the C half (`_scan.c`): its index kernel computes what numpy computes; libdeflate ----------------------------
+# -- the C half (`_scan.c`): the index kernel and the cutter match Python; libdeflate --------------
 
 needs_c = pytest.mark.skipif(indicators._heads_c is None, reason="the C kernel is not built (no compiler)")
 
