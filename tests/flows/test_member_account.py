@@ -18,6 +18,15 @@ from keyresponse.settings import get_settings
 from keyresponse.validation import validate_key
 
 
+def _member_iam(endpoint: str, member: str) -> Any:
+    """An IAM client acting in the member account as its admin (moto routes by x-moto-account-id)."""
+    member_iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+    member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", member))
+    return member_iam
+
+
 @pytest.fixture
 def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     saved = dict(os.environ)
@@ -30,10 +39,7 @@ def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]
         iam.create_user(UserName="ir-responder")
         responder = iam.create_access_key(UserName="ir-responder")["AccessKey"]
         # In the member account: the response role, and a workload user whose key leaked.
-        member_iam = boto3.client("iam", endpoint_url=box.endpoint, region_name="us-east-1",
-                                  aws_access_key_id="x", aws_secret_access_key="x")
-        member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
-            "x-moto-account-id", member))
+        member_iam = _member_iam(box.endpoint, member)
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                  "Principal": {"AWS": "arn:aws:iam::123456789012:user/ir-responder"}}]}
         member_iam.create_role(RoleName="KeyResponseResponder", AssumeRolePolicyDocument=json.dumps(trust))
@@ -53,14 +59,6 @@ def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]
             get_settings.cache_clear()
 
 
-def _member_iam(organization: dict[str, str]) -> Any:
-    member_iam = boto3.client("iam", endpoint_url=organization["endpoint"], region_name="us-east-1",
-                              aws_access_key_id="x", aws_secret_access_key="x")
-    member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
-        "x-moto-account-id", organization["member"]))
-    return member_iam
-
-
 def test_the_receivers_first_response_contains_a_member_accounts_key_in_that_account(
         organization: dict[str, str]) -> None:
     from keyresponse import first_response
@@ -74,7 +72,7 @@ def test_the_receivers_first_response_contains_a_member_accounts_key_in_that_acc
     assert entry["before"] == {"status": "Active"} and entry["after"] == {"status": "Inactive"}
     assert not any(n.startswith("after the change") for n in outcome["plan"]["notes"]), outcome["plan"]["notes"]
     status = {k["AccessKeyId"]: k["Status"]
-              for k in _member_iam(organization).list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
+              for k in _member_iam(organization["endpoint"], member).list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
     assert status == {leaked: "Inactive", organization["other"]: "Active"}  # that key only, in that account
     assert json.loads(first_response.path_of("inc-member-first").read_text())["status"] == "applied"
 
@@ -94,10 +92,7 @@ def test_a_member_accounts_key_is_contained_in_that_account(organization: dict[s
     outcome = containment("inc-member-1", investigation, dry_run=False, approval=False)
     assert outcome["status"] == "applied"
     assert {e["action"] for e in outcome["ledger"]} >= {"deactivate_access_key", "attach_session_revocation_policy"}
-    member_iam = boto3.client("iam", endpoint_url=organization["endpoint"], region_name="us-east-1",
-                              aws_access_key_id="x", aws_secret_access_key="x")
-    member_iam.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(
-        "x-moto-account-id", member))
+    member_iam = _member_iam(organization["endpoint"], member)
     status = {k["AccessKeyId"]: k["Status"]
               for k in member_iam.list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
     assert status == {leaked: "Inactive", organization["other"]: "Active"}  # exactly the leaked key
