@@ -28,9 +28,10 @@ def test_keeps_the_hardening_permissions_out_of_the_responder_policy_when_genera
     def granted(policy: dict[str, Any]) -> set[str]:
         return {a for s in policy["Statement"] for a in s["Action"]}
 
-    readiness, responder = granted(readiness_policy()), granted(responder_policy())
+    policy = readiness_policy()
+    readiness, responder = granted(policy), granted(responder_policy())
     declared = {p for action in hardening().values() for p in action.permissions}
     assert declared | set(READINESS_READS) <= readiness and all(PERMISSION_RE.fullmatch(a) for a in readiness)
     assert {"iam:CreateRole", "iam:PassRole", "cloudtrail:StopLogging"} <= readiness - responder  # never the responder's
     assert {"iam:UpdateAccessKey", "iam:DeleteAccessKey"} <= responder - readiness  # nor containment the hardener's
-    assert len({s["Sid"] for s in readiness_policy()["Statement"]}) == len(readiness_policy()["Statement"])
+    assert len({s["Sid"] for s in policy["Statement"]}) == len(policy["Statement"])
