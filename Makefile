@@ -1,19 +1,33 @@
 # The two commands of the quick start: `make demo` and `make test`.
+#
+# Installs come from the lock files in requirements/ (every package pinned, with hashes), through
+# uv (itself pinned with hashes in requirements/bootstrap.lock and installed by pip). `make lock`
+# refreshes them; README "Dependencies".
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip --disable-pip-version-check
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(PY)
+# pytest-xdist workers. The suite mostly waits on servers (Prefect, moto, uvicorn), so more workers
+# than cores pays; each worker starts its own Prefect and moto servers (tests/conftest.py).
+TEST_WORKERS ?= 4
 
-.PHONY: demo test lint typecheck install install-dev bench clean browser
+.PHONY: demo test lint typecheck install install-dev bench clean browser lock audit smoke
 
-$(VENV)/.installed: pyproject.toml setup.py keyresponse/engines/_scan.c
+$(UV):
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.lock
+
+# The product and the embedded sandbox (what `make demo` needs).
+$(VENV)/.installed: $(UV) pyproject.toml setup.py keyresponse/engines/_scan.c requirements/sandbox.lock
+	$(UV_INSTALL) --require-hashes -r requirements/sandbox.lock
+	$(UV_INSTALL) --no-deps --reinstall-package keyresponse -e .
 	@# bytecode now: where PYTHONDONTWRITEBYTECODE is set, every command would compile our modules again
 	$(PY) -m compileall -q keyresponse flows tasks >/dev/null
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[dev]'
+# ... and the test tools (what `make test` needs).
+$(VENV)/.installed-dev: $(VENV)/.installed requirements/dev.lock
+	$(UV_INSTALL) --require-hashes -r requirements/dev.lock
 	touch $@
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download).
@@ -36,10 +50,27 @@ typecheck: install-dev
 
 # pytest exits 5 when it collected no test; that is a failure here like any other non-zero code.
 test: lint browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+# Build the sdist and wheel, install the wheel (without the sandbox extra) into a fresh venv and run
+# the commands a responder host runs, outside the source tree.
+smoke: install-dev
+	.ci/smoke-wheel
+
+# Known vulnerabilities in the locked dependencies (pip-audit); says what it could not check.
+audit: install-dev
+	$(PY) .ci/audit.py requirements/dev.lock
+
+# Refresh the lock files from pyproject.toml (needs PyPI). dev.lock first: the others are kept to its versions.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --extra dev -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --extra sandbox \
+	  -c requirements/dev.lock -o requirements/sandbox.lock
+	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes \
+	  -c requirements/dev.lock -o requirements/runtime.lock
 
 bench: install-dev
 	$(PY) bench/simulate.py
 
 clean:
-	rm -rf $(VENV) .keyresponse .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .keyresponse .pytest_cache .ruff_cache .mypy_cache build dist

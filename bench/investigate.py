@@ -8,7 +8,7 @@ when ground_truth.json is there). Each approach runs in a fresh child process, s
 workers are reported apart):
 
   naive     DuckDB `read_json_objects` view over every file, one scoping query for the original
-            key (as in /work/shared/research/aws-local.md section 2)
+            key (a single DuckDB read_json pass)
   engine    `keyresponse.investigation.investigate` - what the CLI and the flow's analysis run: every
             scoping round and every impact query - on the DuckDB engine (indicator-driven
             materialisation), each query timed; then a further query on the warm engine

@@ -45,10 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from keyresponse.children import die_with_parent  # noqa: E402
 from keyresponse.prefect_server import PrefectServer, free_port  # noqa: E402
 from keyresponse.sandbox import MotoSandbox  # noqa: E402
 from keyresponse.sandbox.seed import SeededAccount, seed_account  # noqa: E402
-from keyresponse.sandbox.server import _die_with_parent, access_key_statuses, admin_client  # noqa: E402
+from keyresponse.sandbox.server import access_key_statuses, admin_client  # noqa: E402
 from keyresponse.sandbox.simulate import run_simulation  # noqa: E402
 from keyresponse.webhook import AlertSpool, sign  # noqa: E402
 
@@ -83,6 +84,7 @@ class LoadResult:
     contained_at: dict[str, float]
     first_sent: dict[str, float]
     runs: dict[str, str]  # incident id -> final state name of its parent run
+    run_messages: dict[str, str]  # incident id -> state message of a parent run that did not complete
     run_count: int
     spool_records: int
     spool_pending: int
@@ -104,6 +106,7 @@ class LoadResult:
             "alerts_sent": len(self.alerts), "distinct_alerts": len(unique), "keys": len(self.victims),
             "http_statuses": dict(sorted(statuses.items())), "incidents": len(incidents - {None}),
             "parent_runs": self.run_count, "run_states": dict(Counter(self.runs.values())),
+            "run_messages": self.run_messages,
             "keys_inactive": len(self.contained_at), "spool_records": self.spool_records,
             "spool_pending": self.spool_pending, "approvals": dict(self.approvals),
             "burst_seconds": round(self.burst_seconds, 2),
@@ -231,7 +234,7 @@ def serve(box: MotoSandbox, account: SeededAccount, folder: Path, api_url: str,
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "serve.log", "ab") as log:
         child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(port)], env=env,
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
                                  cwd=str(ROOT))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -396,6 +399,8 @@ def run_load(alerts: int = 500, keys: int = 25, *, api_url: str | None = None, f
             return LoadResult(
                 alerts=sent, victims=victims, contained_at=dict(watcher.contained_at), first_sent=first_sent,
                 runs={i: (r[-1].get("state") or {}).get("name", "?") for i, r in runs.items()},
+                run_messages={i: str((r[-1].get("state") or {}).get("message"))[:300] for i, r in runs.items()
+                              if (r[-1].get("state") or {}).get("type") != "COMPLETED"},
                 run_count=sum(len(r) for r in runs.values()), spool_records=len(records),
                 spool_pending=len(spool.pending()), approvals=Counter(watcher.approvals),
                 burst_seconds=burst_seconds, total_seconds=time.monotonic() - started)

@@ -24,10 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from keyresponse.children import die_with_parent
 from keyresponse.prefect_server import PrefectServer, free_port
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
-from keyresponse.sandbox.server import _die_with_parent, admin_client
+from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
 
 DEMO_APPROVER = "demo-approver@keyresponse.local"
@@ -104,7 +105,7 @@ class Stack:
         log = open(self.folder / "serve.log", "ab")
         self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
                                        env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                       preexec_fn=_die_with_parent)
+                                       preexec_fn=die_with_parent)
         log.close()
         try:
             _wait(lambda: _ok(f"{self.base}/healthz"), "the receiver")

@@ -28,3 +28,23 @@ def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def data_folder(package: str, *, pattern: str) -> Path:
+    """The folder of one of our data packages (`queries`, `reports`), in the source tree or an installed wheel.
+
+    Raises ConfigurationError, naming the folder, when it holds no file matching `pattern`: an
+    incomplete install must fail loudly, never read as an empty registry.
+    """
+    from importlib.resources import files
+
+    from keyresponse.errors import ConfigurationError
+
+    try:
+        folder = Path(str(files(package)))
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(f"the {package!r} package of keyresponse is not installed ({exc})") from exc
+    if not any(folder.glob(pattern)):
+        raise ConfigurationError(f"no {pattern} files in {folder}: the keyresponse install is incomplete "
+                                 f"(reinstall it; a wheel ships them as package data)")
+    return folder

@@ -25,7 +25,7 @@ The shape (every field is documented on the models below):
      "readiness": [{"check", "status", "evidence", "fix"}]   (optional),
      "flow_run_id": "…" | null, "ui_url": "…" | null}
 
-`investigation` stays a plain dict: its contract is DESIGN.md's (checked by
+`investigation` stays a plain dict: its contract is docs/architecture.md's (checked by
 `keyresponse.investigation.CONTRACT_FIELDS`), and the optional intel answers are read when
 present. Times are ISO-8601 strings in UTC with a `Z`, as everywhere else in keyresponse.
 
@@ -173,7 +173,7 @@ class Incident(BaseModel):
     def _investigation(cls, value: dict[str, Any]) -> dict[str, Any]:
         missing = [name for name in CONTRACT_FIELDS if name not in value]
         if missing:
-            raise ValueError(f"the investigation lacks {missing} (DESIGN.md, 'Investigation result')")
+            raise ValueError(f"the investigation lacks {missing} (docs/architecture.md, 'Investigation result')")
         return value
 
     def applied(self) -> list[LedgerEntry]:

@@ -1,7 +1,7 @@
 """Analysis: scope every credential the attacker touched, then measure the impact.
 
     investigation = investigate(engine, "AKIA…", Window.around(now))
-    investigation.to_json()          # the investigation object of DESIGN.md
+    investigation.to_json()          # the investigation object of docs/architecture.md
 
 **Scoping is a fixpoint over a credential graph.** Start from the compromised key. Each round
 runs three queries for every credential known so far — activity by source IP, credentials it
@@ -332,7 +332,7 @@ class Investigator:
 
 @dataclass
 class Investigation:
-    """Everything found, and the investigation object of DESIGN.md (`to_json`)."""
+    """Everything found, and the investigation object of docs/architecture.md (`to_json`)."""
 
     investigator: Investigator
     scope: Scope
@@ -400,7 +400,7 @@ class Investigation:
 
     # -- the contract ------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """Exactly the investigation object of DESIGN.md."""
+        """Exactly the investigation object of docs/architecture.md."""
         full = self.to_full_json()
         return {k: full[k] for k in CONTRACT_FIELDS} | {
             "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen")}

@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from keyresponse.children import die_with_parent
 from keyresponse.errors import ConfigurationError
-from keyresponse.sandbox.server import _die_with_parent
 
 START_TIMEOUT_S = 90.0
 
@@ -65,7 +65,7 @@ class PrefectServer:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S

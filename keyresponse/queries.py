@@ -36,9 +36,10 @@ import yaml
 from sqlglot import Token, TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
+from keyresponse.files import data_folder
 
-#: Where the query files live (the repository's top-level `queries/`).
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
+#: Where the query files live: the top-level `queries/` package (package data in a wheel).
+QUERIES_DIR = data_folder("queries", pattern="*.sql")
 #: The logical table every query reads.
 TABLE = "cloudtrail"
 
@@ -172,8 +173,11 @@ def load_query(path: Path) -> Query:
 
 @lru_cache(maxsize=8)
 def registry(directory: Path = QUERIES_DIR) -> Mapping[str, Query]:
-    """Every query file of `directory` (not its subfolders, so not `ddl/`), by name."""
-    return {p.stem: load_query(p) for p in sorted(directory.glob("*.sql"))}
+    """Every query file of `directory` (not its subfolders, so not `ddl/`), by name; an empty folder is an error."""
+    found = {p.stem: load_query(p) for p in sorted(directory.glob("*.sql"))}
+    if not found:
+        raise QueryContractError(f"no query files (*.sql) in {directory}")
+    return found
 
 
 def get_query(name_or_sql: str | Query, directory: Path = QUERIES_DIR) -> Query:

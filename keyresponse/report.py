@@ -38,12 +38,13 @@ from markupsafe import Markup
 from sqlglot import TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
+from keyresponse.files import data_folder
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.ledger import LedgerEntry
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
 
-#: Where the templates live (the repository's top-level `reports/`).
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+#: Where the templates live: the top-level `reports/` package (package data in a wheel).
+REPORTS_DIR = data_folder("reports", pattern="incident_report.*.j2")
 REPORT_FILES = ("report.md", "report.html", "incident.json")
 
 # -- categories of attacker activity ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The planner: from an investigation result (DESIGN.md, "Investigation result") to ordered steps.
+"""The planner: from an investigation result (docs/architecture.md, "Investigation result") to ordered steps.
 
     plan = plan_response(investigation, "containment")
     for step in plan.steps: ...              # (action, target) pairs, in the order to apply them
@@ -234,7 +234,7 @@ def plan_response(
     ledger_entries: Iterable[LedgerEntry] = (),
     default_region: str = "us-east-1",
 ) -> ResponsePlan:
-    """The ordered steps of `phase` for an investigation result (a dict of DESIGN.md's shape).
+    """The ordered steps of `phase` for an investigation result (a dict of the shape in docs/architecture.md).
 
     Raises `GuardrailRefusal` when the compromised principal is the root user (with the manual
     steps), and `InputError` when the investigation lacks what a step needs.
@@ -253,7 +253,7 @@ def plan_response(
 
 
 def investigation_from_aws(ctx: ActionContext, access_key_id: str) -> dict[str, Any]:
-    """A minimal investigation (DESIGN.md shape) from what IAM itself says about the key.
+    """A minimal investigation (the shape in docs/architecture.md) from what IAM itself says about the key.
 
     The owner comes from `iam:GetAccessKeyLastUsed`. Without CloudTrail nothing is known about
     derived credentials, so `credentials` holds only the original key, and the containment plan

@@ -21,15 +21,45 @@ from keyresponse.sandbox.seed import SeededAccount, seed_account
 
 _counter = itertools.count()
 
+
+def _server_port(worker: int) -> int:
+    """A free port for this process's Prefect server, below the kernel's ephemeral range and in a block
+    of 500 ports of this xdist worker's own. The server starts only when a test first asks for it,
+    minutes later maybe: a port from the ephemeral range (bind to port 0) could be handed to a moto
+    server or a receiver in between; no process binds to port 0 outside that range, and no other
+    worker looks in this block."""
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    import random
+
+    block = range(max(low - 500 * (worker + 1), 1024), low - 500 * worker)
+    start = random.randrange(len(block))  # two sessions at once on one machine rarely probe alike
+    for port in (block[(start + i) % len(block)] for i in range(len(block))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1} for the test session's Prefect server")
+
+
 # Prefect reads its settings when it is first imported, so the API URL of the session's server is
 # chosen here, before any test module imports prefect; the server itself starts only when a test
-# asks for the `prefect_server` fixture. A server already named by PREFECT_API_URL is reused.
-if not os.environ.get("PREFECT_API_URL"):
-    from keyresponse.prefect_server import free_port
-
-    _PREFECT_HOME = tempfile.mkdtemp(prefix="keyresponse-prefect-")
+# asks for the `prefect_server` fixture. In a serial run, a server already named by PREFECT_API_URL
+# is reused. Each pytest-xdist worker (PYTEST_XDIST_WORKER=gw0, gw1...) always has a server of its
+# own, even though it inherits the controller's environment: workers sharing one would run each
+# other's flow runs (every `keyresponse serve` registers the same deployment names) and answer each
+# other's approval pauses.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER or not os.environ.get("PREFECT_API_URL"):
+    _PREFECT_HOME = tempfile.mkdtemp(prefix=f"keyresponse-prefect-{_WORKER}")
     os.environ["PREFECT_HOME"] = _PREFECT_HOME
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_server_port(int(_WORKER[2:] or 0))}/api"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
@@ -108,3 +138,33 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
                                         sandbox=box, anchor=PLAYED_END, processes=1)
                    for name in SCENARIOS}
         yield Played(box, account, results)
+
+
+# -- parallel runs (pytest-xdist, `make test`) ---------------------------------------------------------
+#
+# Each xdist worker is a process of its own, with its own Prefect server, moto servers and temporary
+# folders (the fixtures above), so workers share nothing but the machine. Tests are handed out whole
+# files at a time (`--dist loadgroup --no-loadscope-reorder`, one group per file): a module's fixtures (a receiver, a seeded
+# account, a played scenario set) are built once, on one worker. The files that use the session's
+# `played` scenarios form one group, so the eight simulations run once. Slow files go first, so the
+# longest ones do not start last and leave the other workers idle.
+
+#: Files that use the `played` fixture: one xdist group.
+PLAYED_GROUP = "played-scenarios"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str:
+        if "played" in getattr(item, "fixturenames", ()):
+            return PLAYED_GROUP
+        return item.nodeid.split("::", 1)[0]
+
+    slow = {group(item) for item in items if item.get_closest_marker("slow")}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    # a stable sort: slow groups first, each group's tests together and in their collected order
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_index.setdefault(group(item), index)
+    items.sort(key=lambda item: (group(item) not in slow, first_index[group(item)]))

@@ -36,11 +36,11 @@ def serve(
     """Receive alerts on http://HOST:PORT/alerts/<source> and run the response, scan and undo deployments."""
     # A burst makes a SQLite Prefect server answer 503 now and then: let every flow run's client retry.
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "10")
-    from keyresponse.sandbox.server import _die_with_parent
+    from keyresponse.children import die_with_parent
 
     receiver = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve-webhook", "--host", host,
                                  "--port", str(port), "--log-level", "warning"],
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     stopping = threading.Event()
 
     def watch_receiver() -> None:  # a receiver that dies (port taken, crash) stops the whole command

@@ -5,7 +5,7 @@
 
 Pure functions: no AWS calls, no network (range URLs are fetched only through an injected `fetch`
 and cached). `events` are the actor's `queries/key_events.sql` rows; `investigation` is the
-Investigation JSON of DESIGN.md. Every answer carries its evidence (event id, time, name) and a
+Investigation JSON of docs/architecture.md. Every answer carries its evidence (event id, time, name) and a
 confidence word: `high`, `medium` or `low`. Nothing here raises on odd input: unknown user
 agents, private or malformed IPs, missing range files become an honest "unknown" with a note.
 

@@ -2,7 +2,7 @@
 
     assess_damage(investigation, events=events)
 
-`investigation` is the Investigation JSON of DESIGN.md (its `resources_created`, `persistence`,
+`investigation` is the Investigation JSON of docs/architecture.md (its `resources_created`, `persistence`,
 `data_access`, `verdict`, `window`…); `events` (the actor's key_events rows), when given, add
 what the contract does not carry: instance types for pricing, deletions and changes, Bedrock calls.
 The cost is an estimate with its assumptions stated; Cost Explorer is the bill.

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from keyresponse.children import die_with_parent
 from keyresponse.errors import SandboxError
 
 #: Credentials the sandbox accepts for the responder; any value works while moto's auth is off.
@@ -42,11 +40,17 @@ def access_key_statuses(endpoint: str, account_id: str = "123456789012") -> dict
     return {key: str(meta["status"]) for key, meta in keys.items()}
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when the parent dies, so no moto server is ever orphaned."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+#: What to install for the sandbox, the simulator and the demo (moto's server is not in the base install).
+SANDBOX_EXTRA_HINT = "pip install 'keyresponse[sandbox]'"
+
+
+def require_sandbox_extra() -> None:
+    """Raise SandboxError naming the extra to install when moto's server is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise SandboxError(f"the embedded AWS sandbox needs moto's server, which the base install leaves out: "
+                           f"{SANDBOX_EXTRA_HINT}")
 
 
 class MotoSandbox:
@@ -83,6 +87,7 @@ class MotoSandbox:
             return self
         if self._proc is not None:
             return self
+        require_sandbox_extra()
         self._tmp = tempfile.TemporaryDirectory(prefix="keyresponse-sandbox-")
         port_file = Path(self._tmp.name) / "port"
         log_path = self.log_path or Path(self._tmp.name) / "moto.log"
@@ -101,7 +106,7 @@ class MotoSandbox:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not port_file.exists():

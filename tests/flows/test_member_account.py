@@ -28,7 +28,9 @@ def _member_iam(endpoint: str, member: str) -> Any:
 
 
 @pytest.fixture
-def organization(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def organization(prefect_server: str, sandbox: MotoSandbox, tmp_path: Path) -> Iterator[dict[str, str]]:
+    # `sandbox` (unused here) first: the session sandbox exports its AWS_* variables when it starts, and
+    # a start during this test would be undone by the restore below, leaving later tests without them.
     saved = dict(os.environ)
     with MotoSandbox() as box:
         orgs = admin_client(box.endpoint, "organizations")

@@ -21,6 +21,8 @@ from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
 from keyresponse.settings import get_settings
 
+pytestmark = pytest.mark.slow  # whole responses on a real Prefect server
+
 END = datetime(2026, 11, 20, tzinfo=UTC)
 
 
@@ -34,7 +36,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(prefect_server: str, sandbox: MotoSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    # `sandbox` (unused here) first: the session sandbox exports its AWS_* variables when it starts, and
+    # a start during this module would be undone by the restore below, leaving later tests without them.
     saved = dict(os.environ)
     with MotoSandbox() as box:
         account = seed_account(box)
@@ -75,21 +79,28 @@ def _saved_input(client: Any, run_id: Any, key: str) -> Any:
         time.sleep(0.2)
 
 
-def run_with_answers(alert: Any, answers: list[dict[str, str]], **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
-    """Run the flow in a thread; answer each approval pause in turn from this thread."""
+def run_with_answers(alert: Any, answers: list[dict[str, str]], *, incident_id: str,
+                     **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
+    """Run the flow in a thread; answer each approval pause of this incident in turn from this thread.
+
+    Only this incident's pauses (its phases' subflows are named `<phase>:<incident id>`): the session's
+    Prefect server may hold paused runs of other tests whose process has ended, and answering one of
+    those instead would leave this incident's pause to time out.
+    """
     from prefect import get_client
 
     from flows.respond_to_exposed_key import respond_to_exposed_key
 
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("r", respond_to_exposed_key(alert, **kwargs)))
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "r", respond_to_exposed_key(alert, incident_id=incident_id, **kwargs)))
     thread.start()
     descriptions: list[str] = []
     pending = list(answers)
     deadline = time.monotonic() + 240
     with get_client(sync_client=True) as client:
         while thread.is_alive() and time.monotonic() < deadline:
-            paused = paused_runs(client)
+            paused = [run for run in paused_runs(client) if run.name.endswith(f":{incident_id}")]
             if paused and pending:
                 run = paused[0]
                 keys = run.state.state_details.run_input_keyset or {}
@@ -179,7 +190,7 @@ def test_timeout_escalates_to_slack_and_sns_and_changes_nothing(world: World) ->
 def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(world: World) -> None:
     alert = world.alert("guardduty")
     approve = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42"}
-    record, descriptions = run_with_answers(alert, [approve, approve, approve])
+    record, descriptions = run_with_answers(alert, [approve, approve, approve], incident_id="inc-pivot-test")
     assert record["status"] == "recovered", record["status"]
     assert [a["approver"] for a in record["approvals"]] == ["ana@example.com"] * 3
     assert "deactivate_access_key" in descriptions[0]

@@ -35,6 +35,8 @@ from tasks.actions import ActionContext, UndoReport, apply_steps, undo_incident
 from tasks.hardening import registry
 from tasks.hardening._plan import HardeningPlan, cloudformation_template, plan_hardening
 
+pytestmark = pytest.mark.slow  # a seeded sandbox per module, apply and undo
+
 REGIONS = ["us-east-1", "eu-west-1"]
 TOKEN = "test-bearer-token-not-real-0123"
 PLANTED_FAILURES = {

@@ -48,6 +48,8 @@ from keyresponse.webhook import (
     sign,
 )
 
+pytestmark = pytest.mark.slow  # faults and retries against running servers: minutes in all
+
 ROOT = Path(__file__).resolve().parents[2]
 EARLY = ["deactivate_access_key", "attach_session_revocation_policy", "tag_principal"]
 
@@ -79,7 +81,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(prefect_server: str, sandbox: MotoSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    # `sandbox` (unused here) first: the session sandbox exports its AWS_* variables when it starts, and
+    # a start during this module would be undone by the restore below, leaving later tests without them.
     saved = dict(os.environ)
     folder = tmp_path_factory.mktemp("faults")
     with MotoSandbox() as box:

@@ -37,6 +37,8 @@ from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
 from keyresponse.webhook import LaunchResult, WebhookSettings, create_app, sign, sign_github
 
+pytestmark = pytest.mark.slow  # a receiver per module and generated hostile bodies
+
 SECRET = "resilience-hmac-secret"
 TOKEN = "resilience-bearer-token"
 GITHUB_SECRET = "resilience-github-secret"

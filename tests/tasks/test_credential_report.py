@@ -24,6 +24,8 @@ from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from tasks.credential_report import ScanTarget, fetch_report, list_scan_targets, scan_account
 
+pytestmark = pytest.mark.slow  # credential reports under throttling and across accounts
+
 HEADER = (
     "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,"
     "mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,"

@@ -1,4 +1,4 @@
-"""The planner turns an investigation (DESIGN.md shape) into ordered steps for each phase."""
+"""The planner turns an investigation (the shape in docs/architecture.md) into ordered steps for each phase."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ import pytest
 from keyresponse.sandbox.cloudtrail import iter_records
 from keyresponse.sandbox.record_schema import validator
 
+pytestmark = pytest.mark.slow  # simulations of up to 200k events in real processes
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

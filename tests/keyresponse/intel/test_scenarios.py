@@ -1,25 +1,20 @@
-"""The five answers match what each simulator scenario did (one sandbox, eight scenarios)."""
+"""The five answers match what each simulator scenario did (the session's played scenarios)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keyresponse.intel import answer_five_questions, event_from_record
-from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.cloudtrail import iter_records
-from keyresponse.sandbox.scenarios import NEW_CI_RUNNER_IPS, SCENARIOS
-from keyresponse.sandbox.seed import seed_account
-from keyresponse.sandbox.simulate import run_simulation
+from keyresponse.sandbox.scenarios import NEW_CI_RUNNER_IPS
 
 from ._helpers import full_config
 
-pytestmark = pytest.mark.slow  # one sandbox, eight simulations: 40-110 s depending on machine load
+pytestmark = pytest.mark.slow  # the `played` fixture: one sandbox, eight simulations
 
 TYPES = {"AWS::EC2::Instance": "ec2:instance", "AWS::EC2::KeyPair": "ec2:key-pair", "AWS::IAM::User": "iam:user",
          "AWS::IAM::AccessKey": "iam:access-key", "AWS::IAM::VirtualMFADevice": "iam:mfa-device",
@@ -57,16 +52,9 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]:
-    root = tmp_path_factory.mktemp("scenarios")
-    out: dict[str, Case] = {}
-    with MotoSandbox() as box:
-        seed_account(box)
-        for name in SCENARIOS:
-            run_simulation(scenario=name, out=root / name, events=1500, sandbox=box,
-                           anchor=datetime(2026, 11, 20, tzinfo=UTC), processes=1)
-            out[name] = Case(name, root / name)
-    yield out
+def cases(played: Any) -> dict[str, Case]:
+    """The session's played scenarios (tests/conftest.py: 1,500 events each, anchored at PLAYED_END)."""
+    return {name: Case(name, result.out) for name, result in played.results.items()}
 
 
 def _tools(answers: dict[str, Any]) -> set[str]:
