@@ -143,28 +143,49 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
 # -- parallel runs (pytest-xdist, `make test`) ---------------------------------------------------------
 #
 # Each xdist worker is a process of its own, with its own Prefect server, moto servers and temporary
-# folders (the fixtures above), so workers share nothing but the machine. Tests are handed out whole
-# files at a time (`--dist loadgroup --no-loadscope-reorder`, one group per file): a module's fixtures (a receiver, a seeded
-# account, a played scenario set) are built once, on one worker. The files that use the session's
-# `played` scenarios form one group, so the eight simulations run once. Slow files go first, so the
-# longest ones do not start last and leave the other workers idle.
+# folders (the fixtures above), so workers share nothing but the machine. The scheduler below hands
+# out whole files (a module's fixtures: a receiver, a seeded account, a played scenario set, are
+# built once, on one worker), and the files that use the session's `played` scenarios as one unit,
+# so the eight simulations run once. Slow files go first, so the longest ones do not start last
+# while the other workers sit idle. (xdist's own `--dist loadgroup` cannot do this under pytest 9.2:
+# it renames the items' `_nodeid`, which pytest no longer reads.)
 
-#: Files that use the `played` fixture: one xdist group.
+#: The test files that use the `played` fixture: handed to one worker together.
+PLAYED_FILES = frozenset({
+    "tests/keyresponse/sandbox/test_simulate.py",
+    "tests/keyresponse/test_investigation.py",
+    "tests/keyresponse/test_ledger.py",
+    "tests/keyresponse/intel/test_scenarios.py",
+})
 PLAYED_GROUP = "played-scenarios"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        if "played" in getattr(item, "fixturenames", ()):
-            return PLAYED_GROUP
-        return item.nodeid.split("::", 1)[0]
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or the played group."""
+    path = nodeid.split("::", 1)[0]
+    return PLAYED_GROUP if path in PLAYED_FILES else path
 
-    slow = {group(item) for item in items if item.get_closest_marker("slow")}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    # a stable sort: slow groups first, each group's tests together and in their collected order
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole files at a time, in collection order (see `pytest_collection_modifyitems`)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order below, not "most tests first"
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items
+                     if "played" in getattr(item, "fixturenames", ()) and work_unit(item.nodeid) != PLAYED_GROUP})
+    if strays:
+        raise pytest.UsageError(f"tests/conftest.py: add {strays} to PLAYED_FILES (they use the `played` fixture)")
+    slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
+    # a stable sort: slow units first, each unit's tests together and in their collected order
     first_index: dict[str, int] = {}
     for index, item in enumerate(items):
-        first_index.setdefault(group(item), index)
-    items.sort(key=lambda item: (group(item) not in slow, first_index[group(item)]))
+        first_index.setdefault(work_unit(item.nodeid), index)
+    items.sort(key=lambda item: (work_unit(item.nodeid) not in slow, first_index[work_unit(item.nodeid)]))
