@@ -62,8 +62,10 @@ smoke: install-dev
 audit: install-dev
 	$(PY) .ci/audit.py requirements/dev.lock
 
-# Refresh the lock files from pyproject.toml (needs PyPI). dev.lock first: the others are kept to its versions.
+# Refresh the lock files from pyproject.toml and requirements/bootstrap.in (needs PyPI). dev.lock first:
+# the others are kept to its versions.
 lock: $(UV)
+	$(UV) pip compile requirements/bootstrap.in --quiet --python-version 3.11 --generate-hashes -o requirements/bootstrap.lock
 	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --extra dev -o requirements/dev.lock
 	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --extra sandbox \
 	  -c requirements/dev.lock -o requirements/sandbox.lock
