@@ -51,7 +51,7 @@ typecheck: install-dev
 
 # pytest exits 5 when it collected no test; that is a failure here like any other non-zero code.
 test: lint browser
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15
 
 # Build the sdist and wheel, install the wheel (without the sandbox extra) into a fresh venv and run
 # the commands a responder host runs, outside the source tree.
