@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_INSTALL := $(UV) pip install --quiet --python $(PY)
 # pytest-xdist workers. The suite mostly waits on servers (Prefect, moto, uvicorn), so more workers
-# than cores pays (3 measured as fast as 4, with a quarter less CPU); each worker starts its own
+# than cores pays (3 measured as fast as 4, with a fifth less CPU); each worker starts its own
 # Prefect and moto servers (tests/conftest.py).
 TEST_WORKERS ?= 3
 
