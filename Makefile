@@ -50,7 +50,7 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test; that is a failure here like any other non-zero code.
-test: lint browser
+test: lint typecheck browser
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Build the sdist and wheel, install the wheel (without the sandbox extra) into a fresh venv and run
