@@ -50,8 +50,14 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test; that is a failure here like any other non-zero code.
+# mypy --strict (`make typecheck`) runs beside the suite, which mostly waits on servers; either failing fails.
 test: lint browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15
+	@echo "$(PY) -m pytest -n $(TEST_WORKERS) --durations=15   (and mypy --strict beside it)"
+	@$(VENV)/bin/mypy >$(VENV)/mypy.log 2>&1 & mypy=$$!; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15; status=$$?; \
+	wait $$mypy; typed=$$?; echo "mypy --strict: $$(tail -1 $(VENV)/mypy.log)"; \
+	if [ $$typed -ne 0 ]; then cat $(VENV)/mypy.log; fi; \
+	[ $$status -eq 0 ] && [ $$typed -eq 0 ]
 
 # Build the sdist and wheel, install the wheel (without the sandbox extra) into a fresh venv and run
 # the commands a responder host runs, outside the source tree.

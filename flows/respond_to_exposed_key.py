@@ -84,7 +84,7 @@ def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
     for phase in ("containment", "eradication", "recovery"):
         outcome = phases.get(phase)
         if outcome and outcome["status"] in ("denied", "timed_out"):
-            return outcome["status"]
+            return str(outcome["status"])
     if phases.get("recovery", {}).get("status") in ("applied", "nothing_to_do"):
         return "recovered"
     if phases.get("eradication", {}).get("status") in ("applied", "nothing_to_do"):

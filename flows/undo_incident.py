@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.logging import get_run_logger
 
-from tasks.actions import ActionContext, registry, undo_incident
+from tasks.actions import ActionContext, Target, registry, undo_incident
 
 
 @task(name="undo_ledger", task_run_name="undo_ledger:{incident_id}")
@@ -15,10 +15,12 @@ def undo_ledger(incident_id: str, dry_run: bool) -> dict[str, Any]:
     ctx = ActionContext.create(incident_id, dry_run=dry_run)
     report = undo_incident(ctx, registry())
     log = get_run_logger()
-    for entry, reason in report.skipped:
-        log.info("not undone: %s %s (%s)", entry.action, entry.target.label, reason)
-    return {"undone": [e.model_dump(mode="json") for e in report.undone],
-            "skipped": [{"action": e.action, "target": e.target.label, "reason": r} for e, r in report.skipped]}
+    # a ledger entry holds its target as JSON: the label comes from the Target it was dumped from
+    skipped = [{"action": e.action, "target": Target.model_validate(e.target).label, "reason": r}
+               for e, r in report.skipped]
+    for s in skipped:
+        log.info("not undone: %s %s (%s)", s["action"], s["target"], s["reason"])
+    return {"undone": [e.model_dump(mode="json") for e in report.undone], "skipped": skipped}
 
 
 @flow(name="undo-incident", flow_run_name="undo:{incident_id}")

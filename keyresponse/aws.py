@@ -59,7 +59,8 @@ def client(
         kwargs["region_name"] = region
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-    return sess.client(service, **kwargs)
+    # boto3-stubs type each service name as a Literal and have no overload for a name known only at run time
+    return sess.client(service, **kwargs)  # type: ignore[call-overload]
 
 
 def session_for_account(account_id: str | None) -> boto3.Session:

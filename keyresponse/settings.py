@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,8 +64,8 @@ class Settings(BaseSettings):
                     '"tor_exits", "threat_lists": {name: path|url}, "cache_dir"}; URLs are fetched and cached.',
     )
     aws_max_attempts: int = Field(default=8, ge=1, le=20, description="boto3 retry attempts.")
-    aws_retry_mode: str = Field(
-        default="adaptive", pattern="^(adaptive|standard)$",
+    aws_retry_mode: Literal["adaptive", "standard"] = Field(
+        default="adaptive",
         description="boto3 retry mode: adaptive (backoff with jitter plus client-side rate limiting, for "
                     "production) or standard (backoff with jitter only).")
 

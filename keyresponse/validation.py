@@ -11,12 +11,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyresponse.keys import is_temporary, validate_access_key_id
+
+if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    from mypy_boto3_iam.type_defs import AccessKeyMetadataTypeDef
 
 QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
 _FAST = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=15)
@@ -137,7 +140,7 @@ def key_of_user(principal: str | None) -> str:
     if not keys:
         raise InputError(f"user {user} has no active access key to respond to")
 
-    def last_used(meta: dict[str, Any]) -> datetime:
+    def last_used(meta: AccessKeyMetadataTypeDef) -> datetime:
         used = iam.get_access_key_last_used(AccessKeyId=meta["AccessKeyId"])["AccessKeyLastUsed"]
         return used.get("LastUsedDate") or meta["CreateDate"]
 

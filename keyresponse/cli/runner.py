@@ -18,11 +18,15 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from keyresponse.cli._common import command
+
+if TYPE_CHECKING:  # prefect is imported when the command runs
+    from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENTS = ("respond-to-exposed-key", "preventive-key-scan", "undo-incident")
 
@@ -63,9 +67,9 @@ def serve(
     try:
         with temporary_settings(updates={PREFECT_RUNNER_POLL_FREQUENCY: 1}):
             prefect_serve(
-                respond_to_exposed_key.to_deployment(name="respond-to-exposed-key"),
-                preventive_key_scan.to_deployment(name="preventive-key-scan", cron="0 6 * * *"),
-                undo_incident_flow.to_deployment(name="undo-incident"),
+                _built(respond_to_exposed_key.to_deployment(name="respond-to-exposed-key")),
+                _built(preventive_key_scan.to_deployment(name="preventive-key-scan", cron="0 6 * * *")),
+                _built(undo_incident_flow.to_deployment(name="undo-incident")),
                 limit=limit, pause_on_shutdown=False, print_starting_message=False,
             )
     finally:
@@ -75,6 +79,17 @@ def serve(
             receiver.wait(10)
         except subprocess.TimeoutExpired:
             receiver.kill()
+
+
+def _built(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
+    """What `Flow.to_deployment` returns outside an event loop (as in `serve`): the deployment itself; it
+    returns a coroutine only to async callers."""
+    from prefect.deployments.runner import RunnerDeployment
+
+    if not isinstance(deployment, RunnerDeployment):
+        deployment.close()
+        raise TypeError("Flow.to_deployment returned a coroutine: serve must not run in an event loop")
+    return deployment
 
 
 def _lower_priority(increment: int = 10) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,11 @@ import numpy as np
 from isal import igzip, isal_zlib
 from numpy.lib.stride_tricks import sliding_window_view
 
+_Heads = tuple[set[bytes], list[int], set[bytes], list[int]]
+#: The C half (types in `_scan.pyi`), or None where it is not built.
+_heads_c: Callable[[bytes, bytes, int, bytes, int, tuple[bytes, ...]], _Heads] | None
+_gunzip: Callable[[bytes], bytes | None] | None
+_segments_c: Callable[[bytes, list[int], int, bytes], list[tuple[int, str]]] | None
 try:
     from keyresponse.engines._scan import gunzip as _gunzip
     from keyresponse.engines._scan import heads as _heads_c
@@ -47,6 +52,8 @@ KERNEL = "numpy" if _heads_c is None else "c"
 #: The gzip decompressor for single-member files: "libdeflate" when the C half is built and the
 #: system has libdeflate (Debian's libdeflate0), else "isal" (settable, as KERNEL).
 DECOMPRESSOR = "libdeflate" if _gunzip is not None and _gunzip(gzip.compress(b"{}")) == b"{}" else "isal"
+#: `igzip.decompress` (every member, or raise) as typed: `isal.igzip` carries no annotations.
+_decompress_members: Callable[[bytes], bytes] = igzip.decompress
 
 #: Status of a scanned file.
 FAST = "fast"  # indexed; records can be cut out by byte search
@@ -97,11 +104,11 @@ def read_file(path: str) -> bytes:
         member = isal_zlib.decompressobj(31)  # 31: a gzip header and trailer (CRC and size checked)
         try:
             data = member.decompress(raw)
-        except isal_zlib.error:
+        except isal_zlib.error:  # type: ignore[misc]  # isal's stub declares `error` an instance, not the class
             data = b""
         if member.eof and not member.unused_data:
             return data
-        return igzip.decompress(raw)
+        return _decompress_members(raw)
     return raw
 
 

@@ -109,7 +109,8 @@ def _backdate(body: dict[str, Any]) -> dict[str, Any]:
     if "user_created_at" in body:
         user.create_date = _parse_time(body["user_created_at"])
     if "password_last_used_at" in body:
-        user.password_last_used = _parse_time(body["password_last_used_at"])
+        # moto initialises it to None without an annotation, so mypy infers None; it holds a datetime once used
+        user.password_last_used = _parse_time(body["password_last_used_at"])  # type: ignore[assignment]
     changed = []
     for key in user.access_keys:
         if body.get("access_key_id") not in (None, key.access_key_id):

@@ -27,8 +27,9 @@ FINDINGS = {
     "llmjacking-ses": ("Impact:IAMUser/AnomalousBehavior", 7.0, "InvokeModel"),
     "false-positive": ("UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B", 2.0, "GetCallerIdentity"),
 }
-REPOSITORY = {"full_name": "acme-corp/billing-service", "html_url": "https://github.com/acme-corp/billing-service",
-              "id": 661_234_567, "name": "billing-service", "private": False}
+REPOSITORY: dict[str, Any] = {"full_name": "acme-corp/billing-service",
+                              "html_url": "https://github.com/acme-corp/billing-service",
+                              "id": 661_234_567, "name": "billing-service", "private": False}
 
 
 def _guardduty(truth: dict[str, Any], scenario: str, rng: random.Random) -> dict[str, Any]:

@@ -28,7 +28,8 @@ def admin_client(endpoint: str, service: str, region: str = SANDBOX_REGION) -> A
     """A boto3 client on the sandbox with its administrator credentials (moto's auth is off)."""
     import boto3
 
-    return boto3.client(service, endpoint_url=endpoint, region_name=region,
+    # boto3-stubs type each service name as a Literal and have no overload for a name known only at run time
+    return boto3.client(service, endpoint_url=endpoint, region_name=region,  # type: ignore[call-overload]
                         aws_access_key_id=SANDBOX_ACCESS_KEY_ID, aws_secret_access_key=SANDBOX_SECRET_ACCESS_KEY)
 
 

@@ -104,12 +104,12 @@ def background_activities(account: SeededAccount, sim: Simulation, rng: random.R
                 {"instanceId": "i-0123456789abcdef0"}]}}, ips, ua, 0.05, ("us-east-1",),
                 error=("Client.UnauthorizedOperation", "You are not authorized to perform this operation.")))
     # console sign-ins (no access key)
-    for user in (u for u in USERS if u.console):
-        ident = Identity.iam_user(acct, user.name, sim.user_id(user.name), None)
+    for spec in (u for u in USERS if u.console):
+        ident = Identity.iam_user(acct, spec.name, sim.user_id(spec.name), None)
         acts.append(Activity(ident, "signin", "ConsoleLogin", None, tuple(CORP_IPS), CONSOLE_UA, 0.05,
                              response={"ConsoleLogin": "Success"},
                              additional={"LoginTo": "https://console.aws.amazon.com/console/home",
-                                         "MobileVersion": "No", "MFAUsed": "Yes" if user.mfa else "No"}))
+                                         "MobileVersion": "No", "MFAUsed": "Yes" if spec.mfa else "No"}))
     # Lambda's execution role: AWS assumes it, the function uses the session
     lambda_role = Identity.aws_service(acct, "lambda.amazonaws.com")
     for i in range(3):

@@ -12,7 +12,7 @@ import random
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -107,9 +107,10 @@ class Simulation:
 
     # -- AWS plumbing ------------------------------------------------------------------------
     def _client(self, service: str, region: str, creds: Credentials) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=self.endpoint, config=_NO_RETRY,
-                            aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key,
-                            aws_session_token=creds.session_token)
+        # boto3-stubs type each service name as a Literal and have no overload for a name known only at run time
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint,  # type: ignore[call-overload]
+                            config=_NO_RETRY, aws_access_key_id=creds.access_key_id,
+                            aws_secret_access_key=creds.secret_access_key, aws_session_token=creds.session_token)
 
     def user_id(self, user_name: str) -> str:
         if user_name not in self._user_ids:
@@ -243,7 +244,7 @@ def _request_parameters(service: str, operation: str, params: dict[str, Any]) ->
             "ipv6Ranges": {}, "prefixListIds": {}}]}}
     if operation == "CreateFunction":
         slim = {k: v for k, v in params.items() if k != "Code"}
-        return lower_first(slim)
+        return cast(dict[str, Any], lower_first(slim))  # a dict in, a dict out
     if operation == "InvokeModel":
         return {"modelId": params["modelId"]}
     return lower_first(params) if params else None
