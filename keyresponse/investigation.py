@@ -11,31 +11,30 @@ credential's parent and the event that created it. It stops when a round adds no
 `max_rounds`).
 
 **Whose IP is it?** A shared key is used by its owner and by the attacker at once, so every source
-IP of the credentials is classified:
-
-* *known* (the owner's, left out of the attacker's activity) when the responder says so
-  (`known_ips`), when it is an AWS service's name rather than an address, when three or more
-  principals outside the incident vouch for it — each used it for a day or more, or since a day
-  before our credentials first did (shared egress: an office NAT, a CI fleet) — or when the key
-  itself used it over 24 hours or more (long-standing use, not a burst);
-* *attacker* otherwise — and always when an alert named it (`attacker_ips`).
+IP of the credentials is judged against the key's own baseline (`keyresponse.judgement`): its
+history before the window (read `history_days` back), the places, clients and calls it used
+before the attack's first sign, AWS's and other providers' published ranges, Tor and threat lists.
+Each IP is *attacker*, *known* (the owner's), *service* (an AWS service acting) or *uncertain*, with
+a confidence and the evidence behind it. The responder can override with `known_ips` /
+`attacker_ips` (an alert's addresses are always the attacker's).
 
 A credential minted by the compromised key counts only when it was minted from an attacker IP (the
-owner's own AssumeRole from the office is left alone); anything minted by an attacker credential
-counts wherever it came from. These rules are heuristics and say so: the responder can override
-them with `known_ips` / `attacker_ips`.
+owner's own AssumeRole from the office is left alone); one minted from an uncertain IP is offered
+as an *uncertain credential*, never put into the default containment plan; anything minted by an
+attacker credential counts wherever it came from. Other credentials seen at an attacker IP join
+the incident only when they arrived there with the attacker (not before: a shared address).
 
-**Verdict.** `benign` when no attacker IP remains, or when the "attacker" is indistinguishable
-from the owner (same user agents, only calls the key already makes, no errors, nothing created);
-`suspicious` for validation only (a lone GetCallerIdentity, as secret scanners do); `malicious`
-otherwise. Severity follows the playbook: P1 for persistence, derived credentials, created
-resources or secrets read; P2 for other data access or broad reconnaissance; P3 for validation or
-a few calls; P4 benign.
+**Verdict.** `malicious` when an attacker IP did more than validate the key; `suspicious` for
+validation only (a lone GetCallerIdentity, as secret scanners do); `uncertain` when no IP is the
+attacker's but some cannot be told from the owner's (the reasons are in `source_ips[].evidence`);
+`benign` when every IP is the owner's or a service's. `malicious` needs attacker evidence, never
+merely "not known". Severity follows the playbook: P1 for persistence, derived credentials, created
+resources or secrets read; P2 for other data access or broad reconnaissance; P3 for validation, a
+few calls, or an uncertain verdict (a human must look); P4 benign.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keyresponse.engines import QueryEngine
+from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
+from keyresponse.judgement import LONG_STANDING, Baseline, Judged, Judgement, is_service_name, judge_sources
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
 
@@ -50,8 +51,15 @@ CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "fi
                    "event_count", "source_ips", "regions", "credentials", "principals", "persistence",
                    "data_access", "resources_created", "recon_errors", "severity", "verdict", "logging_gaps",
                    "bytes_scanned", "engine")
+#: Contract fields added later: optional when reading a record, always written.
+OPTIONAL_FIELDS = ("uncertain_credentials",)
+#: How far before the window the key's history (its owner's habits) is read.
+HISTORY_DAYS = 30
+#: Another credential at an attacker IP arrived with the attacker when it first appeared there no
+#: earlier than this before the attacker did.
+ARRIVED_WITH = timedelta(hours=1)
+#: Other principals that used an IP before ours did, enough to call it a shared egress on short logs.
 SHARED_EGRESS_PRINCIPALS = 3
-LONG_STANDING = timedelta(hours=24)
 VALIDATION_CALLS = {"GetCallerIdentity"}
 SECRET_SOURCES = {"secretsmanager.amazonaws.com", "ssm.amazonaws.com", "kms.amazonaws.com"}
 #: On-demand USD per hour for instance types attackers favour (us-east-1, Linux); others use DEFAULT_HOURLY.
@@ -101,10 +109,14 @@ class Credential:
     principal_arn: str | None = None
     created_at: str | None = None
     source_ip: str | None = None
+    reasons: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"access_key_id": self.access_key_id, "kind": self.kind, "created_by_event": self.created_by_event,
                 "parent": self.parent, "principal_arn": self.principal_arn}
+
+    def uncertain_json(self) -> dict[str, Any]:
+        return self.to_json() | {"reasons": list(self.reasons)}
 
 
 def principal_of_session(arn: str | None) -> str | None:
@@ -127,14 +139,26 @@ def _long_standing(other: Mapping[str, Any], ours: Mapping[str, Any]) -> bool:
             or bool(ours_first and _ts(ours_first) - _ts(first) >= LONG_STANDING))
 
 
-def is_service_name(value: str) -> bool:
-    """A sourceIPAddress that names an AWS service ("lambda.amazonaws.com", "AWS Internal") rather than a
-    client. Malformed addresses (anonymised logs have "225.178.039.250") are clients, not services."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return any(ch.isalpha() for ch in value) and ":" not in value
-    return False
+def _shared_egress(others: Iterable[Mapping[str, Any]], ip_rows: Mapping[str, Mapping[str, Any]],
+                   creds: Mapping[str, Credential]) -> dict[str, list[str]]:
+    """IP → the other principals that vouch for it as the organisation's egress: each one that has used
+    it for a day or more (`_long_standing`), or, on a short span of logs, at least
+    `SHARED_EGRESS_PRINCIPALS` that all used it before our credentials first did."""
+    vouching: dict[str, set[str]] = {}
+    earlier: dict[str, set[str]] = {}
+    for row in others:
+        ip, ours = row["source_ip"], ip_rows.get(row["source_ip"])
+        if not ours or row["access_key_id"] in creds:
+            continue
+        who = str(row["principal_arn"] or "?")
+        if _long_standing(row, ours):
+            vouching.setdefault(ip, set()).add(who)
+        if row.get("first_seen_at") and ours.get("first_seen_at") and row["first_seen_at"] < ours["first_seen_at"]:
+            earlier.setdefault(ip, set()).add(who)
+    for ip, principals in earlier.items():
+        if len(principals) >= SHARED_EGRESS_PRINCIPALS:
+            vouching.setdefault(ip, set()).update(principals)
+    return {ip: sorted(principals) for ip, principals in vouching.items()}
 
 
 @dataclass
@@ -149,21 +173,35 @@ class Scope:
     rounds: int
     queries: list[dict[str, Any]] = field(default_factory=list)
     summary_rows: list[dict[str, Any]] = field(default_factory=list)
+    uncertain_ips: set[str] = field(default_factory=set)
+    judgements: dict[str, Judgement] = field(default_factory=dict)
+    baseline: Baseline = field(default_factory=Baseline)
+    uncertain_credentials: dict[str, Credential] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data, so a Prefect task can hand the scope to the next one."""
         return {"original": self.original,
                 "credentials": [vars(c) for c in self.credentials.values()],
                 "attacker_ips": sorted(self.attacker_ips), "known_ips": sorted(self.known_ips),
+                "uncertain_ips": sorted(self.uncertain_ips),
                 "ip_rows": self.ip_rows, "rounds": self.rounds, "queries": self.queries,
-                "summary_rows": self.summary_rows}
+                "summary_rows": self.summary_rows,
+                "judgements": [j.to_json() for j in self.judgements.values()],
+                "baseline": self.baseline.to_json(),
+                "uncertain_credentials": [vars(c) for c in self.uncertain_credentials.values()],
+                "notes": list(self.notes)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scope:
         creds = {c["access_key_id"]: Credential(**c) for c in data["credentials"]}
+        baseline = Baseline.from_json(data.get("baseline") or {})
         return cls(data["original"], creds, set(data["attacker_ips"]), set(data["known_ips"]),
                    dict(data["ip_rows"]), int(data["rounds"]), list(data["queries"]),
-                   list(data.get("summary_rows", [])))
+                   list(data.get("summary_rows", [])), set(data.get("uncertain_ips", [])),
+                   {j["ip"]: Judgement.from_json(j) for j in data.get("judgements", [])}, baseline,
+                   {c["access_key_id"]: Credential(**c) for c in data.get("uncertain_credentials", [])},
+                   list(data.get("notes", [])))
 
 
 def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -172,8 +210,10 @@ def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
     if old is None:
         return new
 
-    def union(column: str) -> list[str]:  # json columns: lists already (QueryEngine.run parses them)
-        return sorted(set(old[column] or ()) | set(new[column] or ()))
+    def union(column: str) -> list[str] | None:  # json columns: lists already (QueryEngine.run parses them)
+        if old.get(column) is None and new.get(column) is None:
+            return None  # an aggregate over no values is NULL, as the query returns it
+        return sorted(set(old.get(column) or ()) | set(new.get(column) or ()))
 
     def pick(column: str, choose: Callable[[list[str]], str]) -> str | None:
         values = [v for v in (old[column], new[column]) if v is not None]
@@ -182,6 +222,7 @@ def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
     return {**old, "event_count": old["event_count"] + new["event_count"],
             "error_count": old["error_count"] + new["error_count"],
             "user_agents": union("user_agents"), "access_key_ids": union("access_key_ids"), "regions": union("regions"),
+            "event_names": union("event_names"), "error_codes": union("error_codes"),
             "first_seen_at": pick("first_seen_at", min), "last_seen_at": pick("last_seen_at", max)}
 
 
@@ -195,7 +236,8 @@ class Investigator:
 
     def __init__(self, engine: QueryEngine, access_key_id: str, window: Window, *,
                  known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (), max_rounds: int = 8,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS) -> None:
         self.engine = engine
         self.key = validate_access_key_id(access_key_id)
         self.window = window
@@ -204,103 +246,139 @@ class Investigator:
         self.max_rounds = max_rounds
         self.progress = progress or (lambda _msg: None)
         self.queries: list[dict[str, Any]] = []
+        self.intel = IntelConfig.from_mapping(intel)
+        self.history_days = max(0, history_days)
+        self._ranges: Ranges | None = None
 
-    def _run(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        bound = {**self.window.params(), **params}
+    @property
+    def ranges(self) -> Ranges:
+        if self._ranges is None:
+            self._ranges = load_ranges(self.intel)
+        return self._ranges
+
+    def _run(self, name: str, window: Window | None = None, **params: Any) -> list[dict[str, Any]]:
+        bound = {**(window or self.window).params(), **params}
         self.queries.append({"query": name, "params": bound})
         return self.engine.run(name, bound)
 
     # -- scoping ---------------------------------------------------------------------------
+    def history(self) -> dict[str, dict[str, Any]]:
+        """The key's use before the window, by IP: the owner's habits (`history_days` back)."""
+        if not self.history_days:
+            return {}
+        before = Window(self.window.start - timedelta(days=self.history_days), self.window.start)
+        return {row["source_ip"]: row for row in self._run("key_activity_by_source_ip", before,
+                                                           access_key_ids=[self.key])}
+
     def scope(self) -> Scope:
         """The credential graph: round after round, what the credentials known so far did, until a round
         finds no new credential (bounded by `max_rounds`).
 
-        Each query asks only about what is new this round (the new credentials, the new attacker IPs);
-        the rows of earlier rounds are kept and judged again against what is known now, in the order
-        the query would return them all. Who else used an IP is asked once: the rows that judged a
-        fresh IP to be the attacker's also say which other credentials used it. The result is the
-        same as asking about everything every round (a round used to re-read the original key's every
-        record: 100k rows on the owner's busy key), and on Athena each round costs only what is new."""
+        Each query asks only about what is new this round (the new credentials, the IPs not asked
+        about yet); the rows of earlier rounds are kept and judged again against what is known now,
+        in the order the query would return them all. Who else used an IP is asked only for IPs
+        outside the owner's baseline (an office NAT's every record: millions), once per IP: the
+        same rows say whether it is a shared egress and which other credentials the attacker used
+        from it. On Athena each round costs only what is new."""
         creds: dict[str, Credential] = {self.key: Credential(self.key, "original")}
-        attacker = set(self.hinted)
-        known = set(self.known) - attacker
+        uncertain: dict[str, Credential] = {}
+        history = self.history()
         ip_rows: dict[str, dict[str, Any]] = {}
         asked_keys: set[str] = set()
-        asked_attackers: set[str] = set()
+        asked_ips: set[str] = set()
         derived: list[dict[str, Any]] = []
-        used_from_attackers: list[dict[str, Any]] = []
+        others: list[dict[str, Any]] = []
+        notes: list[str] = []
         rounds = 0
+        judged = self._judge(ip_rows, history, creds, others)
         for rounds in range(1, self.max_rounds + 1):
             self.progress(f"scoping round {rounds}: {len(creds)} credential(s)")
-            keys = sorted(creds)
             new_keys = sorted(set(creds) - asked_keys)
             asked_keys |= set(new_keys)
             for row in self._run("key_activity_by_source_ip", access_key_ids=new_keys) if new_keys else []:
                 ip_rows[row["source_ip"]] = _merge_ip_rows(ip_rows.get(row["source_ip"]), row)
-            # An IP our keys have used for a day or more, or a service name, is known without asking who
-            # else uses it: that question loads every record from the IP (an office NAT: millions).
-            fresh = [ip for ip in sorted(set(ip_rows) - attacker - known) if not self._known_alone(ip, ip_rows[ip])]
-            known |= set(ip_rows) - attacker - set(fresh)
-            others_of_fresh: list[dict[str, Any]] = []
-            if fresh:
-                vouching: dict[str, set[str]] = {}
-                others_of_fresh = self._run("other_principals_by_source_ip", source_ips=fresh, access_key_ids=keys)
-                for row in others_of_fresh:
-                    if _long_standing(row, ip_rows[row["source_ip"]]):
-                        vouching.setdefault(row["source_ip"], set()).add(row["principal_arn"] or "?")
-                for ip in fresh:
-                    if len(vouching.get(ip, ())) >= SHARED_EGRESS_PRINCIPALS:
-                        known.add(ip)  # a shared egress (office NAT, CI fleet) that others use for long
-                    else:
-                        attacker.add(ip)
+            judged = self._judge(ip_rows, history, creds, others)
+            ask = sorted((judged.of("attacker") | judged.of("uncertain")) - asked_ips)
+            if ask:
+                asked_ips |= set(ask)
+                others = _in_query_order(others + self._run("other_principals_by_source_ip", source_ips=ask,
+                                                            access_key_ids=sorted(creds)),
+                                         "first_seen_at", "source_ip", "principal_arn")
+                judged = self._judge(ip_rows, history, creds, others)
             if new_keys:
                 derived = _in_query_order(derived + self._run("derived_credentials", access_key_ids=new_keys),
                                           "created_at", "access_key_id")
-            added = False
-            for row in derived:  # earlier rounds' rows too: an IP found to be the attacker's changes their reading
-                new_key = row["access_key_id"]
-                parent = row["parent_access_key_id"]
-                if new_key in creds and creds[new_key].created_by_event:
-                    continue  # known, with its origin
-                if parent == self.key and row["source_ip"] not in attacker:
-                    continue  # the owner minting its own session from its own network
-                principal = (row["principal_arn"] if row["kind"] == "access_key"
-                             else principal_of_session(row["principal_arn"]))
-                if row["created_by_event"] in ("GetSessionToken", "GetFederationToken"):
-                    principal = creds[parent].principal_arn or principal
-                creds[new_key] = Credential(new_key, row["kind"], row["created_by_event"], parent, principal,
-                                            row["created_at"], row["source_ip"])
-                added = True
-            # who else used the attacker's IPs: for IPs just judged, the answer is already there
-            judged = attacker & set(fresh)
-            new_attackers = sorted(attacker - asked_attackers - judged)
-            asked_attackers |= attacker
-            if judged or new_attackers:
-                rows = [r for r in others_of_fresh if r["source_ip"] in judged]
-                if new_attackers:
-                    rows += self._run("other_principals_by_source_ip", source_ips=new_attackers,
-                                      access_key_ids=sorted(creds))
-                used_from_attackers = _in_query_order(used_from_attackers + rows,
-                                                      "first_seen_at", "source_ip", "principal_arn")
-            for row in used_from_attackers:
-                other = row["access_key_id"]
-                if other and other not in creds:
-                    kind = "session" if other.startswith("ASIA") else "access_key"
-                    # used from the attacker's infrastructure; its origin may show up next round
-                    creds[other] = Credential(other, kind, None, None, principal_of_session(row["principal_arn"]))
-                    added = True
+            added = self._add_derived(derived, creds, uncertain, judged)
+            added |= self._add_linked(others, creds, ip_rows, judged, notes)
             if not added:
                 break
+        judged = self._judge(ip_rows, history, creds, others)
+        for key in set(uncertain) & set(creds):
+            del uncertain[key]
         summary = self._fill_principals(creds)
-        return Scope(self.key, creds, attacker, known, ip_rows, rounds, list(self.queries), summary)
+        attacker, unsure = judged.of("attacker"), judged.of("uncertain")
+        return Scope(self.key, creds, attacker, set(ip_rows) - attacker - unsure, ip_rows, rounds,
+                     list(self.queries), summary, unsure, judged.judgements, judged.baseline, uncertain,
+                     list(dict.fromkeys(notes)) + list(self.ranges.notes))
 
-    @staticmethod
-    def _known_alone(ip: str, row: Mapping[str, Any]) -> bool:
-        """Known from our keys' own rows: a service name, or an IP they have used for a day or more."""
-        if is_service_name(ip):
-            return True  # "lambda.amazonaws.com", "AWS Internal": a service acting, not a person
-        first, last = row.get("first_seen_at"), row.get("last_seen_at")
-        return bool(first and last and _ts(last) - _ts(first) >= LONG_STANDING)
+    def _judge(self, ip_rows: Mapping[str, dict[str, Any]], history: Mapping[str, dict[str, Any]],
+               creds: Mapping[str, Credential], others: list[dict[str, Any]]) -> Judged:
+        return judge_sources(ip_rows, window_start=self.window.start, history=history, hinted=self.hinted,
+                             known=self.known, ranges=self.ranges, attacker_keys=set(creds) - {self.key},
+                             shared_egress=_shared_egress(others, ip_rows, creds))
+
+    def _add_derived(self, derived: list[dict[str, Any]], creds: dict[str, Credential],
+                     uncertain: dict[str, Credential], judged: Judged) -> bool:
+        """Credentials minted by ours: the attacker's when minted by an attacker credential or from an
+        attacker IP; offered as uncertain when minted from an uncertain IP; the owner's otherwise."""
+        added = False
+        for row in derived:  # earlier rounds' rows too: an IP judged anew changes their reading
+            new_key = row["access_key_id"]
+            parent = row["parent_access_key_id"]
+            if new_key in creds and creds[new_key].created_by_event:
+                continue  # known, with its origin
+            principal = (row["principal_arn"] if row["kind"] == "access_key"
+                         else principal_of_session(row["principal_arn"]))
+            if row["created_by_event"] in ("GetSessionToken", "GetFederationToken") and parent in creds:
+                principal = creds[parent].principal_arn or principal
+            made = Credential(new_key, row["kind"], row["created_by_event"], parent, principal,
+                              row["created_at"], row["source_ip"])
+            judgement = judged.judgements.get(row["source_ip"])
+            where = judgement.classification if judgement else "known"
+            if parent == self.key and where == "uncertain":
+                assert judgement is not None
+                made.reasons = [f"minted by the investigated key from {row['source_ip']}, an address that cannot "
+                                "be told from the owner's", *judgement.evidence]
+                uncertain[new_key] = made
+                continue
+            if parent == self.key and where != "attacker":
+                continue  # the owner minting its own session from its own network
+            creds[new_key] = made
+            uncertain.pop(new_key, None)
+            added = True
+        return added
+
+    def _add_linked(self, others: list[dict[str, Any]], creds: dict[str, Credential],
+                    ip_rows: Mapping[str, dict[str, Any]], judged: Judged, notes: list[str]) -> bool:
+        """Other credentials used from an attacker IP: the attacker's when they arrived there with the
+        attacker; one that used the address before is a neighbour on a shared address, left out."""
+        added = False
+        attacker = judged.of("attacker")
+        for row in others:
+            other, ip = row["access_key_id"], row["source_ip"]
+            if not other or other in creds or ip not in attacker:
+                continue
+            ours = ip_rows.get(ip) or {}
+            if ours.get("first_seen_at") and row.get("first_seen_at") and (
+                    _ts(row["first_seen_at"]) < _ts(ours["first_seen_at"]) - ARRIVED_WITH):
+                notes.append(f"{other} ({row['principal_arn']}) used attacker IP {ip} since {row['first_seen_at']}, "
+                             "before the attacker: a shared address, not joined to the incident")
+                continue
+            kind = "session" if other.startswith("ASIA") else "access_key"
+            # used from the attacker's infrastructure; its origin may show up next round
+            creds[other] = Credential(other, kind, None, None, principal_of_session(row["principal_arn"]))
+            added = True
+        return added
 
     def _fill_principals(self, creds: dict[str, Credential]) -> list[dict[str, Any]]:
         rows = self._run("key_activity_summary", access_key_ids=sorted(creds))
@@ -319,7 +397,7 @@ class Investigator:
         if not self.queries:
             self.queries = list(scope.queries)
         keys = sorted(scope.credentials)
-        exclude = sorted(scope.known_ips)
+        exclude = sorted(scope.known_ips | scope.uncertain_ips)  # the attacker's activity only
         self.progress("measuring impact")
         events = self._run("key_events", access_key_ids=keys, exclude_ips=exclude)
         persistence = self._run("persistence_events", access_key_ids=keys, exclude_ips=exclude)
@@ -346,33 +424,22 @@ class Investigation:
 
     # -- judgement --------------------------------------------------------------------------
     def _owner_agents(self) -> set[str]:
-        """User agents of the original key from known IPs: the owner's habits."""
-        agents: set[str] = set()
-        for ip in self.scope.known_ips:
-            row = self.scope.ip_rows.get(ip)
-            if row and self.scope.original in (row.get("access_key_ids") or []):
-                agents.update(row.get("user_agents") or [])
-        return agents
+        """User agents of the owner's baseline: the owner's habits."""
+        return set(self.scope.baseline.user_agents)
 
     def verdict(self) -> str:
-        attacker_events = self.events
-        if not attacker_events:
+        if not self.events:
+            if self.scope.uncertain_ips:
+                return "uncertain"
             return "benign" if self.scope.ip_rows else "unknown"
-        names = {e["event_name"] for e in attacker_events}
-        if names <= VALIDATION_CALLS:
+        if {e["event_name"] for e in self.events} <= VALIDATION_CALLS:
             return "suspicious"
-        owner_like = (
-            {e["user_agent"] for e in attacker_events} <= self._owner_agents()
-            and all(e["error_code"] is None for e in attacker_events)
-            and not self.persistence and not self.resources_created
-            and len(self.scope.credentials) == 1
-        )
-        return "benign" if owner_like else "malicious"
+        return "malicious"
 
     def severity(self, verdict: str) -> str:
         if verdict in ("benign", "unknown"):
             return "P4"
-        if verdict == "suspicious":
+        if verdict in ("suspicious", "uncertain"):
             return "P3"
         secrets = any(d["event_source"] in SECRET_SOURCES and not d["error_count"] for d in self.data_access)
         if self.persistence or self.resources_created or len(self.scope.credentials) > 1 or secrets:
@@ -386,7 +453,10 @@ class Investigation:
         window = self.investigator.window
         padding = {f"no CloudTrail files for day {(window.end + timedelta(days=d)).strftime('%Y/%m/%d')}"
                    for d in (0, 1) if (window.end + timedelta(days=d)).date() > (window.end - timedelta(seconds=1)).date()}
-        gaps = [g for g in self.investigator.engine.logging_gaps if g not in padding]
+        # Days before the window were read only for the key's history: their absence is no gap either.
+        before = window.start.strftime("%Y/%m/%d")
+        gaps = [g for g in self.investigator.engine.logging_gaps if g not in padding
+                and not (g.startswith("no CloudTrail files for day ") and g.rsplit(" ", 1)[1] < before)]
         if self.facts:
             gaps.extend(self.facts.gaps)
         if not any(e["event_source"] == "s3.amazonaws.com" and e["event_name"] in ("GetObject", "PutObject")
@@ -402,8 +472,9 @@ class Investigation:
     def to_json(self) -> dict[str, Any]:
         """Exactly the investigation object of docs/architecture.md."""
         full = self.to_full_json()
-        return {k: full[k] for k in CONTRACT_FIELDS} | {
-            "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen")}
+        return {k: full[k] for k in (*CONTRACT_FIELDS, *OPTIONAL_FIELDS)} | {
+            "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen",
+                                               "classification", "confidence", "evidence")}
                            for ip in full["source_ips"]],
             "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "access_key_id")}
                             for p in full["persistence"]],
@@ -424,10 +495,13 @@ class Investigation:
         source_ips = []
         for row in sorted(scope.ip_rows.values(), key=lambda r: (r["source_ip"] not in scope.attacker_ips, r["first_seen_at"])):
             ip = row["source_ip"]
+            judgement = scope.judgements.get(ip) or Judgement(
+                ip, "service" if is_service_name(ip) else "known", "low", [])
             source_ips.append({"ip": ip, "event_count": row["event_count"], "user_agents": row["user_agents"] or [],
                                "first_seen": row["first_seen_at"], "last_seen": row["last_seen_at"],
-                               "classification": "attacker" if ip in scope.attacker_ips
-                               else ("service" if is_service_name(ip) else "known")})
+                               "classification": judgement.classification, "confidence": judgement.confidence,
+                               "evidence": judgement.evidence, "event_names": row.get("event_names") or [],
+                               "error_codes": row.get("error_codes") or []})
         account = (facts.account_id if facts and facts.account_id else original.get("account_id"))
         principal = (facts.owner_arn if facts and facts.owner_arn
                      else scope.credentials[scope.original].principal_arn)
@@ -463,6 +537,9 @@ class Investigation:
             "cost_estimate_usd": self.cost_estimate(),
             "key": facts.to_json() if facts else None,
             "queries": self.investigator.queries,
+            "uncertain_credentials": [c.uncertain_json() for c in scope.uncertain_credentials.values()],
+            "baseline": scope.baseline.to_json(),
+            "scoping_notes": list(scope.notes),
         }
 
     def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
@@ -538,8 +615,11 @@ def open_engine(logs: str | None, kind: str | None = None) -> QueryEngine:
 
 def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
-                progress: Callable[[str], None] | None = None) -> Investigation:
-    """Scope and assess one key: the whole analysis phase on the logs."""
+                progress: Callable[[str], None] | None = None,
+                intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS) -> Investigation:
+    """Scope and assess one key: the whole analysis phase on the logs. `intel` names the published
+    ranges and lists the judgement reads (`keyresponse.intel.attribution.IntelConfig`); the key's
+    history is read `history_days` before the window."""
     investigator = Investigator(engine, access_key_id, window, known_ips=known_ips, attacker_ips=attacker_ips,
-                                progress=progress)
+                                progress=progress, intel=intel, history_days=history_days)
     return investigator.investigate(facts)

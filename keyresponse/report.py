@@ -294,6 +294,7 @@ class ReportContext:
     credentials: list[CredentialRow]
     credential_svg: Markup
     source_ips: list[dict[str, Any]]
+    uncertain_credentials: list[dict[str, Any]]
     user_agents: list[dict[str, Any]]
     regions: list[dict[str, Any]]
     impact: dict[str, Any]
@@ -486,7 +487,8 @@ def _activity(incident: Incident) -> tuple[list[dict[str, Any]], Markup]:
 
 def _sources(incident: Incident) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     inv = incident.investigation
-    ips = [ip | {"classification": ip.get("classification", "attacker")} for ip in inv["source_ips"]]
+    ips = [ip | {"classification": ip.get("classification", "attacker"), "confidence": ip.get("confidence"),
+                 "evidence": ip.get("evidence") or []} for ip in inv["source_ips"]]
     agents: dict[str, dict[str, Any]] = {}
     for event in incident.events:
         agent = str(event.get("user_agent") or "(none)")
@@ -783,6 +785,7 @@ def build_context(incident: Incident) -> ReportContext:
         milestones=[Milestone(key, label, timeline[key]) for key, label in MILESTONES],
         durations=durations(incident), categories=categories, activity_svg=activity_svg,
         credentials=credentials, credential_svg=_credential_svg(credentials), source_ips=ips,
+        uncertain_credentials=list(incident.investigation.get("uncertain_credentials") or []),
         user_agents=agents, regions=regions, impact=_impact(incident), actions=_actions(incident), plan=plan,
         plan_all_applied=all_applied, queries=query_runs(incident), recommendations=recommendations(incident),
         intel=[(name, incident.investigation[name]) for name in INTEL_FIELDS

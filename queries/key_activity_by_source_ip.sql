@@ -14,6 +14,8 @@ columns:
   user_agents: {type: json, description: distinct user agents, sorted}
   access_key_ids: {type: json, description: the keys seen from this IP, sorted}
   regions: {type: json, description: distinct awsRegion values, sorted}
+  event_names: {type: json, description: distinct eventName values, sorted - the calls made from this IP}
+  error_codes: {type: json, description: distinct errorCode values, sorted - AccessDenied and the like}
   first_seen_at: {type: varchar}
   last_seen_at: {type: varchar}
 */
@@ -24,6 +26,8 @@ SELECT
     json_format(CAST(array_sort(array_agg(DISTINCT useragent) FILTER (WHERE useragent IS NOT NULL)) AS JSON)) AS user_agents,
     json_format(CAST(array_sort(array_agg(DISTINCT useridentity.accesskeyid)) AS JSON)) AS access_key_ids,
     json_format(CAST(array_sort(array_agg(DISTINCT awsregion) FILTER (WHERE awsregion IS NOT NULL)) AS JSON)) AS regions,
+    json_format(CAST(array_sort(array_agg(DISTINCT eventname) FILTER (WHERE eventname IS NOT NULL)) AS JSON)) AS event_names,
+    json_format(CAST(array_sort(array_agg(DISTINCT errorcode) FILTER (WHERE errorcode IS NOT NULL)) AS JSON)) AS error_codes,
     min(eventtime) AS first_seen_at,
     max(eventtime) AS last_seen_at
 FROM cloudtrail

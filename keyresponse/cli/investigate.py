@@ -76,7 +76,8 @@ def investigate(
         facts = validate_key(key, accounts_in_scope=settings.accounts_in_scope)
         with open_engine(logs, engine) as query_engine:
             result = run_investigation(query_engine, key, window, facts=facts, known_ips=known_ip or (),
-                                       attacker_ips=attacker_ip or (), progress=status.update)
+                                       attacker_ips=attacker_ip or (), progress=status.update,
+                                       intel=settings.intel)
             payload = result.to_json()
             payload.update(result.answers(alert_source, _read_alert(alert), settings.intel))
     if json_:
@@ -100,9 +101,17 @@ def _print_summary(inv: dict[str, Any], not_ours: bool) -> None:
         table.add_row(c["access_key_id"], c["kind"], c["created_by_event"] or "", c["parent"] or "",
                       c["principal_arn"] or "")
     out.print(table)
-    ips = Table("source IP", "events", "first seen", "last seen", title="Source IPs")
+    if inv.get("uncertain_credentials"):
+        table = Table("credential", "kind", "created by", "parent", "why uncertain",
+                      title="Uncertain credentials (not in the default plan: the approver decides)")
+        for c in inv["uncertain_credentials"]:
+            table.add_row(c["access_key_id"], c["kind"], c["created_by_event"] or "", c["parent"] or "",
+                          "; ".join(c["reasons"]))
+        out.print(table)
+    ips = Table("source IP", "whose", "events", "first seen", "last seen", "evidence", title="Source IPs")
     for ip in inv["source_ips"]:
-        ips.add_row(ip["ip"], str(ip["event_count"]), ip["first_seen"], ip["last_seen"])
+        ips.add_row(ip["ip"], f"{ip['classification']} ({ip['confidence']})", str(ip["event_count"]),
+                    ip["first_seen"], ip["last_seen"], "; ".join(ip["evidence"]))
     out.print(ips)
     if inv["persistence"]:
         table = Table("time", "event", "resource", "key", title="Persistence")

@@ -356,3 +356,24 @@ def test_cli_rerenders_from_the_evidence_store(raw: dict[str, Any], tmp_path: Pa
         assert runner.invoke(app, ["report", raw["incident_id"], "--format", "pdf"]).exit_code == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_each_address_shows_whose_it_is_and_why_and_uncertain_credentials_stand_apart() -> None:
+    """The judgement's evidence quotes user agents, which the attacker writes: inert in both formats."""
+    evidence = [f"new to the key, and new client(s) {SCRIPT_UA} making calls the key never made: ListUsers"]
+    inv = {"source_ips": [{"ip": "203.0.113.9", "event_count": 3, "user_agents": [SCRIPT_UA],
+                           "first_seen": "2026-11-19T19:00:00Z", "last_seen": "2026-11-19T19:05:00Z",
+                           "classification": "attacker", "confidence": "medium", "evidence": evidence}],
+           "uncertain_credentials": [{"access_key_id": "ASIAUNCERTAIN0000001", "kind": "session",
+                                      "created_by_event": "AssumeRole", "parent": "AKIAEXAMPLE000000001",
+                                      "principal_arn": "arn:aws:iam::111122223333:role/ops",
+                                      "reasons": [f"minted from an address with {HTML_RESOURCE}"]}]}
+    incident = make_incident(investigation=inv)
+    md, html = render_markdown(incident), render_html(incident)
+    page = Page(html)
+    assert page.rows["uncertain_credentials"] == 1 and "ASIAUNCERTAIN0000001" in html
+    assert "(medium)" in md and "ASIAUNCERTAIN0000001" in md and "not in the" in md
+    assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+    assert not [tag for tag, _ in page.tags if tag in ("script", "img")]
+    assert SCRIPT_UA in "".join(page.text)  # shown, as text
+    assert "uncertain_credentials" not in render_html(make_incident())
