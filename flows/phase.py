@@ -3,6 +3,11 @@
 Used by the containment, eradication and recovery flows. Dry-run stops after the plan. A denial or
 a timeout changes nothing; a timeout also escalates. Every outcome is returned as data for the
 incident record.
+
+Containment offers the investigation's uncertain credentials to the approver beside the plan,
+unchecked; those picked join the investigation's credentials for this phase and the ones after it
+(the outcome's `investigation`), and the plan recorded is the plan applied. Without an approval
+(early containment, `--no-approval`) none is ever added.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from keyresponse.approval import request_approval
+from keyresponse.approval import request_approval, with_uncertain
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
 from tasks.plan import Phase
@@ -42,7 +47,9 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
-        answer = request_approval(phase, incident_id, plan, timeout=settings.approval_timeout_seconds,
+        offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
+        answer = request_approval(phase, incident_id, {**plan, "uncertain_credentials": offered},
+                                  timeout=settings.approval_timeout_seconds,
                                   poll_interval=settings.approval_poll_seconds)
         outcome["approval"] = answer
         if answer["decision"] == "timeout":
@@ -57,6 +64,12 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
             outcome["status"] = "denied"
             return outcome
         log.info("%s of %s approved by %s", phase, incident_id, answer["approver"])
+        if answer.get("also_contain"):
+            log.info("%s also contains uncertain credential(s) %s, as the approver chose", incident_id,
+                     ", ".join(answer["also_contain"]))
+            investigation = with_uncertain(investigation, answer["also_contain"])
+            outcome["investigation"] = investigation
+            outcome["plan"] = plan_phase(incident_id, investigation, phase, only)
     outcome["ledger"] = apply_phase(incident_id, investigation, phase, only)
     outcome["verified"] = verify_phase(incident_id, investigation, phase, only)
     outcome["status"] = "applied"

@@ -149,6 +149,8 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             return _close(incident_id, record)
         for phase, run in (("containment", containment), ("eradication", eradication), ("recovery", recovery)):
             outcome = run(incident_id, investigation, dry_run=dry_run, approval=require_approval)
+            if outcome.get("investigation"):  # the approver added uncertain credentials: they stay in scope
+                investigation = record["investigation"] = outcome.pop("investigation")
             phases[phase] = outcome
             _record_phase(record, phase, outcome)
             if outcome["status"] == "applied" or outcome["status"] == "nothing_to_do":

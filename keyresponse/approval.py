@@ -3,12 +3,17 @@
 The approver, the decision and the reason are all required and have no defaults, so an empty
 resume is rejected by the server and can never approve. The plan is shown above the form as a
 Markdown table. A timeout never approves: the caller escalates and stops safely.
+
+Credentials the investigation could not attribute (`uncertain_credentials`) are never in the plan.
+When there are some, the form offers them as a separate multi-select, `also_contain`, empty unless
+the approver picks them, with each one's reasons in the description: a human decides, one by one.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -16,7 +21,7 @@ from uuid import UUID
 from prefect.exceptions import FlowPauseTimeout, PrefectHTTPStatusError
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, create_model
 
 
 class Approval(RunInput):
@@ -25,6 +30,18 @@ class Approval(RunInput):
     approver: str = Field(min_length=1, max_length=200, description="Your name or e-mail.")
     decision: Literal["approve", "deny"] = Field(description="approve applies the plan; deny changes nothing.")
     reason: str = Field(min_length=1, max_length=2000, description="Why (ticket, context). Goes into the report.")
+
+
+def approval_form(offered: Sequence[str]) -> type[Approval]:
+    """The form: with uncertain credentials on offer, a multi-select of exactly those, empty by default."""
+    if not offered:
+        return Approval
+    choice: Any = Literal.__getitem__(tuple(offered))  # a Literal of the ids known only at run time
+    return create_model(
+        "ApprovalWithUncertain", __base__=Approval,
+        also_contain=(list[choice], Field(default_factory=list, description=(
+            "Uncertain credentials to contain as well (none by default). Pick only those you judge the "
+            "attacker's; their reasons are in the table above."))))
 
 
 def _cell(value: Any) -> str:
@@ -44,25 +61,52 @@ def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
         lines += ["", f"Already done, left alone: {len(done)} step(s)."]
     for note in plan.get("notes", []):
         lines += ["", f"> Needs a human: {_cell(note)}"]
+    offered = plan.get("uncertain_credentials") or []
+    if offered:
+        lines += ["", f"**Not in this plan: {len(offered)} uncertain credential(s).** The evidence cannot tell the "
+                  "owner's from the attacker's. Add any of them with *also contain*:", "",
+                  "| credential | kind | created by | why uncertain |", "|---|---|---|---|"]
+        lines += [f"| {_cell(c['access_key_id'])} | {_cell(c.get('kind') or '')} | "
+                  f"{_cell(c.get('created_by_event') or '')} | {_cell('; '.join(c.get('reasons') or []))} |"
+                  for c in offered]
     lines += ["", "Deny to change nothing. The decision, your name and your reason go into the incident report."]
     return "\n".join(lines)
 
 
 def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, timeout: int,
                      poll_interval: int) -> dict[str, Any]:
-    """Pause the flow run until someone answers; returns {approver, decision, reason, at, phase}.
+    """Pause the flow run until someone answers; returns {approver, decision, reason, at, phase,
+    also_contain} (`also_contain`: the uncertain credentials the approver added; `plan` offers them in
+    its `uncertain_credentials`).
 
     On timeout the decision is "timeout" (never "approve").
     """
     description = plan_markdown(phase, incident_id, plan)
+    offered = [str(c["access_key_id"]) for c in plan.get("uncertain_credentials") or []]
+    form = approval_form(offered)
     try:
-        answer = pause_flow_run(wait_for_input=Approval.with_initial_data(description=description),
+        answer = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
                                 timeout=timeout, poll_interval=poll_interval, key=f"approve-{phase}")
     except FlowPauseTimeout:
         return {"phase": phase, "approver": None, "decision": "timeout", "at": _now(),
-                "reason": f"no answer within {timeout} s"}
+                "reason": f"no answer within {timeout} s", "also_contain": []}
+    chosen = _chosen(answer, offered) if answer.decision == "approve" else []
     return {"phase": phase, "approver": answer.approver, "decision": answer.decision, "reason": answer.reason,
-            "at": _now()}
+            "at": _now(), "also_contain": chosen}
+
+
+def _chosen(answer: Approval, offered: Sequence[str]) -> list[str]:
+    picked = getattr(answer, "also_contain", None) or []
+    return [key for key in offered if key in set(picked)]  # the form allows only these; keep their order
+
+
+def with_uncertain(investigation: Mapping[str, Any], chosen: Sequence[str]) -> dict[str, Any]:
+    """The investigation with the approver's picks among its uncertain credentials moved into `credentials`."""
+    picked = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] in set(chosen)]
+    rest = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] not in set(chosen)]
+    added = [{k: v for k, v in c.items() if k != "reasons"} for c in picked]
+    credentials = list(investigation.get("credentials") or [])
+    return {**investigation, "credentials": credentials + added, "uncertain_credentials": rest}
 
 
 def paused_runs(client: Any, *, within: UUID | str | None = None) -> list[Any]:

@@ -40,9 +40,11 @@ def scope_key(access_key_id: str, window: dict[str, str], logs: str | None = Non
     log = get_run_logger()
     with open_engine(logs) as engine:
         scope = Investigator(engine, access_key_id, _window(window), known_ips=known_ips or (),
-                             attacker_ips=attacker_ips or (), progress=log.info).scope()
-    log.info("scoped %d credential(s) in %d round(s); attacker IPs %s", len(scope.credentials), scope.rounds,
-             sorted(scope.attacker_ips))
+                             attacker_ips=attacker_ips or (), progress=log.info,
+                             intel=get_settings().intel).scope()
+    log.info("scoped %d credential(s) in %d round(s); attacker IPs %s; uncertain IPs %s, credentials %s",
+             len(scope.credentials), scope.rounds, sorted(scope.attacker_ips), sorted(scope.uncertain_ips),
+             sorted(scope.uncertain_credentials))
     return scope.to_json()
 
 

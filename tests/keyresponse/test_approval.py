@@ -120,3 +120,64 @@ def test_an_answer_the_form_refuses_raises_and_leaves_the_run_paused(
         assert paused_runs(client, within="00000000-0000-0000-0000-000000000000") == []  # never another's
         assert answer_pause(client, run.id, {"approver": "bob@example.com", "decision": "deny", "reason": "no"})
     assert _outcome(result) == {"approver": "bob@example.com", "decision": "deny", "reason": "no"}
+
+
+UNCERTAIN = [{"access_key_id": "ASIAUNCERTAIN0000001", "kind": "session", "created_by_event": "AssumeRole",
+              "parent": "AKIAEXAMPLEEXAMPLE01", "principal_arn": "arn:aws:iam::111122223333:role/ops",
+              "reasons": ["minted from 203.0.113.9, new to the key, with the owner's client"]},
+             {"access_key_id": "ASIAUNCERTAIN0000002", "kind": "session", "created_by_event": "GetSessionToken",
+              "parent": "AKIAEXAMPLEEXAMPLE01", "principal_arn": "arn:aws:iam::111122223333:user/ci",
+              "reasons": ["minted from 198.51.100.77 | <b>x</b>"]}]
+
+
+@flow(name="approval-with-offers", flow_run_name="approval-with-offers:{incident_id}")
+def _offers(incident_id: str) -> dict[str, Any]:
+    return request_approval("containment", incident_id, {**PLAN, "uncertain_credentials": UNCERTAIN},
+                            timeout=120, poll_interval=1)
+
+
+def _own_offer(client: Any, incident: str) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        mine = [r for r in paused_runs(client) if r.name == f"approval-with-offers:{incident}"]
+        if mine:
+            return mine[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no paused run for {incident}")
+
+
+def test_uncertain_credentials_are_offered_unchecked_and_only_those_can_be_added(prefect_server: str) -> None:
+    """The form's `also_contain` lists exactly the uncertain credentials, none picked by default; an id that
+    was not offered is refused by the server, and the pick comes back to the flow."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    incident = f"inc-offers-{time.monotonic_ns()}"
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("answer", _offers(incident)))
+    thread.start()
+    try:
+        with SyncPrefectClient(prefect_server) as client:
+            run = _own_offer(client, incident)
+            base = {"approver": "alice@example.com", "decision": "approve", "reason": "INC-9"}
+            with pytest.raises(ValueError, match="refused"):
+                answer_pause(client, run.id, {**base, "also_contain": ["AKIANOTOFFERED000001"]})
+            assert answer_pause(client, run.id, {**base, "also_contain": ["ASIAUNCERTAIN0000002"]})
+    finally:
+        thread.join(150)
+    assert result["answer"]["also_contain"] == ["ASIAUNCERTAIN0000002"]
+
+
+def test_the_form_says_what_is_not_in_the_plan_and_why() -> None:
+    from keyresponse.approval import Approval, approval_form, plan_markdown, with_uncertain
+
+    text = plan_markdown("containment", "inc-1", {**PLAN, "uncertain_credentials": UNCERTAIN})
+    assert "approve 1 change(s)" in text and "Not in this plan: 2 uncertain credential(s)" in text
+    assert "ASIAUNCERTAIN0000001" in text and "<b>" not in text and "\\|" in text
+    form = approval_form(["ASIAUNCERTAIN0000001"])
+    assert form(approver="a", decision="approve", reason="r").also_contain == []  # type: ignore[attr-defined]
+    assert approval_form([]) is Approval
+    moved = with_uncertain({"credentials": [{"access_key_id": "AKIAEXAMPLEEXAMPLE01"}],
+                            "uncertain_credentials": UNCERTAIN}, ["ASIAUNCERTAIN0000001"])
+    assert [c["access_key_id"] for c in moved["credentials"]] == ["AKIAEXAMPLEEXAMPLE01", "ASIAUNCERTAIN0000001"]
+    assert "reasons" not in moved["credentials"][1]
+    assert [c["access_key_id"] for c in moved["uncertain_credentials"]] == ["ASIAUNCERTAIN0000002"]
