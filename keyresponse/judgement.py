@@ -19,8 +19,9 @@ The earliest of these marks the **onset** of the attack.
 history before the window (read `history_days` back, because a short window holds no habits),
 and, in the window, what came before the onset. Without an onset, the baseline is the history plus
 the first day of the key's use in the window, when the window holds a day and a half or more of it.
-Addresses our other principals vouch for as the organisation's egress (see `shared_egress`) join
-the baseline too: they are the owner's places whatever the time. With none of these, there is no
+Addresses our other principals vouch for as the organisation's egress (see `shared_egress`), and an
+AWS service runtime the credential serves (an `exec-env/AWS_…` user agent on an AWS published
+address), join the baseline too: they are the owner's places whatever the time. With none of these, there is no
 baseline, and the judgement says so. A baseline address is **known**.
 
 **Every other address** is compared with the baseline's clients (user agents), calls (event
@@ -273,8 +274,11 @@ def judge_sources(
         elif ip in hard:
             judgements[ip] = Judgement(ip, "attacker", "high", hard[ip])
         elif ip in baseline.ips:
-            judgements[ip] = Judgement(ip, "known", "high", [_baseline_reason(merged[ip], window_start, onset,
-                                                                              shared_egress.get(ip, ()))])
+            reason = _baseline_reason(merged[ip], window_start, onset, shared_egress.get(ip, ()))
+            if facts[ip].runtime:
+                reason = ("an AWS service runtime the credential serves (exec-env user agent on an AWS "
+                          f"published address); {reason}")
+            judgements[ip] = Judgement(ip, "known", "high", [reason])
         else:
             judgements[ip] = _compare(facts[ip], baseline, minted, list(shared_egress.get(ip, ())))
     return Judged(judgements, baseline)
@@ -303,9 +307,12 @@ def _baseline(merged: Mapping[str, Row], facts: Mapping[str, _Facts], hard: Mapp
             base.notes.append("no sign of an attack that needs no baseline (alert, Tor, threat list, offensive "
                               "tool); the key's first day in the window is taken as the owner's baseline")
     vouched = {ip for ip in candidates if shared.get(ip)}
+    runtimes = {ip for ip in candidates if facts[ip].runtime}
     if vouched - chosen:
         base.notes.append(f"shared egress of the organisation (vouched by other principals): {', '.join(sorted(vouched - chosen))}")
-    chosen |= vouched
+    if runtimes - chosen:
+        base.notes.append(f"AWS service runtime the credential serves: {', '.join(sorted(runtimes - chosen))}")
+    chosen |= vouched | runtimes
     if not chosen:
         base.notes.append("no baseline: no history before the window, under a day and a half of use in it and no "
                           "shared egress, so each address is judged on what it did alone")
