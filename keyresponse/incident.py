@@ -20,7 +20,7 @@ The shape (every field is documented on the models below):
      "plans": {"containment": [{"action", "target", "summary", "requires_approval"}],
                "eradication": […], "recovery": […]},
      "ledger": [LedgerEntry …],
-     "approvals": [{"phase", "approver", "decision", "reason", "at"}],
+     "approvals": [{"phase", "approver", "decision", "reason", "at", "also_contain"}],
      "events": [rows of queries/key_events.sql: the attacker's calls],
      "readiness": [{"check", "status", "evidence", "fix"}]   (optional),
      "flow_run_id": "…" | null, "ui_url": "…" | null}
@@ -125,6 +125,8 @@ class Approval(_Record):
     decision: Literal["approve", "deny"]
     reason: str = ""
     at: str
+    #: uncertain credentials the approver added to the plan (containment only)
+    also_contain: list[str] = []
 
     @field_validator("at")
     @classmethod

@@ -51,6 +51,7 @@ CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "fi
                    "event_count", "source_ips", "regions", "credentials", "principals", "persistence",
                    "data_access", "resources_created", "recon_errors", "severity", "verdict", "logging_gaps",
                    "bytes_scanned", "engine")
+CREDENTIAL_FIELDS = ("access_key_id", "kind", "created_by_event", "parent", "principal_arn")
 #: Contract fields added later: optional when reading a record, always written.
 OPTIONAL_FIELDS = ("uncertain_credentials",)
 #: How far before the window the key's history (its owner's habits) is read.
@@ -117,6 +118,13 @@ class Credential:
 
     def uncertain_json(self) -> dict[str, Any]:
         return self.to_json() | {"reasons": list(self.reasons)}
+
+    def evidence_json(self) -> dict[str, Any]:
+        """With why it is in the incident and how sure: minted from an attacker IP or by an attacker
+        credential is certain; seen at an attacker IP when the attacker was there, likely."""
+        confidence = "high" if self.kind == "original" or self.created_by_event else "medium"
+        reasons = self.reasons or ["the investigated key"]
+        return self.to_json() | {"confidence": confidence, "evidence": list(reasons)}
 
 
 def principal_of_session(arn: str | None) -> str | None:
@@ -353,6 +361,9 @@ class Investigator:
                 continue
             if parent == self.key and where != "attacker":
                 continue  # the owner minting its own session from its own network
+            made.reasons = [f"minted with {row['created_by_event']} by {parent}"
+                            + (f" from attacker IP {row['source_ip']}" if parent == self.key
+                               else ", a credential the attacker holds")]
             creds[new_key] = made
             uncertain.pop(new_key, None)
             added = True
@@ -376,7 +387,8 @@ class Investigator:
                 continue
             kind = "session" if other.startswith("ASIA") else "access_key"
             # used from the attacker's infrastructure; its origin may show up next round
-            creds[other] = Credential(other, kind, None, None, principal_of_session(row["principal_arn"]))
+            creds[other] = Credential(other, kind, None, None, principal_of_session(row["principal_arn"]), reasons=[
+                f"used from attacker IP {ip} from {row['first_seen_at']}, when the attacker was there"])
             added = True
         return added
 
@@ -481,6 +493,8 @@ class Investigation:
             "data_access": [{k: d[k] for k in ("event_name", "resource", "count")} for d in full["data_access"]],
             "resources_created": [{k: r[k] for k in ("type", "id", "region", "event_name")}
                                   for r in full["resources_created"]],
+            "credentials": [{k: c[k] for k in (*CREDENTIAL_FIELDS, "confidence", "evidence")}
+                            for c in full["credentials"]],
         }
 
     def to_full_json(self) -> dict[str, Any]:
@@ -515,7 +529,7 @@ class Investigation:
             "event_count": len(events),
             "source_ips": source_ips,
             "regions": sorted(row["aws_region"] for row in self.regions),
-            "credentials": [c.to_json() for c in scope.credentials.values()],
+            "credentials": [c.evidence_json() for c in scope.credentials.values()],
             "principals": principals,
             "persistence": [{"event_name": p["event_name"], "event_time": p["event_time"],
                              "resource": p["target"], "access_key_id": p["access_key_id"],
