@@ -36,13 +36,13 @@ a few calls; P4 benign.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keyresponse.engines import QueryEngine
+from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
 
@@ -54,10 +54,6 @@ SHARED_EGRESS_PRINCIPALS = 3
 LONG_STANDING = timedelta(hours=24)
 VALIDATION_CALLS = {"GetCallerIdentity"}
 SECRET_SOURCES = {"secretsmanager.amazonaws.com", "ssm.amazonaws.com", "kms.amazonaws.com"}
-#: On-demand USD per hour for instance types attackers favour (us-east-1, Linux); others use DEFAULT_HOURLY.
-EC2_HOURLY = {"c5.4xlarge": 0.68, "c5.9xlarge": 1.53, "c5.24xlarge": 4.08, "p3.16xlarge": 24.48,
-              "p3.2xlarge": 3.06, "g4dn.12xlarge": 3.912, "m5.large": 0.096, "t3.medium": 0.0416}
-DEFAULT_HOURLY = 1.0
 
 
 def _ts(value: str) -> datetime:
@@ -323,7 +319,7 @@ class Investigator:
         self.progress("measuring impact")
         events = self._run("key_events", access_key_ids=keys, exclude_ips=exclude)
         persistence = self._run("persistence_events", access_key_ids=keys, exclude_ips=exclude)
-        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude)
+        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude, data_calls=data_access_calls())
         created = self._run("resources_created", access_key_ids=keys, exclude_ips=exclude)
         recon = self._run("recon_errors", access_key_ids=keys, exclude_ips=exclude)
         regions = self._run("key_activity_by_region", access_key_ids=keys, exclude_ips=exclude)
@@ -475,31 +471,15 @@ class Investigation:
                                      baseline={"user_agents": sorted(self._owner_agents())})
 
     def cost_estimate(self) -> float:
-        """EC2 instance-hours from launch to the end of the window, at on-demand prices."""
-        total = 0.0
-        end = self.investigator.window.end
-        types = _instance_types(self.events)
-        for row in self.resources_created:
-            if row["resource_type"] != "ec2:instance" or not row["event_time"]:
-                continue
-            hours = max((end - _ts(row["event_time"])).total_seconds() / 3600, 1.0)
-            total += hours * EC2_HOURLY.get(types.get(row["resource_id"], ""), DEFAULT_HOURLY)
-        return round(total, 2)
+        """The estimate of `keyresponse.intel.cost` (its one home, which the damage answer shows too):
+        EC2 instance-hours from launch to termination or to the end of the window."""
+        from keyresponse.intel.cost import estimate_cost
 
-
-def _instance_types(events: list[dict[str, Any]]) -> dict[str, str]:
-    """instance id → type, from RunInstances responses."""
-    out: dict[str, str] = {}
-    for event in events:
-        if event["event_name"] != "RunInstances" or not event["response_elements"]:
-            continue
-        try:
-            items = json.loads(event["response_elements"])["instancesSet"]["items"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        for item in items:
-            out[str(item.get("instanceId"))] = str(item.get("instanceType"))
-    return out
+        window = {"start": _iso(self.investigator.window.start), "end": _iso(self.investigator.window.end)}
+        created = [{"type": r["resource_type"], "id": r["resource_id"], "region": r["aws_region"],
+                    "event_time": r["event_time"]} for r in self.resources_created]
+        total: float = estimate_cost({"window": window, "resources_created": created}, self.events)["total_usd"]
+        return total
 
 
 def default_window(logs: str | None, *, days: int = 90) -> Window:

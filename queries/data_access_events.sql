@@ -1,8 +1,9 @@
 /*
 name: data_access_events
-summary: Reads of sensitive data by the keys, grouped by call and resource - S3 objects, secrets, SSM parameters (with or without decryption), KMS decrypts, DynamoDB items, instance passwords and user data, and snapshot or image sharing.
+summary: Reads of sensitive data by the keys, grouped by call and resource - the calls keyresponse/intel/taxonomy.py classifies as data (S3 objects, secrets, SSM parameters, KMS decrypts, DynamoDB items, instance passwords and user data, snapshot or image sharing), bound as data_calls.
 params:
   access_key_ids: {type: array(varchar), example: [AKIA1JMTHE9ZMZMWG0MG]}
+  data_calls: {type: array(varchar), example: ["secretsmanager.amazonaws.com:GetSecretValue", "s3.amazonaws.com:GetObject", "ec2.amazonaws.com:DescribeInstanceAttribute:userData"], description: "the data calls as eventsource:EventName, or eventsource:EventName:attribute for a call that reads data for one value of its attribute request parameter only; keyresponse.intel.taxonomy.data_access_calls() is the one list, so the investigation's data access, the damage answer and the data-theft intent agree"}
   exclude_ips: {type: array(varchar), default: [], example: [198.51.100.23], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
   start_day: {type: day, example: 2024/07/30, description: first partition day (inclusive)}
   end_day: {type: day, example: 2024/08/02, description: last partition day (inclusive)}
@@ -55,20 +56,9 @@ WITH reads AS (
         AND contains(:access_key_ids, useridentity.accesskeyid)
         AND NOT contains(:exclude_ips, coalesce(sourceipaddress, ''))
         AND (
-            (eventsource = 's3.amazonaws.com' AND eventname IN ('GetObject', 'CopyObject', 'SelectObjectContent'))
-            OR (eventsource = 'secretsmanager.amazonaws.com'
-                AND eventname IN ('GetSecretValue', 'BatchGetSecretValue', 'ListSecrets'))
-            OR (eventsource = 'ssm.amazonaws.com' AND eventname IN (
-                'GetParameter', 'GetParameters', 'GetParametersByPath', 'GetParameterHistory'))
-            OR (eventsource = 'kms.amazonaws.com' AND eventname = 'Decrypt')
-            OR (eventsource = 'dynamodb.amazonaws.com' AND eventname IN (
-                'GetItem', 'BatchGetItem', 'Query', 'Scan', 'ExportTableToPointInTime'))
-            OR (eventsource = 'ec2.amazonaws.com' AND (
-                eventname IN ('GetPasswordData', 'ModifySnapshotAttribute', 'ModifyImageAttribute')
-                OR (eventname = 'DescribeInstanceAttribute'
-                    AND json_extract_scalar(requestparameters, '$.attribute') = 'userData')))
-            OR (eventsource = 'rds.amazonaws.com'
-                AND eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute'))
+            contains(:data_calls, eventsource || ':' || eventname)
+            OR contains(:data_calls,
+                        eventsource || ':' || eventname || ':' || json_extract_scalar(requestparameters, '$.attribute'))
         )
 )
 SELECT

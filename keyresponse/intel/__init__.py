@@ -74,8 +74,10 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = 
     if primary is None:
         summary = "No calls by the actor: no intent can be inferred."
     else:
-        others = [f"{i['label'].lower()} ({i['confidence']})" for i in intents if not i["primary"]]
-        summary = (f"Primary intent: {primary['label'].lower()} ({primary['confidence']} confidence)"
+        others = [f"{i['label'].lower()} ({i['confidence']}{', attempted only' if i['attempted_only'] else ''})"
+                  for i in intents if not i["primary"]]
+        tried = ", attempted only: every call was refused" if primary["attempted_only"] else ""
+        summary = (f"Primary intent: {primary['label'].lower()} ({primary['confidence']} confidence{tried})"
                    + (f"; also {', '.join(others)}" if others else "") + ".")
     return {"primary": primary["intent"] if primary else None, "summary": summary, "intents": intents}
 

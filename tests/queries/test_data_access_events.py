@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.intel.taxonomy import data_access_calls
 
 
 def run(engine: DuckDBEngine, keys: list[str], wide: dict[str, str]) -> list[dict[str, object]]:
-    return engine.run("data_access_events", {"access_key_ids": keys, **wide})
+    return engine.run("data_access_events", {"access_key_ids": keys, "data_calls": data_access_calls(), **wide})
 
 
 def test_counts_secret_reads_per_secret(engine: DuckDBEngine, wide: dict[str, str], technique_keys: dict[str, list[str]]) -> None:
@@ -14,7 +15,8 @@ def test_counts_secret_reads_per_secret(engine: DuckDBEngine, wide: dict[str, st
     reads = [r for r in rows if r["event_name"] == "GetSecretValue"]
     assert sum(int(str(r["call_count"])) for r in reads) == 20
     assert all(str(r["resource"]).startswith("arn:aws:secretsmanager:") for r in reads)
-    assert {r["event_name"] for r in rows} == {"GetSecretValue", "ListSecrets"}
+    # ListSecrets lists names and reads no secret: inventory, not data access (keyresponse/intel/taxonomy.py)
+    assert {r["event_name"] for r in rows} == {"GetSecretValue"}
 
 
 def test_marks_ssm_parameters_read_with_decryption(
