@@ -319,11 +319,36 @@ class Investigator:
         self.progress("measuring impact")
         events = self._run("key_events", access_key_ids=keys, exclude_ips=exclude)
         persistence = self._run("persistence_events", access_key_ids=keys, exclude_ips=exclude)
-        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude, data_calls=data_access_calls())
+        persistence = _in_query_order(persistence + self._sign_ins_of_created_users(persistence, exclude),
+                                      "event_time", "event_id")
+        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude,
+                         data_calls=data_access_calls())
         created = self._run("resources_created", access_key_ids=keys, exclude_ips=exclude)
         recon = self._run("recon_errors", access_key_ids=keys, exclude_ips=exclude)
         regions = self._run("key_activity_by_region", access_key_ids=keys, exclude_ips=exclude)
-        return Investigation(self, scope, facts, events, persistence, data, created, recon, regions)
+        return Investigation(self, scope, facts, events, persistence, data, created, recon, regions,
+                             key_creation=self._key_creation())
+
+    # -- what no query scoped to the credentials' own calls can see ---------------------------
+    def _key_creation(self) -> dict[str, Any] | None:
+        """The event that created the investigated key, whoever made it (an administrator, a root
+        session): no record made *with* the key holds it, its own creation event does. None when the
+        window's logs do not reach back to it."""
+        rows = self._run("key_creation", access_key_ids=[self.key])
+        return rows[0] if rows else None
+
+    def _sign_ins_of_created_users(self, persistence: list[dict[str, Any]],
+                                   exclude: list[str]) -> list[dict[str, Any]]:
+        """Console sign-ins by the users the credentials created: made with a password, no key, so
+        only their user names find them. Asked only when a user was created (the query reads every
+        record of the window)."""
+        made = [p for p in persistence if p["event_name"] == "CreateUser" and not p["error_code"] and p["target"]]
+        if not made:
+            return []
+        accounts = sorted({str(p["principal_arn"]).split(":")[4] for p in made
+                           if str(p["principal_arn"] or "").count(":") >= 5})
+        return self._run("created_user_sign_ins", user_names=sorted({p["target"] for p in made}),
+                         account_ids=accounts, exclude_ips=exclude)
 
 
 @dataclass
@@ -339,6 +364,7 @@ class Investigation:
     resources_created: list[dict[str, Any]]
     recon_errors: list[dict[str, Any]]
     regions: list[dict[str, Any]]
+    key_creation: dict[str, Any] | None = None
 
     # -- judgement --------------------------------------------------------------------------
     def _owner_agents(self) -> set[str]:
@@ -401,11 +427,12 @@ class Investigation:
         return {k: full[k] for k in CONTRACT_FIELDS} | {
             "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen")}
                            for ip in full["source_ips"]],
-            "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "access_key_id")}
+            "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "detail", "access_key_id")}
                             for p in full["persistence"]],
             "data_access": [{k: d[k] for k in ("event_name", "resource", "count")} for d in full["data_access"]],
             "resources_created": [{k: r[k] for k in ("type", "id", "region", "event_name")}
                                   for r in full["resources_created"]],
+            "key_creation": full["key_creation"],
         }
 
     def to_full_json(self) -> dict[str, Any]:
@@ -440,7 +467,7 @@ class Investigation:
             "credentials": [c.to_json() for c in scope.credentials.values()],
             "principals": principals,
             "persistence": [{"event_name": p["event_name"], "event_time": p["event_time"],
-                             "resource": p["target"], "access_key_id": p["access_key_id"],
+                             "resource": p["target"], "detail": p["detail"], "access_key_id": p["access_key_id"],
                              "category": p["category"], "region": p["aws_region"], "error_code": p["error_code"]}
                             for p in self.persistence],
             "data_access": [{"event_name": d["event_name"], "resource": d["resource"], "count": d["call_count"],
@@ -457,6 +484,7 @@ class Investigation:
             "bytes_scanned": self.investigator.engine.bytes_scanned,
             "engine": self.investigator.engine.engine,
             "cost_estimate_usd": self.cost_estimate(),
+            "key_creation": self.key_creation,
             "key": facts.to_json() if facts else None,
             "queries": self.investigator.queries,
         }

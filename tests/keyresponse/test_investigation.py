@@ -18,7 +18,7 @@ from keyresponse.sandbox.scenarios import SCENARIOS
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "cloudtrail"
 CONTRACT = ["access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen", "event_count",
             "source_ips", "regions", "credentials", "principals", "persistence", "data_access", "resources_created",
-            "recon_errors", "severity", "verdict", "logging_gaps", "bytes_scanned", "engine"]
+            "recon_errors", "severity", "verdict", "logging_gaps", "bytes_scanned", "engine", "key_creation"]
 
 
 @pytest.fixture(scope="module")
