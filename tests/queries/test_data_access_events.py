@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keyresponse.engines.duckdb_engine import DuckDBEngine
 from keyresponse.intel.taxonomy import data_access_calls
+from keyresponse.queries import get_query
 
 
 def run(engine: DuckDBEngine, keys: list[str], wide: dict[str, str]) -> list[dict[str, object]]:
@@ -45,3 +46,14 @@ def test_covers_batch_secrets_passwords_user_data_and_sharing(
 
 def test_is_empty_for_a_key_that_read_nothing(engine: DuckDBEngine, wide: dict[str, str], technique_keys: dict[str, list[str]]) -> None:
     assert run(engine, technique_keys["aws.persistence.iam-create-admin-user"], wide) == []
+
+
+def test_its_default_list_is_the_taxonomys_and_an_unbound_run_reads_the_same() -> None:
+    """keyresponse/intel/taxonomy.py is the one home of what counts as data access; the header's default
+    (for callers that bind none, as runs recorded before the param existed) is that list written out."""
+    assert get_query("data_access_events").params["data_calls"].default == data_access_calls()
+
+
+def test_unbound_and_bound_runs_agree(engine: DuckDBEngine, wide: dict[str, str], technique_keys: dict[str, list[str]]) -> None:
+    keys = technique_keys["aws.credential-access.secretsmanager-batch-retrieve-secrets"]
+    assert engine.run("data_access_events", {"access_key_ids": keys, **wide}) == run(engine, keys, wide) != []
