@@ -19,7 +19,6 @@ import pytest
 from keyresponse.engines.duckdb_engine import DuckDBEngine
 from keyresponse.engines.layout import write_trail_files
 from keyresponse.intel import answer_five_questions, assess_damage, classify_intent, event_from_record
-from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.investigation import Window, investigate
 
 from ._helpers import STRATUS
@@ -159,7 +158,9 @@ def test_damage_intent_and_data_access_read_the_same_events_the_same_way(engine:
     events = [event_from_record(r) for r in RECORDS if r["userIdentity"].get("accessKeyId") in keys]
     answers = answer_five_questions(events, {"verdict": "malicious"})
     damage, intents = answers["damage"], {i["intent"]: i for i in answers["intent"]["intents"]}
-    rows = engine.run("data_access_events", {"access_key_ids": keys, "data_calls": data_access_calls(), **WIDE})
+    # the query's default list is the taxonomy's (tests/queries/test_data_access_events.py), as the
+    # investigation binds it
+    rows = engine.run("data_access_events", {"access_key_ids": keys, **WIDE})
     read = {r["event_name"] for r in rows if r["call_count"] > r["error_count"]}
     assert {d["event_name"] for d in damage["data_read"]} == read
     theft = intents.get("data_theft")
