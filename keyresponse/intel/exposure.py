@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keyresponse.intel.events import Event, parse_time, ref
+from keyresponse.intel.taxonomy import instance_credential
 
 #: Hosts of AWS's own pages (support articles, documentation, the console): never a leak location.
 AWS_HOSTS = ("amazon.com", "amazonaws.com", "aws.dev", "awsstatic.com", "amazon.dev")
 #: Metadata keys that name a location, tried first (any other URL-valued key is taken after them).
 LOCATION_KEYS = ("url", "location", "link", "exposure", "exposed", "public", "leak", "source")
 _GITHUB_BLOB = re.compile(r"^https?://github\.com/([^/]+/[^/]+)/(?:blob|tree|raw)/([^/]+)/(.+)$")
-_INSTANCE_SESSION = re.compile(r":assumed-role/[^/]+/(i-[0-9a-fA-F]{8,17})$")
 ENV_FILES = re.compile(r"(^|/)(\.env(\.[\w-]+)?|\.envrc|[\w.-]*\.env|docker-compose[\w.-]*\.ya?ml|\.github/workflows/"
                        r"[^/]+|\.gitlab-ci\.yml|Jenkinsfile|[\w-]+\.tfvars|\.travis\.yml|buildspec\.ya?ml)$",
                        re.IGNORECASE)
@@ -160,20 +160,6 @@ def _alert_facts(source: str | None, payload: Mapping[str, Any] | None,
     return {"detected_by": src or None}
 
 
-def _instance_credential(event: Event | None) -> str | None:
-    if not event:
-        return None
-    arn = str(event.get("principal_arn") or "")
-    if m := _INSTANCE_SESSION.search(arn):
-        return m.group(1)
-    identity = event.get("user_identity")
-    if isinstance(identity, Mapping):
-        ctx = identity.get("sessionContext")
-        if isinstance(ctx, Mapping) and ctx.get("ec2RoleDelivery"):
-            return str(identity.get("arn") or "instance role")
-    return None
-
-
 def _where(ip: str | None, attribution: Mapping[str, Any] | None) -> str | None:
     """"aws" when the caller is in AWS's ranges, "outside" when AWS ranges are loaded and it is not."""
     if not attribution or not ip:
@@ -238,7 +224,7 @@ def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, Any] |
               f"{' at commit ' + str(facts['commit']) if facts.get('commit') else ''}: hard-coded in source")
     elif url:
         cause("published_online", "high", f"AWS found the key publicly available at {url}")
-    instance = _instance_credential(first)
+    instance = instance_credential(first)
     if instance or "InstanceCredentialExfiltration" in str(facts.get("finding_type") or ""):
         ip = str(first.get("source_ip")) if first else None
         kind = _where(ip, ip_attribution)
