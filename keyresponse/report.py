@@ -526,16 +526,33 @@ def _impact(incident: Incident) -> dict[str, Any]:
             "principals": inv["principals"]}
 
 
+#: Request values longer than this (policy documents, user data, certificates) are shortened in the
+#: impact tables; nothing shorter is touched, so ids and ARNs are never cut.
+_LONG_VALUE = 160
+
+
+def _elide(value: Any) -> Any:
+    """`value` with each long string shortened and marked with its length; the rest untouched."""
+    if isinstance(value, str) and len(value) > _LONG_VALUE:
+        return f"{value[:60]}… ({len(value)} characters)"
+    if isinstance(value, Mapping):
+        return {k: _elide(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_elide(v) for v in value]
+    return value
+
+
 def _request_summary(event: Mapping[str, Any]) -> str:
+    """The request as one line of JSON. Only long values (documents, scripts) are shortened, never
+    the line as a whole: cutting it at a width once cut an id or an ARN in half."""
     raw = event.get("request_parameters")
     if not raw:
         return ""
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
-        return str(raw)[:200]
-    text = compact_json(value)
-    return text if len(text) <= 200 else text[:199] + "…"
+        return str(_elide(str(raw)))
+    return compact_json(_elide(value))
 
 
 def _actions(incident: Incident) -> list[Action]:
