@@ -194,7 +194,7 @@ class Incident(BaseModel):
 # -- a builder for tests --------------------------------------------------------------------------
 
 _KEY = "AKIAIOSFODNN7EXAMPLE"
-_ACCOUNT = "123456789012"
+_ACCOUNT = "111122223333"
 
 
 def minimal_investigation(**overrides: Any) -> dict[str, Any]:

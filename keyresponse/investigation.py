@@ -35,7 +35,6 @@ few calls, or an uncertain verdict (a human must look); P4 benign.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from typing import Any
 
 from keyresponse.engines import QueryEngine
 from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
+from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.judgement import LONG_STANDING, Baseline, Judged, Judgement, is_service_name, judge_sources
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
@@ -53,7 +53,7 @@ CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "fi
                    "bytes_scanned", "engine")
 CREDENTIAL_FIELDS = ("access_key_id", "kind", "created_by_event", "parent", "principal_arn")
 #: Contract fields added later: optional when reading a record, always written.
-OPTIONAL_FIELDS = ("uncertain_credentials",)
+OPTIONAL_FIELDS = ("uncertain_credentials", "key_creation")
 #: How far before the window the key's history (its owner's habits) is read.
 HISTORY_DAYS = 30
 #: Another credential at an attacker IP arrived with the attacker when it first appeared there no
@@ -63,10 +63,6 @@ ARRIVED_WITH = timedelta(hours=1)
 SHARED_EGRESS_PRINCIPALS = 3
 VALIDATION_CALLS = {"GetCallerIdentity"}
 SECRET_SOURCES = {"secretsmanager.amazonaws.com", "ssm.amazonaws.com", "kms.amazonaws.com"}
-#: On-demand USD per hour for instance types attackers favour (us-east-1, Linux); others use DEFAULT_HOURLY.
-EC2_HOURLY = {"c5.4xlarge": 0.68, "c5.9xlarge": 1.53, "c5.24xlarge": 4.08, "p3.16xlarge": 24.48,
-              "p3.2xlarge": 3.06, "g4dn.12xlarge": 3.912, "m5.large": 0.096, "t3.medium": 0.0416}
-DEFAULT_HOURLY = 1.0
 
 
 def _ts(value: str) -> datetime:
@@ -413,11 +409,36 @@ class Investigator:
         self.progress("measuring impact")
         events = self._run("key_events", access_key_ids=keys, exclude_ips=exclude)
         persistence = self._run("persistence_events", access_key_ids=keys, exclude_ips=exclude)
-        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude)
+        persistence = _in_query_order(persistence + self._sign_ins_of_created_users(persistence, exclude),
+                                      "event_time", "event_id")
+        data = self._run("data_access_events", access_key_ids=keys, exclude_ips=exclude,
+                         data_calls=data_access_calls())
         created = self._run("resources_created", access_key_ids=keys, exclude_ips=exclude)
         recon = self._run("recon_errors", access_key_ids=keys, exclude_ips=exclude)
         regions = self._run("key_activity_by_region", access_key_ids=keys, exclude_ips=exclude)
-        return Investigation(self, scope, facts, events, persistence, data, created, recon, regions)
+        return Investigation(self, scope, facts, events, persistence, data, created, recon, regions,
+                             key_creation=self._key_creation())
+
+    # -- what no query scoped to the credentials' own calls can see ---------------------------
+    def _key_creation(self) -> dict[str, Any] | None:
+        """The event that created the investigated key, whoever made it (an administrator, a root
+        session): no record made *with* the key holds it, its own creation event does. None when the
+        window's logs do not reach back to it."""
+        rows = self._run("key_creation", access_key_ids=[self.key])
+        return rows[0] if rows else None
+
+    def _sign_ins_of_created_users(self, persistence: list[dict[str, Any]],
+                                   exclude: list[str]) -> list[dict[str, Any]]:
+        """Console sign-ins by the users the credentials created: made with a password, no key, so
+        only their user names find them. Asked only when a user was created (the query reads every
+        record of the window)."""
+        made = [p for p in persistence if p["event_name"] == "CreateUser" and not p["error_code"] and p["target"]]
+        if not made:
+            return []
+        accounts = sorted({str(p["principal_arn"]).split(":")[4] for p in made
+                           if str(p["principal_arn"] or "").count(":") >= 5})
+        return self._run("created_user_sign_ins", user_names=sorted({p["target"] for p in made}),
+                         account_ids=accounts, exclude_ips=exclude)
 
 
 @dataclass
@@ -433,6 +454,7 @@ class Investigation:
     resources_created: list[dict[str, Any]]
     recon_errors: list[dict[str, Any]]
     regions: list[dict[str, Any]]
+    key_creation: dict[str, Any] | None = None
 
     # -- judgement --------------------------------------------------------------------------
     def _owner_agents(self) -> set[str]:
@@ -488,7 +510,7 @@ class Investigation:
             "source_ips": [{k: ip[k] for k in ("ip", "event_count", "user_agents", "first_seen", "last_seen",
                                                "classification", "confidence", "evidence")}
                            for ip in full["source_ips"]],
-            "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "access_key_id")}
+            "persistence": [{k: p[k] for k in ("event_name", "event_time", "resource", "detail", "access_key_id")}
                             for p in full["persistence"]],
             "data_access": [{k: d[k] for k in ("event_name", "resource", "count")} for d in full["data_access"]],
             "resources_created": [{k: r[k] for k in ("type", "id", "region", "event_name")}
@@ -532,7 +554,7 @@ class Investigation:
             "credentials": [c.evidence_json() for c in scope.credentials.values()],
             "principals": principals,
             "persistence": [{"event_name": p["event_name"], "event_time": p["event_time"],
-                             "resource": p["target"], "access_key_id": p["access_key_id"],
+                             "resource": p["target"], "detail": p["detail"], "access_key_id": p["access_key_id"],
                              "category": p["category"], "region": p["aws_region"], "error_code": p["error_code"]}
                             for p in self.persistence],
             "data_access": [{"event_name": d["event_name"], "resource": d["resource"], "count": d["call_count"],
@@ -549,6 +571,7 @@ class Investigation:
             "bytes_scanned": self.investigator.engine.bytes_scanned,
             "engine": self.investigator.engine.engine,
             "cost_estimate_usd": self.cost_estimate(),
+            "key_creation": self.key_creation,
             "key": facts.to_json() if facts else None,
             "queries": self.investigator.queries,
             "uncertain_credentials": [c.uncertain_json() for c in scope.uncertain_credentials.values()],
@@ -566,31 +589,15 @@ class Investigation:
                                      baseline={"user_agents": sorted(self._owner_agents())})
 
     def cost_estimate(self) -> float:
-        """EC2 instance-hours from launch to the end of the window, at on-demand prices."""
-        total = 0.0
-        end = self.investigator.window.end
-        types = _instance_types(self.events)
-        for row in self.resources_created:
-            if row["resource_type"] != "ec2:instance" or not row["event_time"]:
-                continue
-            hours = max((end - _ts(row["event_time"])).total_seconds() / 3600, 1.0)
-            total += hours * EC2_HOURLY.get(types.get(row["resource_id"], ""), DEFAULT_HOURLY)
-        return round(total, 2)
+        """The estimate of `keyresponse.intel.cost` (its one home, which the damage answer shows too):
+        EC2 instance-hours from launch to termination or to the end of the window."""
+        from keyresponse.intel.cost import estimate_cost
 
-
-def _instance_types(events: list[dict[str, Any]]) -> dict[str, str]:
-    """instance id → type, from RunInstances responses."""
-    out: dict[str, str] = {}
-    for event in events:
-        if event["event_name"] != "RunInstances" or not event["response_elements"]:
-            continue
-        try:
-            items = json.loads(event["response_elements"])["instancesSet"]["items"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        for item in items:
-            out[str(item.get("instanceId"))] = str(item.get("instanceType"))
-    return out
+        window = {"start": _iso(self.investigator.window.start), "end": _iso(self.investigator.window.end)}
+        created = [{"type": r["resource_type"], "id": r["resource_id"], "region": r["aws_region"],
+                    "event_time": r["event_time"]} for r in self.resources_created]
+        total: float = estimate_cost({"window": window, "resources_created": created}, self.events)["total_usd"]
+        return total
 
 
 def default_window(logs: str | None, *, days: int = 90) -> Window:

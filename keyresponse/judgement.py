@@ -54,7 +54,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from keyresponse.intel.attribution import Ranges, attribute_ip
-from keyresponse.intel.tools import READ_PREFIXES, identify_user_agent
+from keyresponse.intel.taxonomy import HIGH_RISK_CALLS, READ_PREFIXES
+from keyresponse.intel.tools import identify_user_agent
 
 Classification = Literal["attacker", "known", "service", "uncertain"]
 Confidence = Literal["high", "medium", "low"]
@@ -64,25 +65,6 @@ Row = Mapping[str, Any]
 #: of the owner's own that should have been announced, would show.
 OFFENSIVE_TOOLS = frozenset({"secret_scanner", "attack_framework", "attack_simulation", "pentest_distribution",
                              "hostile_markup"})
-#: Calls that change who can do what, mint credentials, read secrets, launch compute or blind
-#: logging: from an address new to the key, and never made by the key before, attacker evidence.
-HIGH_RISK_CALLS = frozenset({
-    # identity and credentials
-    "CreateUser", "CreateAccessKey", "CreateLoginProfile", "UpdateLoginProfile", "AttachUserPolicy",
-    "AttachRolePolicy", "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy", "PutGroupPolicy", "AddUserToGroup",
-    "UpdateAssumeRolePolicy", "CreateRole", "CreatePolicyVersion", "SetDefaultPolicyVersion",
-    "CreateVirtualMFADevice", "EnableMFADevice", "DeactivateMFADevice", "DeleteUserPermissionsBoundary",
-    "DeleteRolePermissionsBoundary", "GetSessionToken", "GetFederationToken", "CreateServiceSpecificCredential",
-    # secrets
-    "GetSecretValue", "BatchGetSecretValue", "GetPasswordData",
-    # compute and network
-    "RunInstances", "CreateKeyPair", "ImportKeyPair", "AuthorizeSecurityGroupIngress", "CreateFunction",
-    "CreateFunction20150331", "ModifyInstanceAttribute", "SendCommand", "StartSession",
-    # defence evasion
-    "StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "DeleteDetector", "DisableSecurityHub",
-    "DeleteFlowLogs", "LeaveOrganization", "PutBucketPolicy", "PutBucketAcl", "DeleteBucketPolicy",
-    "PutAccountDetails", "UpdateAccountSendingEnabled",
-})
 _DENIED = ("accessdenied", "unauthorized", "notauthorized", "forbidden")
 _RUNTIME_MARKERS = ("exec-env/aws_", "aws_execution_env", "exec-env/cloudshell")
 #: How long an address must have served another principal of the account to count as shared egress.

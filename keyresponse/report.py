@@ -40,6 +40,7 @@ from sqlglot import TokenType
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
+from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
 
@@ -96,12 +97,8 @@ _CATEGORY_EVENTS: dict[str, frozenset[str]] = {
         "StartQueryExecution"}),
 }
 _RECON_PREFIXES = ("Get", "List", "Describe", "Lookup", "Search", "Head", "Check", "Simulate", "Generate")
-#: Calls whose successful outcome is a change to a resource (the report's "changed" list).
-_CHANGE_PREFIXES = ("Update", "Put", "Attach", "Add", "Modify", "Authorize", "Set", "Enable", "Replace", "Associate",
-                    "Tag", "Change")
-_DELETE_PREFIXES = ("Delete", "Terminate", "Remove", "Detach", "Revoke", "Deregister", "Disable", "Stop", "Cancel")
-_SECRET_READS = frozenset({"GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters",
-                           "GetParametersByPath", "Decrypt"})
+#: Secret reads (the report's "secrets" list): the `read_secret` kind of keyresponse/intel/taxonomy.py.
+_SECRET_READS = frozenset(name for (_, name), kind in DATA_CALLS.items() if kind == READ_SECRET)
 
 
 def categorize(event: Mapping[str, Any]) -> str:
@@ -181,7 +178,8 @@ def human_duration(seconds: float | None) -> str | None:
 
 
 def short_arn(arn: str | None) -> str | None:
-    """`arn:aws:iam::123456789012:user/alice` → `user/alice`."""
+    """`arn:aws:iam::111122223333:user/alice` → `user/alice` (the credential chart's boxes only: text
+    shows ARNs whole, as two accounts' `role/admin` are two principals)."""
     if not arn:
         return arn
     return arn.split(":", 5)[5] if arn.count(":") >= 5 else arn
@@ -511,15 +509,17 @@ def _sources(incident: Incident) -> tuple[list[dict[str, Any]], list[dict[str, A
 def _impact(incident: Incident) -> dict[str, Any]:
     inv = incident.investigation
     changed, deleted = [], []
+    cleanup = {id(e) for e in own_cleanup(incident.events)}  # the attacker removing what it made itself
     for event in incident.events:
         if event.get("error_code"):
             continue
         name = str(event.get("event_name") or "")
         row = {"event_time": event.get("event_time"), "event_name": name, "region": event.get("aws_region"),
                "access_key_id": event.get("access_key_id"), "parameters": _request_summary(event)}
-        if name.startswith(_DELETE_PREFIXES):
+        kind = kind_of(event)  # one classification: the damage answer reads the same kinds
+        if kind == DELETE and id(event) not in cleanup:
             deleted.append(row)
-        elif name.startswith(_CHANGE_PREFIXES) and categorize(event) != "credentials":
+        elif kind in WRITE_KINDS and categorize(event) != "credentials":
             changed.append(row)
     secrets = [d for d in inv["data_access"] if d["event_name"] in _SECRET_READS and not d.get("error_count")]
     return {"created": inv["resources_created"], "changed": changed, "deleted": deleted,
@@ -528,16 +528,33 @@ def _impact(incident: Incident) -> dict[str, Any]:
             "principals": inv["principals"]}
 
 
+#: Request values longer than this (policy documents, user data, certificates) are shortened in the
+#: impact tables; nothing shorter is touched, so ids and ARNs are never cut.
+_LONG_VALUE = 160
+
+
+def _elide(value: Any) -> Any:
+    """`value` with each long string shortened and marked with its length; the rest untouched."""
+    if isinstance(value, str) and len(value) > _LONG_VALUE:
+        return f"{value[:60]}… ({len(value)} characters)"
+    if isinstance(value, Mapping):
+        return {k: _elide(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_elide(v) for v in value]
+    return value
+
+
 def _request_summary(event: Mapping[str, Any]) -> str:
+    """The request as one line of JSON. Only long values (documents, scripts) are shortened, never
+    the line as a whole: cutting it at a width once cut an id or an ARN in half."""
     raw = event.get("request_parameters")
     if not raw:
         return ""
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
-        return str(raw)[:200]
-    text = compact_json(value)
-    return text if len(text) <= 200 else text[:199] + "…"
+        return str(_elide(str(raw)))
+    return compact_json(_elide(value))
 
 
 def _actions(incident: Incident) -> list[Action]:

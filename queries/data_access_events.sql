@@ -1,9 +1,45 @@
 /*
 name: data_access_events
-summary: Reads of sensitive data by the keys, grouped by call and resource - S3 objects, secrets, SSM parameters (with or without decryption), KMS decrypts, DynamoDB items, instance passwords and user data, and snapshot or image sharing.
+summary: Reads of sensitive data by the keys, grouped by call and resource - the calls keyresponse/intel/taxonomy.py classifies as data (S3 objects, secrets, SSM parameters, KMS decrypts, DynamoDB items, instance passwords and user data, snapshot or image sharing), bound as data_calls.
 params:
   access_key_ids: {type: array(varchar), example: [AKIA1JMTHE9ZMZMWG0MG]}
-  exclude_ips: {type: array(varchar), default: [], example: [198.51.100.23], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
+  data_calls:
+    type: array(varchar)
+    example: [secretsmanager.amazonaws.com:GetSecretValue, s3.amazonaws.com:GetObject, "ec2.amazonaws.com:DescribeInstanceAttribute:userData"]
+    description: >-
+      the data calls, as eventsource:EventName, or eventsource:EventName:attribute for a call that reads data
+      for one value of its attribute request parameter only. keyresponse.intel.taxonomy.data_access_calls()
+      is the one list and the investigation binds it; the default is that list written out
+      (tests/queries/test_data_access_events.py keeps the two equal) for a caller that binds none, such as
+      a run recorded before this param existed
+    default:
+      - athena.amazonaws.com:GetQueryResults
+      - codecommit.amazonaws.com:GitPull
+      - dynamodb.amazonaws.com:BatchGetItem
+      - dynamodb.amazonaws.com:ExportTableToPointInTime
+      - dynamodb.amazonaws.com:GetItem
+      - dynamodb.amazonaws.com:Query
+      - dynamodb.amazonaws.com:Scan
+      - ec2.amazonaws.com:DescribeInstanceAttribute:userData
+      - ec2.amazonaws.com:GetPasswordData
+      - ec2.amazonaws.com:ModifyImageAttribute
+      - ec2.amazonaws.com:ModifySnapshotAttribute
+      - ecr.amazonaws.com:BatchGetImage
+      - ecr.amazonaws.com:GetDownloadUrlForLayer
+      - kms.amazonaws.com:Decrypt
+      - rds.amazonaws.com:ModifyDBClusterSnapshotAttribute
+      - rds.amazonaws.com:ModifyDBSnapshotAttribute
+      - s3.amazonaws.com:CopyObject
+      - s3.amazonaws.com:GetObject
+      - s3.amazonaws.com:PutBucketReplication
+      - s3.amazonaws.com:SelectObjectContent
+      - secretsmanager.amazonaws.com:BatchGetSecretValue
+      - secretsmanager.amazonaws.com:GetSecretValue
+      - ssm.amazonaws.com:GetParameter
+      - ssm.amazonaws.com:GetParameterHistory
+      - ssm.amazonaws.com:GetParameters
+      - ssm.amazonaws.com:GetParametersByPath
+  exclude_ips: {type: array(varchar), default: [], example: [203.0.113.77], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
   start_day: {type: day, example: 2024/07/30, description: first partition day (inclusive)}
   end_day: {type: day, example: 2024/08/02, description: last partition day (inclusive)}
   start_time: {type: timestamp, example: "2024-07-30T00:00:00Z", description: window start (inclusive)}
@@ -55,20 +91,9 @@ WITH reads AS (
         AND contains(:access_key_ids, useridentity.accesskeyid)
         AND NOT contains(:exclude_ips, coalesce(sourceipaddress, ''))
         AND (
-            (eventsource = 's3.amazonaws.com' AND eventname IN ('GetObject', 'CopyObject', 'SelectObjectContent'))
-            OR (eventsource = 'secretsmanager.amazonaws.com'
-                AND eventname IN ('GetSecretValue', 'BatchGetSecretValue', 'ListSecrets'))
-            OR (eventsource = 'ssm.amazonaws.com' AND eventname IN (
-                'GetParameter', 'GetParameters', 'GetParametersByPath', 'GetParameterHistory'))
-            OR (eventsource = 'kms.amazonaws.com' AND eventname = 'Decrypt')
-            OR (eventsource = 'dynamodb.amazonaws.com' AND eventname IN (
-                'GetItem', 'BatchGetItem', 'Query', 'Scan', 'ExportTableToPointInTime'))
-            OR (eventsource = 'ec2.amazonaws.com' AND (
-                eventname IN ('GetPasswordData', 'ModifySnapshotAttribute', 'ModifyImageAttribute')
-                OR (eventname = 'DescribeInstanceAttribute'
-                    AND json_extract_scalar(requestparameters, '$.attribute') = 'userData')))
-            OR (eventsource = 'rds.amazonaws.com'
-                AND eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute'))
+            contains(:data_calls, eventsource || ':' || eventname)
+            OR contains(:data_calls,
+                        eventsource || ':' || eventname || ':' || json_extract_scalar(requestparameters, '$.attribute'))
         )
 )
 SELECT

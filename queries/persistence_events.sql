@@ -1,9 +1,9 @@
 /*
 name: persistence_events
-summary: Calls by the keys that give an attacker a way back in or blind the defenders - IAM and STS credentials, Lambda (matched by prefix, as CloudTrail versions its names), EC2 access, IdPs, MFA, logging and detection changes.
+summary: Calls by the keys that give an attacker a way back in or blind the defenders - IAM and STS credentials, Lambda (matched by prefix, as CloudTrail versions its names), EC2 access, IdPs, MFA, logging and detection changes - with the policy attached or written named in detail.
 params:
   access_key_ids: {type: array(varchar), example: [AKIA30BEZSJBVKOFKZW0]}
-  exclude_ips: {type: array(varchar), default: [], example: [198.51.100.23], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
+  exclude_ips: {type: array(varchar), default: [], example: [203.0.113.77], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
   start_day: {type: day, example: 2024/07/30, description: first partition day (inclusive)}
   end_day: {type: day, example: 2024/08/02, description: last partition day (inclusive)}
   start_time: {type: timestamp, example: "2024-07-30T00:00:00Z", description: window start (inclusive)}
@@ -12,8 +12,9 @@ columns:
   event_time: {type: varchar}
   event_source: {type: varchar}
   event_name: {type: varchar}
-  category: {type: varchar, description: "identity, credentials, compute, logging, storage, organization or model_access"}
+  category: {type: varchar, description: "identity, credentials, compute, logging, storage, organization or model_access (created_user_sign_ins adds sign_in)"}
   target: {type: varchar, description: the user, role, function, key pair, group, trail, ... named in the request, when there is one}
+  detail: {type: varchar, description: "the policy by name for Attach*Policy and Put*PermissionsBoundary (the last part of its ARN, e.g. AdministratorAccess), Put*Policy and CreatePolicy; else null"}
   aws_region: {type: varchar}
   source_ip: {type: varchar}
   user_agent: {type: varchar}
@@ -69,6 +70,14 @@ SELECT
         json_extract_scalar(requestparameters, '$.name'),
         json_extract_scalar(requestparameters, '$.target')
     ) AS target,
+    CASE
+        WHEN eventname LIKE 'Attach%Policy' THEN
+            regexp_extract(json_extract_scalar(requestparameters, '$.policyArn'), '[^/]+$')
+        WHEN eventname LIKE 'Put%Policy' OR eventname = 'CreatePolicy' THEN
+            json_extract_scalar(requestparameters, '$.policyName')
+        WHEN eventname LIKE 'Put%PermissionsBoundary' THEN
+            regexp_extract(json_extract_scalar(requestparameters, '$.permissionsBoundary'), '[^/]+$')
+    END AS detail,
     awsregion AS aws_region,
     sourceipaddress AS source_ip,
     useragent AS user_agent,

@@ -3,7 +3,7 @@ name: resources_created
 summary: Resources the keys created - instances (every id of a RunInstances), spot requests, users, roles, keys, functions, key pairs, security groups, buckets, secrets, trails and more - to delete or quarantine in eradication.
 params:
   access_key_ids: {type: array(varchar), example: [AKIAOZUDECYXYM4ONAN4]}
-  exclude_ips: {type: array(varchar), default: [], example: [198.51.100.23], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
+  exclude_ips: {type: array(varchar), default: [], example: [203.0.113.77], description: "calls from these IPs are left out: the key owner's own network, so an investigation keeps only the attacker's use of a shared key"}
   start_day: {type: day, example: 2024/07/30, description: first partition day (inclusive)}
   end_day: {type: day, example: 2024/08/02, description: last partition day (inclusive)}
   start_time: {type: timestamp, example: "2024-07-30T00:00:00Z", description: window start (inclusive)}

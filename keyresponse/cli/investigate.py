@@ -86,42 +86,57 @@ def investigate(
     _print_summary(payload, facts.not_ours)
 
 
+def _lines(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    """A table as plain lines, each column as wide as its widest cell: no cell is ever cut or wrapped
+    (a terminal too narrow wraps the line, the identifiers stay whole and copyable)."""
+    cells = [tuple(str(v) if v is not None else "" for v in row) for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [title] + ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                      for row in cells]
+
+
+def _creation(inv: dict[str, Any]) -> str:
+    made = inv.get("key_creation")
+    if not made:
+        return (f"Key created: no creation event for {inv['access_key_id']} in the logs searched "
+                f"({inv['window']['start']} → {inv['window']['end']})")
+    key = f", with key {made['created_by_access_key_id']}" if made.get("created_by_access_key_id") else ""
+    return (f"Key created: {made['event_name']} at {made['event_time']} for {made['user_name']} by "
+            f"{made['created_by_arn']} ({made['created_by_type']}{key}) from {made['source_ip']}")
+
+
 def _print_summary(inv: dict[str, Any], not_ours: bool) -> None:
+    """The investigation as plain text. Key ids, ARNs and other identifiers are printed whole: a
+    table that cut them to fit the terminal once made 14 credentials look alike."""
     from rich.console import Console
-    from rich.table import Table
 
     out = Console()
+    lines = []
     if not_ours:
-        out.print(f"[bold]{inv['access_key_id']}[/] belongs to account {inv['account_id']}, not ours: stop here "
-                  "and tell that account's owner.", markup=True)
-    out.print(f"[bold]{inv['access_key_id']}[/]  verdict [bold]{inv['verdict']}[/]  severity {inv['severity']}  "
-              f"({inv['event_count']} attacker events, {inv['first_seen']} → {inv['last_seen']})", highlight=False)
-    table = Table("credential", "kind", "created by", "parent", "principal", title="Credentials")
-    for c in inv["credentials"]:
-        table.add_row(c["access_key_id"], c["kind"], c["created_by_event"] or "", c["parent"] or "",
-                      c["principal_arn"] or "")
-    out.print(table)
+        lines.append(f"{inv['access_key_id']} belongs to account {inv['account_id']}, not ours: stop here and tell "
+                     "that account's owner.")
+    lines.append(f"{inv['access_key_id']}  verdict {inv['verdict']}  severity {inv['severity']}  "
+                 f"({inv['event_count']} attacker events, {inv['first_seen']} → {inv['last_seen']})")
+    lines.append(_creation(inv))
+    lines += _lines("Credentials", ("credential", "kind", "created by", "parent", "principal", "why"),
+                    [(c["access_key_id"], c["kind"], c["created_by_event"], c["parent"], c["principal_arn"],
+                      "; ".join(c.get("evidence") or [])) for c in inv["credentials"]])
     if inv.get("uncertain_credentials"):
-        table = Table("credential", "kind", "created by", "parent", "why uncertain",
-                      title="Uncertain credentials (not in the default plan: the approver decides)")
-        for c in inv["uncertain_credentials"]:
-            table.add_row(c["access_key_id"], c["kind"], c["created_by_event"] or "", c["parent"] or "",
-                          "; ".join(c["reasons"]))
-        out.print(table)
-    ips = Table("source IP", "whose", "events", "first seen", "last seen", "evidence", title="Source IPs")
-    for ip in inv["source_ips"]:
-        ips.add_row(ip["ip"], f"{ip['classification']} ({ip['confidence']})", str(ip["event_count"]),
-                    ip["first_seen"], ip["last_seen"], "; ".join(ip["evidence"]))
-    out.print(ips)
+        lines += _lines("Uncertain credentials (not in the default plan: the approver decides)",
+                        ("credential", "kind", "created by", "parent", "why uncertain"),
+                        [(c["access_key_id"], c["kind"], c["created_by_event"], c["parent"], "; ".join(c["reasons"]))
+                         for c in inv["uncertain_credentials"]])
+    lines += _lines("Source IPs", ("source IP", "whose", "events", "first seen", "last seen", "evidence"),
+                    [(ip["ip"], f"{ip.get('classification')} ({ip.get('confidence')})", ip["event_count"],
+                      ip["first_seen"], ip["last_seen"], "; ".join(ip.get("evidence") or []))
+                     for ip in inv["source_ips"]])
     if inv["persistence"]:
-        table = Table("time", "event", "resource", "key", title="Persistence")
-        for p in inv["persistence"]:
-            table.add_row(p["event_time"], p["event_name"], str(p["resource"] or ""), p["access_key_id"])
-        out.print(table)
+        lines += _lines("Persistence", ("time", "event", "resource", "detail", "key"),
+                        [(p["event_time"], p["event_name"], p["resource"], p.get("detail"), p["access_key_id"])
+                         for p in inv["persistence"]])
     if inv["resources_created"]:
-        table = Table("type", "id", "region", title="Resources created")
-        for r in inv["resources_created"]:
-            table.add_row(r["type"], r["id"], r["region"])
-        out.print(table)
-    for gap in inv["logging_gaps"]:
-        out.print(f"[yellow]gap:[/] {gap}", highlight=False)
+        lines += _lines("Resources created", ("type", "id", "region"),
+                        [(r["type"], r["id"], r["region"]) for r in inv["resources_created"]])
+    lines += [f"gap: {gap}" for gap in inv["logging_gaps"]]
+    for line in lines:  # attacker text stays text: no markup, no highlighting, no re-wrapping
+        out.print(line, markup=False, highlight=False, soft_wrap=True, emoji=False)

@@ -476,8 +476,15 @@ class S3Mirror:
 
 # -- indicator-driven materialisation -------------------------------------------------------
 
-#: Query params whose values are indicators, and the column each must equal for a row to be kept.
-INDICATOR_PARAMS = {"access_key_ids": "useridentity.accesskeyid", "source_ips": "sourceipaddress"}
+#: Query params whose values are indicators, and the columns one of which must equal it for a row to be
+#: kept. The file index holds every `"accessKeyId"` value in a record, the response's too, so the event
+#: that minted a key (`queries/key_creation.sql`) is served by its id like the key's own calls.
+INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
+    "access_key_ids": ("useridentity.accesskeyid",
+                       "json_extract_scalar(responseelements, '$.accesskey.accesskeyid')",
+                       "json_extract_scalar(responseelements, '$.credentials.accesskeyid')"),
+    "source_ips": ("sourceipaddress",),
+}
 #: Below this many compressed bytes to scan, files are scanned in-process (forking costs more).
 PARALLEL_MIN_BYTES = 8 << 20
 #: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
@@ -508,11 +515,11 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _indicator_usage(sql: str, param: str, column: str) -> tuple[int, int, int]:
+def _indicator_usage(sql: str, param: str, columns: tuple[str, ...]) -> tuple[int, int, int]:
     """(inclusion filters, exclusion filters, other uses) of `:param` in a query body."""
     text = re.sub(r"\s+", " ", sql.lower())
     total = len(re.findall(rf":{param}\b", text))
-    col = re.escape(column)
+    col = "(?:" + "|".join(re.escape(c).replace(",\\ ", ", ?").replace("\\ ", " ?") for c in columns) + ")"
     exclusion = len(re.findall(rf"\bnot contains\( ?:{param} ?, ?(?:coalesce\( ?{col} ?, ?'' ?\)|{col}) ?\)", text))
     inclusion = len(re.findall(rf"(?<!not )\bcontains\( ?:{param} ?, ?{col} ?\)", text))
     return inclusion, exclusion, total - inclusion - exclusion
@@ -524,8 +531,8 @@ def indicator_filters(sql: str) -> tuple[str, ...] | None:
     or `contains(:source_ips, sourceipaddress)`), or None when its rows cannot be bounded by them
     (no such filter, or an indicator param used some other way): such a query needs every record."""
     found: list[str] = []
-    for param, column in INDICATOR_PARAMS.items():
-        inclusion, _, other = _indicator_usage(sql, param, column)
+    for param, columns in INDICATOR_PARAMS.items():
+        inclusion, _, other = _indicator_usage(sql, param, columns)
         if other:
             return None
         if inclusion:

@@ -11,7 +11,9 @@ agents, private or malformed IPs, missing range files become an honest "unknown"
 
 **exposure** — how the key leaked (`exposure.assess_exposure`)
   `summary` (sentence), `channel` (public_url | alert_only | unknown), `detected_by`
-  (aws_health | github_secret_scanning | guardduty | securityhub | …), `url`, `repository`, `file`,
+  (aws_health | github_secret_scanning | guardduty | securityhub | …), `url` (read from the alert's
+  structured fields only: a Health event's `eventMetadata`, GitHub's repository `html_url` with the
+  location's commit and path; never a URL in a description), `repository`, `file`,
   `commit`, `locations` ([{type, file, commit, start_line, url}] from GitHub's alert API),
   `exposed_at`, `finding_type`, `first_use` ({event_id, event_time, event_name, source_ip,
   user_agent, minutes_after_exposure} or null), `key` ({access_key_id, owner, created_at, age_days,
@@ -32,8 +34,10 @@ agents, private or malformed IPs, missing range files become an honest "unknown"
   {`primary` (intent name or null), `summary` (sentence), `intents`: [{`intent`
   (validation_only | owner_use | reconnaissance | persistence | privilege_escalation |
   cryptomining | data_theft | spam_phishing | llm_abuse | destruction_ransom | defense_evasion |
-  remote_access), `label`, `confidence`, `score` (0..1), `priority`, `evidence`,
-  `evidence_count`, `attempted_only`, `reasons`, `primary`}]}.
+  remote_access | cleanup), `label`, `confidence`, `score` (0..1), `priority`, `evidence`,
+  `evidence_count`, `attempted_only`, `reasons`, `primary`}]}. Deleting what the actor itself
+  created earlier in the events is `cleanup`, never `destruction_ransom`; the summary says when
+  every call of the primary intent was refused.
 
 **attribution** — who is behind each source address (`attribution.attribute_ips`)
   {`ips`: [{`ip`, `kind` (cloud | public | private | reserved | documentation | malformed |
@@ -45,10 +49,19 @@ agents, private or malformed IPs, missing range files become an honest "unknown"
 
 **damage** — what it cost (`damage.assess_damage`)
   {`summary` (one sentence for a report's first page), `resources_created` (as the
-  investigation lists them), `resources_changed` / `resources_deleted` ([{event_name, resource,
-  region, event_time, event_id}]), `data_read` ([{event_name, resource, count, evidence}]),
-  `secrets_to_rotate`, `objects_read`, `cost_estimate` ({total_usd, ongoing_usd_per_day, items,
-  assumptions, as_of, confidence}), `verdict`, `confidence`, `evidence`, `notes`}.
+  investigation lists them; from the create calls when it lists none), `resources_changed` /
+  `resources_deleted` ([{event_name, resource, region, event_time, event_id}]; deletions of what
+  the actor created itself are cleanup, in `notes`), `data_read` ([{event_name, resource, count,
+  evidence}]), `secrets_to_rotate`, `objects_read`, `cost_estimate` ({total_usd,
+  ongoing_usd_per_day, items, assumptions, as_of, confidence}: `cost.estimate_cost`, the one
+  estimate the investigation's `cost_estimate_usd` shows too; an instance counts from launch to its
+  TerminateInstances or to the end of the window, and only the unterminated are "still running"),
+  `verdict`, `confidence`, `evidence`, `notes`}.
+
+Damage, intent and the investigation's `data_access` read calls through one classification,
+`keyresponse/intel/taxonomy.py` (read_secret, read_data, share_data, read, create, delete, change,
+iam_change, other): the summary says "nothing read" only when no data or secret read succeeded, so
+it never stands beside a data-read list or a data-theft intent.
 """
 
 from __future__ import annotations
@@ -74,8 +87,10 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = 
     if primary is None:
         summary = "No calls by the actor: no intent can be inferred."
     else:
-        others = [f"{i['label'].lower()} ({i['confidence']})" for i in intents if not i["primary"]]
-        summary = (f"Primary intent: {primary['label'].lower()} ({primary['confidence']} confidence)"
+        others = [f"{i['label'].lower()} ({i['confidence']}{', attempted only' if i['attempted_only'] else ''})"
+                  for i in intents if not i["primary"]]
+        tried = ", attempted only: every call was refused" if primary["attempted_only"] else ""
+        summary = (f"Primary intent: {primary['label'].lower()} ({primary['confidence']} confidence{tried})"
                    + (f"; also {', '.join(others)}" if others else "") + ".")
     return {"primary": primary["intent"] if primary else None, "summary": summary, "intents": intents}
 

@@ -2,11 +2,16 @@
 
     assess_exposure("health", payload, key_facts, first_attacker_event)
 
-Reads what the alert says (an AWS Health `AWS_RISK_CREDENTIALS_EXPOSED` event names the public
-URL; a GitHub secret-scanning alert names the repository, and its locations — from the alert API
-— the file and commit; a GuardDuty `InstanceCredentialExfiltration` finding says instance
-credentials were used elsewhere), the key's facts (age, owner, last use), and the actor's first
-call. Causes are ranked with their reasoning; where the facts cannot decide, the answer says so.
+Reads what the alert says in its structured fields (an AWS Health `AWS_RISK_CREDENTIALS_EXPOSED`
+event's `eventMetadata` names the public URL; a GitHub secret-scanning alert names the repository,
+and its locations — from the alert API — the file and commit; a GuardDuty
+`InstanceCredentialExfiltration` finding says instance credentials were used elsewhere), the key's
+facts (age, owner, last use), and the actor's first call. Causes are ranked with their reasoning;
+where the facts cannot decide, the answer says so.
+
+The location is never scraped from free text: a Health event's description is prose for people
+and carries AWS's own support links, which once stood in as "where the key leaked". A metadata
+value counts as the location when it is a whole http(s) URL on a host that is not AWS's own.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keyresponse.intel.events import Event, parse_time, ref
+from keyresponse.intel.taxonomy import instance_credential
 
-_URL = re.compile(r"https?://[^\s\"'<>]+")
+#: Hosts of AWS's own pages (support articles, documentation, the console): never a leak location.
+AWS_HOSTS = ("amazon.com", "amazonaws.com", "aws.dev", "awsstatic.com", "amazon.dev")
+#: Metadata keys that name a location, tried first (any other URL-valued key is taken after them).
+LOCATION_KEYS = ("url", "location", "link", "exposure", "exposed", "public", "leak", "source")
 _GITHUB_BLOB = re.compile(r"^https?://github\.com/([^/]+/[^/]+)/(?:blob|tree|raw)/([^/]+)/(.+)$")
-_INSTANCE_SESSION = re.compile(r":assumed-role/[^/]+/(i-[0-9a-fA-F]{8,17})$")
 ENV_FILES = re.compile(r"(^|/)(\.env(\.[\w-]+)?|\.envrc|[\w.-]*\.env|docker-compose[\w.-]*\.ya?ml|\.github/workflows/"
                        r"[^/]+|\.gitlab-ci\.yml|Jenkinsfile|[\w-]+\.tfvars|\.travis\.yml|buildspec\.ya?ml)$",
                        re.IGNORECASE)
@@ -47,17 +55,46 @@ def _parse_url(url: str) -> dict[str, Any]:
     return out
 
 
+def _public_url(value: Any) -> str | None:
+    """`value` when it is one whole http(s) URL on a host that is not AWS's own, else None."""
+    if not isinstance(value, str) or any(ch.isspace() for ch in value.strip()):
+        return None
+    parsed = urlparse(value.strip())
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme not in ("http", "https") or not host:
+        return None
+    if any(host == h or host.endswith("." + h) for h in AWS_HOSTS):
+        return None
+    return value.strip()
+
+
+def _metadata_url(metadata: Any) -> str | None:
+    """The leak location among a Health event's `eventMetadata` values (a flat string map)."""
+    if not isinstance(metadata, Mapping):
+        return None
+    ranked = sorted(metadata.items(), key=lambda kv: not any(k in str(kv[0]).lower() for k in LOCATION_KEYS))
+    return next((url for _, value in ranked if (url := _public_url(value))), None)
+
+
 def _health(payload: Mapping[str, Any]) -> dict[str, Any]:
     detail = payload.get("detail") if isinstance(payload.get("detail"), Mapping) else payload
     assert isinstance(detail, Mapping)
     text = _description(detail)
-    urls = _URL.findall(text)
     facts: dict[str, Any] = {"detected_by": "aws_health", "event_type": detail.get("eventTypeCode"),
                              "exposed_at": detail.get("startTime") or payload.get("time"),
                              "detection_text": text or None}
-    if urls:
-        facts |= _parse_url(urls[0].rstrip(".,;)"))
+    if url := _metadata_url(detail.get("eventMetadata")):
+        facts |= _parse_url(url)
     return facts
+
+
+def _location_page(repo: Mapping[str, Any], details: Mapping[str, Any]) -> str | None:
+    """The page a person opens for a commit location: `<repository html_url>/blob/<commit>/<path>`,
+    built from GitHub's structured fields (the location's own URLs point at the REST API)."""
+    base, commit, path = repo.get("html_url"), details.get("commit_sha"), details.get("path")
+    if not (isinstance(base, str) and base.startswith("https://") and commit and path):
+        return None
+    return f"{base.rstrip('/')}/blob/{commit}/{str(path).lstrip('/')}"
 
 
 def _github(payload: Mapping[str, Any], locations: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
@@ -78,7 +115,8 @@ def _github(payload: Mapping[str, Any], locations: Sequence[Mapping[str, Any]] |
         assert isinstance(details, Mapping)
         place = {"type": loc.get("type"), "file": details.get("path"), "commit": details.get("commit_sha"),
                  "start_line": details.get("start_line"),
-                 "url": details.get("blob_url") or details.get("commit_url") or next(
+                 "url": _location_page(repo, details) or details.get("html_url") or details.get("blob_url")
+                 or details.get("commit_url") or next(
                      (v for k, v in details.items() if str(k).endswith("_url") and v), None)}
         places.append({k: v for k, v in place.items() if v is not None})
     if places:
@@ -120,20 +158,6 @@ def _alert_facts(source: str | None, payload: Mapping[str, Any] | None,
         finding = re.search(r"[A-Za-z]+:IAMUser/[A-Za-z.]+", text)
         return {"detected_by": "securityhub", "finding_type": finding.group(0) if finding else None}
     return {"detected_by": src or None}
-
-
-def _instance_credential(event: Event | None) -> str | None:
-    if not event:
-        return None
-    arn = str(event.get("principal_arn") or "")
-    if m := _INSTANCE_SESSION.search(arn):
-        return m.group(1)
-    identity = event.get("user_identity")
-    if isinstance(identity, Mapping):
-        ctx = identity.get("sessionContext")
-        if isinstance(ctx, Mapping) and ctx.get("ec2RoleDelivery"):
-            return str(identity.get("arn") or "instance role")
-    return None
 
 
 def _where(ip: str | None, attribution: Mapping[str, Any] | None) -> str | None:
@@ -197,10 +221,10 @@ def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, Any] |
         where = file or "the repository"
         cause("hard_coded_in_code", "high" if file else "medium",
               f"the key is in {where} of {facts.get('repository') or host}"
-              f"{' at commit ' + str(facts['commit'])[:12] if facts.get('commit') else ''}: hard-coded in source")
+              f"{' at commit ' + str(facts['commit']) if facts.get('commit') else ''}: hard-coded in source")
     elif url:
         cause("published_online", "high", f"AWS found the key publicly available at {url}")
-    instance = _instance_credential(first)
+    instance = instance_credential(first)
     if instance or "InstanceCredentialExfiltration" in str(facts.get("finding_type") or ""):
         ip = str(first.get("source_ip")) if first else None
         kind = _where(ip, ip_attribution)

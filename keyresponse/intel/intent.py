@@ -12,6 +12,13 @@ strong / medium / weak. Three intents are computed here:
   most 40 % of them, an ordinary read or object write the baseline happens not to hold): the
   owner's own use from a new place. Exclusive when it explains every event.
 * **reconnaissance** — any other read call (List*, Describe*, Get*…), by breadth and errors.
+* **cleanup** — deletions of what the actor itself created earlier in the events
+  (`taxonomy.own_cleanup`: an attack tool tearing down its instances). These calls are taken
+  out of every other rule: deleting your own instance is not destruction.
+
+A signal names calls (`service:EventName`), or kinds of call from `taxonomy.py` (`read_secret`,
+`read_data`, `share_data`…), or both: data theft is read from the same classification as the
+damage answer's "data read" and the investigation's data access, so they cannot disagree.
 
 Scores: a strong signal with a successful call scores 0.8 (+0.03 per further event, at most 0.97),
 medium 0.55 (at most 0.7), weak 0.3 (at most 0.4); a signal whose calls all failed scores 70 %
@@ -31,6 +38,14 @@ from typing import Any
 import yaml
 
 from keyresponse.intel.events import Event, level, refs, service_of, sorted_events
+from keyresponse.intel.taxonomy import (
+    KINDS,
+    READ_PREFIXES,
+    instance_credential,
+    kind_of,
+    own_cleanup,
+    targets,
+)
 
 DATA_FILE = "intents.yaml"
 WEIGHTS = {"strong": (0.8, 0.97), "medium": (0.55, 0.7), "weak": (0.3, 0.4)}
@@ -40,15 +55,16 @@ VALIDATION_CALLS = {("sts", "GetCallerIdentity"), ("sts", "GetAccessKeyInfo")}
 VALIDATION_MAX_EVENTS = 5
 #: Writes an owner's automation makes routinely (with the owner's user agent, not news on their own).
 ORDINARY_WRITES = {("s3", "PutObject")}
-READ_PREFIXES = ("List", "Describe", "Get", "Head", "Lookup", "Search", "BatchGet", "Scan")
 LABELS = {"validation_only": "Validation only (key checked, not abused)",
           "owner_use": "The owner's own use",
-          "reconnaissance": "Reconnaissance (discovery of permissions and resources)"}
+          "reconnaissance": "Reconnaissance (discovery of permissions and resources)",
+          "cleanup": "Cleanup of its own resources"}
 PRIORITY_RECON = 10
 PRIORITY_VALIDATION = 11
 PRIORITY_OWNER = 12
-#: Session names AWS gives EC2 instance-role sessions: the instance id.
-INSTANCE_SESSION_PREFIX = "i-"
+PRIORITY_CLEANUP = 13
+#: Cleanup is context, never the point of an attack: a weak score, so it is primary only alone.
+CLEANUP_SCORE = 0.35
 
 
 @dataclass(frozen=True)
@@ -58,12 +74,15 @@ class Signal:
     strong_at: int = 1
     params_any: tuple[str, ...] = ()
     why: str = ""
+    kinds: tuple[str, ...] = ()
 
-    def matches(self, call: str, params_text: str) -> bool:
-        if not any(fnmatchcase(call, pattern) for pattern in self.calls):
+    def matches(self, event: Event) -> bool:
+        if self.calls and not any(fnmatchcase(_call(event), pattern) for pattern in self.calls):
+            return False
+        if self.kinds and kind_of(event) not in self.kinds:
             return False
         if self.params_any:
-            lowered = params_text.lower()
+            lowered = str(event.get("request_parameters") or "").lower()
             return any(p.lower() in lowered for p in self.params_any)
         return True
 
@@ -83,8 +102,11 @@ def parse_rules(data: Mapping[str, Any]) -> tuple[IntentRule, ...]:
         for s in entry.get("signals") or []:
             if s.get("weight") not in WEIGHTS:
                 raise ValueError(f"intent {entry.get('intent')!r}: weight must be one of {sorted(WEIGHTS)}")
-            signals.append(Signal(tuple(s["calls"]), s["weight"], int(s.get("strong_at", 1)),
-                                  tuple(s.get("params_any") or ()), str(s.get("why", ""))))
+            kinds = tuple(s.get("kinds") or ())
+            if not (s.get("calls") or kinds) or set(kinds) - set(KINDS):
+                raise ValueError(f"intent {entry.get('intent')!r}: a signal names calls or kinds (one of {KINDS})")
+            signals.append(Signal(tuple(s.get("calls") or ()), s["weight"], int(s.get("strong_at", 1)),
+                                  tuple(s.get("params_any") or ()), str(s.get("why", "")), kinds))
         out.append(IntentRule(str(entry["intent"]), str(entry.get("label", entry["intent"])),
                               int(entry.get("priority", 9)), tuple(signals)))
     return tuple(out)
@@ -121,18 +143,6 @@ def _item(intent: str, label: str, priority: int, score: float, hits: Sequence[E
             "priority": priority, "evidence": refs(ordered), "evidence_count": len(ordered),
             "attempted_only": bool(ordered) and all(_failed(e) for e in ordered),
             "reasons": list(dict.fromkeys(reasons)), "primary": False}
-
-
-def _is_instance_session(event: Event) -> bool:
-    arn = str(event.get("principal_arn") or "")
-    if ":assumed-role/" in arn and arn.rsplit("/", 1)[-1].startswith(INSTANCE_SESSION_PREFIX):
-        return True
-    identity = event.get("user_identity")
-    if isinstance(identity, Mapping):
-        ctx = identity.get("sessionContext")
-        if isinstance(ctx, Mapping) and ctx.get("ec2RoleDelivery"):
-            return True
-    return False
 
 
 def _ordinary(event: Event) -> bool:
@@ -192,16 +202,16 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
         item["primary"] = True
         return [item]
     results: list[dict[str, Any]] = []
-    explained: set[int] = set()
+    cleanup = own_cleanup(ordered)
+    explained: set[int] = {id(e) for e in cleanup}  # cleanup shows no other intent
     for rule in rules:
         best_score = 0.0
         strong_or_medium: set[int] = set()
         hits: list[Event] = []
-        seen: set[int] = set()
+        seen: set[int] = {id(e) for e in cleanup}
         reasons = []
         for signal in rule.signals:
-            matched = [e for e in ordered if id(e) not in seen
-                       and signal.matches(_call(e), str(e.get("request_parameters") or ""))]
+            matched = [e for e in ordered if id(e) not in seen and signal.matches(e)]
             if not matched:
                 continue
             s = _score(signal.weight, matched, signal.strong_at)
@@ -214,7 +224,7 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
             names = sorted({str(e.get("event_name")) for e in matched})
             reasons.append(f"{signal.why}: {', '.join(names)}" + (" (attempted, refused)" if failed else ""))
         if rule.intent == "data_theft":
-            stolen = [e for e in ordered if _is_instance_session(e) and id(e) not in seen]
+            stolen = [e for e in ordered if instance_credential(e) and id(e) not in seen]
             if stolen:
                 best_score = max(best_score, _score("strong", stolen, 1))
                 hits.extend(stolen)
@@ -236,6 +246,11 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
         if denied:
             reasons.append(f"{len(denied)} refused: the actor was probing what the key may do")
         results.append(_item("reconnaissance", LABELS["reconnaissance"], PRIORITY_RECON, score, reads, reasons))
+    if cleanup:
+        gone = sorted({t for e in cleanup for t in targets(e)})
+        results.append(_item("cleanup", LABELS["cleanup"], PRIORITY_CLEANUP, CLEANUP_SCORE, cleanup, [
+            f"{len(cleanup)} deletion(s) of resources the actor created earlier in these events "
+            f"({', '.join(gone)}): tearing down its own, not destroying the account's"]))
     if owner_score:
         results.append(_item("owner_use", LABELS["owner_use"], PRIORITY_OWNER, owner_score, usual, owner_reasons))
     results.sort(key=lambda r: (-r["score"], r["priority"]))

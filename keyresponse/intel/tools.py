@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 
 from keyresponse.intel.events import Event, parse_time, refs, service_of, sorted_events
+from keyresponse.intel.taxonomy import READ_PREFIXES
 
 DATA_FILE = "user_agents.yaml"
-READ_PREFIXES = ("List", "Describe", "Get", "Head", "Lookup", "Search", "Scan", "BatchGet")
 
 
 @dataclass(frozen=True)

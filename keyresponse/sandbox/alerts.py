@@ -74,6 +74,8 @@ def _health(truth: dict[str, Any], exposure: dict[str, Any], rng: random.Random)
                     f"Your AWS Access Key {key} belonging to IAM User {truth['owner']['user_name']}, along with the "
                     f"corresponding Secret Key, is publicly available online at {exposure['url']}. AWS has applied "
                     "the AWSCompromisedKeyQuarantineV3 policy to the user."}],
+                # where the key was found, as a structured field: what keyresponse reads (never the prose)
+                "eventMetadata": {"exposureUrl": exposure["url"]},
                 "affectedEntities": [{"entityValue": key}]}}
 
 

@@ -301,6 +301,45 @@ def test_intel_answers_render_when_present_and_are_escaped() -> None:
     assert "Intelligence" not in render_markdown(make_incident())
 
 
+def test_text_shows_the_keys_creation_the_policy_and_every_arn_whole() -> None:
+    """Two accounts' `role/admin` are two principals: the report's text never shortens an ARN; it
+    names who created the key (here a root session) and the policy a persistence step attached."""
+    made = {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "event_time": "2026-11-01T08:00:00Z",
+            "event_name": "CreateAccessKey", "user_name": "alice", "created_by_arn": "arn:aws:iam::111122223333:root",
+            "created_by_type": "Root", "created_by_access_key_id": None, "account_id": "111122223333",
+            "aws_region": "us-east-1", "source_ip": "192.0.2.44", "user_agent": "AWS Internal", "event_id": "e0"}
+    roles = ["arn:aws:iam::111122223333:role/admin", "arn:aws:iam::444455556666:role/admin"]
+    credentials = [{"access_key_id": "AKIAIOSFODNN7EXAMPLE", "kind": "original", "created_by_event": None,
+                    "parent": None, "principal_arn": "arn:aws:iam::111122223333:user/alice"}] + [
+        {"access_key_id": f"ASIAIOSFODNN7EXAMPL{n}", "kind": "session", "created_by_event": "AssumeRole",
+         "parent": "AKIAIOSFODNN7EXAMPLE", "principal_arn": arn} for n, arn in enumerate(roles)]
+    persistence = [{"event_name": "AttachUserPolicy", "event_time": "2026-11-19T19:00:00Z", "resource": "backdoor",
+                    "detail": "AdministratorAccess", "access_key_id": "AKIAIOSFODNN7EXAMPLE"}]
+    incident = make_incident(investigation={"key_creation": made, "credentials": credentials, "principals": roles,
+                                            "persistence": persistence})
+    for text in (render_markdown(incident), render_html(incident)):
+        assert all(arn in text for arn in roles) and "arn:aws:iam::111122223333:user/alice" in text
+        assert "arn:aws:iam::111122223333:root" in text and "AdministratorAccess" in text
+    assert "| Key created | CreateAccessKey at 2026-11-01 08:00:00 UTC for alice by arn:aws:iam::111122223333:root " \
+           "(Root) from 192.0.2.44 |" in render_markdown(incident)
+
+
+def test_a_long_request_is_shortened_by_its_long_values_never_through_an_id() -> None:
+    """The impact tables show each request on one line: a policy document is shortened, the ARNs
+    around it stay whole (the line used to be cut at 200 characters, wherever that fell)."""
+    arns = [f"arn:aws:iam::111122223333:role/service-role/backup-{n:02d}" for n in range(6)]
+    document = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": arn} for arn in arns]})
+    event = {"event_time": "2026-11-19T19:00:00Z", "event_source": "iam.amazonaws.com", "event_name": "PutRolePolicy",
+             "aws_region": "us-east-1", "source_ip": "192.0.2.1", "user_agent": "aws-cli/2", "error_code": None,
+             "access_key_id": "AKIAIOSFODNN7EXAMPLE", "principal_arn": "arn:aws:iam::111122223333:user/alice",
+             "event_id": "e1", "response_elements": None, "request_parameters": json.dumps(
+                 {"roleName": "ops", "policyName": "assume-backups", "roles": arns, "policyDocument": document})}
+    md = render_markdown(make_incident(events=[event], investigation={"event_count": 1}))
+    assert all(arn in md for arn in arns)
+    assert f"({len(document)} characters)" in md and document not in md
+
+
 def test_query_files_are_runnable_sql_with_safe_literals(incident: Incident, tmp_path: Path) -> None:
     paths = write_report(incident, tmp_path)
     sql_files = sorted((tmp_path / "queries").glob("*.sql"))

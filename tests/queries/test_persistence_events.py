@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from footholds import ADMIN_ACCOUNT, ADMIN_USER, sign_in_as
 
 from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.engines.layout import write_trail_files
 
 #: technique → the persistence (or defense-evasion) calls its detonation made, as the labels name them.
 EXPECTED = {
@@ -88,3 +91,31 @@ def test_is_empty_outside_the_window(engine: DuckDBEngine, technique_keys: dict[
         "start_time": "2030-01-01T00:00:00Z", "end_time": "2030-01-03T00:00:00Z",
     })
     assert rows == []
+
+
+def test_names_the_policy_attached(engine: DuckDBEngine, wide: dict[str, str], technique_keys: dict[str, list[str]]) -> None:
+    """Stratus's real AttachUserPolicy / AttachRolePolicy records: the entry says which policy, by name."""
+    for technique, event_name, target in (
+            ("aws.persistence.iam-create-admin-user", "AttachUserPolicy", "malicious-iam-user"),
+            ("aws.persistence.iam-create-backdoor-role", "AttachRolePolicy", "stratus-red-team-malicious-iam-role")):
+        rows = engine.run("persistence_events", {"access_key_ids": technique_keys[technique], **wide})
+        (row,) = [r for r in rows if r["event_name"] == event_name]
+        assert (row["target"], row["detail"]) == (target, "AdministratorAccess")
+        assert all(r["detail"] is None for r in rows if r is not row)
+
+
+def test_finds_console_sign_ins_of_the_users_the_keys_created_only(
+    stratus_records: list[dict[str, Any]], tmp_path: Path, wide: dict[str, str],
+) -> None:
+    """The real create-admin-user detonation (CreateUser malicious-iam-user) and a ConsoleLogin by that
+    user, hand-written from Stratus's real console-login record (no public log holds both); the real
+    record, another user's sign-in, must not come back."""
+    login = sign_in_as(stratus_records, ADMIN_USER, ADMIN_ACCOUNT, "2024-08-01T13:40:00Z")
+    write_trail_files([*stratus_records, login], tmp_path / "logs")
+    with DuckDBEngine(tmp_path / "logs", cache_dir=tmp_path / "cache") as eng:
+        rows = eng.run("created_user_sign_ins", {"user_names": [ADMIN_USER], "account_ids": [ADMIN_ACCOUNT], **wide})
+        assert [(r["event_name"], r["target"], r["category"], r["detail"], r["access_key_id"], r["error_code"])
+                for r in rows] == [("ConsoleLogin", ADMIN_USER, "sign_in", "MFA used: No", None, None)]
+        assert eng.run("created_user_sign_ins", {"user_names": [ADMIN_USER], "account_ids": ["562283505220"],
+                                                 **wide}) == []
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,13 +11,53 @@ import pytest
 from keyresponse.intel.exposure import assess_exposure
 
 URL = "https://github.com/acme-corp/billing-service/blob/0123456789abcdef0123456789abcdef01234567/config/settings.py"
+ALERTS = Path(__file__).resolve().parents[2] / "fixtures" / "alerts"
+SUPPORT = "https://aws.amazon.com/premiumsupport/knowledge-center/potential-account-compromise/"
 
 
 def _health(url: str = URL) -> dict[str, Any]:
+    """A Health event whose metadata names where the key was found; its prose carries AWS's support link."""
     return {"source": "aws.health", "time": "2026-11-19T10:00:00Z", "detail": {
         "eventTypeCode": "AWS_RISK_CREDENTIALS_EXPOSED", "startTime": "2026-11-19T10:00:00Z",
+        "eventMetadata": {"publicKey": "AKIAIOSFODNN7EXAMPLE", "exposureUrl": url},
         "eventDescription": [{"language": "en_US", "latestDescription":
-                              f"Your AWS Access Key AKIA... is publicly available online at {url}. AWS has applied"}]}}
+                              f"Your AWS Access Key is publicly available online. See {SUPPORT} for help."}]}}
+
+
+def test_health_location_comes_from_event_metadata_never_from_the_description() -> None:
+    """The real AWS Health payload (aws-health-tools), its description given AWS's support link as the
+    issue saw it: the location is the URL in `eventMetadata`, never a URL scraped from the prose."""
+    payload = json.loads((ALERTS / "health_risk_credentials_exposed.aws_health_tools.json").read_text())
+    unmodified = assess_exposure("health", payload, None, None)
+    assert unmodified["url"] is None and unmodified["channel"] == "alert_only"
+    payload["detail"]["eventDescription"][0]["latestDescription"] = (
+        f"Your AWS Access Key ACCESS_KEY_ID_HERE is publicly available. Follow {SUPPORT} to secure the account.")
+    described = assess_exposure("health", payload, None, None)
+    assert described["url"] is None and SUPPORT not in described["summary"]
+    payload["detail"]["eventMetadata"] = {"publicKey": "ACCESS_KEY_ID_HERE", "supportUrl": SUPPORT, "exposureUrl": URL}
+    located = assess_exposure("health", payload, None, None)
+    assert (located["url"], located["repository"], located["file"]) == (
+        URL, "acme-corp/billing-service", "config/settings.py")
+    assert located["channel"] == "public_url" and located["likely_causes"][0]["cause"] == "hard_coded_in_code"
+
+
+def test_github_location_is_the_page_built_from_its_structured_fields() -> None:
+    """The real secret-scanning webhook (octokit), with a location in the shape GitHub's locations API
+    returns: the location is the blob page on github.com, not the REST API URL, and the commit is
+    shown whole."""
+    payload = json.loads((ALERTS / "github_secret_scanning_alert_reopened.octokit.json").read_text())
+    sha, blob = "af5626b4a114abcb82d63db7c8082c3c4756e51b", "f2d8c9e1b7a64c3d5e6f7a8b9c0d1e2f3a4b5c6d"
+    api = "https://api.github.com/repos/Codertocat/Hello-World"
+    locations = [{"type": "commit", "details": {
+        "path": "config/settings.py", "start_line": 12, "end_line": 12, "start_column": 9, "end_column": 29,
+        "blob_sha": blob, "blob_url": f"{api}/git/blobs/{blob}", "commit_sha": sha, "commit_url": f"{api}/git/commits/{sha}"}}]
+    out = assess_exposure("github", payload, None, None, github_locations=locations)
+    page = f"https://github.com/Codertocat/Hello-World/blob/{sha}/config/settings.py"
+    assert out["url"] == page and out["locations"][0]["url"] == page
+    assert (out["repository"], out["file"], out["commit"]) == ("Codertocat/Hello-World", "config/settings.py", sha)
+    assert sha in out["likely_causes"][0]["reasoning"]
+    without = assess_exposure("github", payload, None, None)
+    assert without["url"] == "https://github.com/Codertocat/Hello-World" and without["file"] is None
 
 
 def _first(**extra: Any) -> dict[str, Any]:

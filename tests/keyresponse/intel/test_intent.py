@@ -6,6 +6,7 @@ from typing import Any
 
 from keyresponse.intel import intent_answer
 from keyresponse.intel.intent import WEIGHTS, classify_intent, default_rules
+from keyresponse.intel.taxonomy import KINDS
 
 
 def _event(i: int, name: str, service: str, *, error: str | None = None, ua: str = "ua/1",
@@ -22,8 +23,9 @@ def test_rules_file_contract() -> None:
     assert {"persistence", "privilege_escalation", "cryptomining", "data_theft", "spam_phishing", "llm_abuse",
             "destruction_ransom", "defense_evasion"} <= set(names)
     for rule in rules:
-        assert rule.signals and all(s.weight in WEIGHTS and s.why and s.calls for s in rule.signals)
+        assert rule.signals and all(s.weight in WEIGHTS and s.why and (s.calls or s.kinds) for s in rule.signals)
         assert all(":" in c for s in rule.signals for c in s.calls)
+        assert all(k in KINDS for s in rule.signals for k in s.kinds)
 
 
 def test_no_events_no_intent() -> None:

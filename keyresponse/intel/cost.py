@@ -1,0 +1,162 @@
+"""What the attacker's resources cost: the one home of the estimate.
+
+    estimate_cost(investigation, events, as_of=None)   # → {total_usd, ongoing_usd_per_day, items, …}
+
+The damage answer and `Investigation.cost_estimate` (the report's figure) both call this, so the
+report and the five answers cannot show two prices. EC2 instances are priced from launch to their
+termination (a successful TerminateInstances in the events) or, if they were not terminated, to
+the end of the window: only those are "still running". Bedrock invocations are priced per call with
+assumed token counts (CloudTrail does not log tokens). An estimate with its assumptions stated;
+Cost Explorer is the bill.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from keyresponse.intel.events import Event, iso, json_field, parse_time, service_of
+
+DATA_FILE = "prices.yaml"
+#: Shortest time an instance is counted: a conservative floor for instances that ran minutes.
+MIN_HOURS = 1.0
+INSTANCE_TYPES = {"ec2:instance", "AWS::EC2::Instance", "instance"}
+
+
+@lru_cache(maxsize=1)
+def default_prices() -> Mapping[str, Any]:
+    text = resources.files("keyresponse.intel").joinpath("data").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    data: Mapping[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, Mapping) or not isinstance(value.get("instancesSet"), Mapping):
+        return []
+    items = value["instancesSet"].get("items")
+    return [i for i in items if isinstance(i, Mapping) and i.get("instanceId")] if isinstance(items, list) else []
+
+
+def launched(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Instances from successful RunInstances responses: id, type, region, launch time."""
+    out = []
+    for event in events:
+        if event.get("event_name") != "RunInstances" or event.get("error_code"):
+            continue
+        for item in _items(json_field(event, "response_elements")):
+            out.append({"id": item.get("instanceId"), "type": item.get("instanceType"),
+                        "region": event.get("aws_region"), "launched_at": event.get("event_time"),
+                        "event_id": event.get("event_id")})
+    return out
+
+
+def terminated(events: Sequence[Event]) -> dict[str, datetime]:
+    """instance id → when a successful TerminateInstances ended it (the first one)."""
+    out: dict[str, datetime] = {}
+    for event in events:
+        at = parse_time(event.get("event_time"))
+        if event.get("event_name") != "TerminateInstances" or event.get("error_code") or at is None:
+            continue
+        for item in _items(json_field(event, "request_parameters")) + _items(json_field(event, "response_elements")):
+            key = str(item["instanceId"])
+            out[key] = min(out.get(key, at), at)
+    return out
+
+
+def _price_for(model: str, table: Mapping[str, Sequence[float]], default: Sequence[float]) -> Sequence[float]:
+    for prefix, price in sorted(table.items(), key=lambda kv: -len(kv[0])):
+        if model.startswith(prefix):
+            return price
+    return default
+
+
+def _end_of(investigation: Mapping[str, Any], events: Sequence[Event], as_of: datetime | None) -> datetime | None:
+    window = investigation.get("window") if isinstance(investigation.get("window"), Mapping) else {}
+    assert isinstance(window, Mapping)
+    return as_of or parse_time(window.get("end")) or parse_time(investigation.get("last_seen")) or (
+        parse_time(events[-1].get("event_time")) if events else None)
+
+
+def _instances(investigation: Mapping[str, Any], events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Launched instances from the events, plus those only the investigation lists (type unknown)."""
+    found = launched(events)
+    known = {i["id"] for i in found}
+    for row in investigation.get("resources_created") or []:
+        if isinstance(row, Mapping) and row.get("type") in INSTANCE_TYPES and row.get("id") not in known:
+            found.append({"id": row.get("id"), "type": None, "region": row.get("region"),
+                          "launched_at": row.get("event_time") or investigation.get("first_seen"), "event_id": None})
+    return found
+
+
+def _bedrock(events: Sequence[Event], prices: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    invocations = [e for e in events if service_of(e) == "bedrock" and not e.get("error_code")
+                   and str(e.get("event_name")).startswith(("InvokeModel", "Converse"))]
+    if not invocations:
+        return [], []
+    tokens = prices.get("bedrock_assumed_tokens_per_call") or {"input": 2000, "output": 1000}
+    table = prices.get("bedrock_per_1k_tokens") or {}
+    default = prices.get("bedrock_default_per_1k_tokens") or [0.003, 0.015]
+    by_model: Counter[str] = Counter()
+    for event in invocations:
+        params = json_field(event, "request_parameters")
+        by_model[str(params.get("modelId")) if isinstance(params, Mapping) else "unknown"] += 1
+    items = []
+    for model, calls in sorted(by_model.items()):
+        p_in, p_out = _price_for(model, table, default)
+        usd = calls * (tokens["input"] / 1000 * p_in + tokens["output"] / 1000 * p_out)
+        items.append({"kind": "bedrock_invocations", "model": model, "calls": calls,
+                      "assumed_tokens": {"input": calls * tokens["input"], "output": calls * tokens["output"]},
+                      "usd": round(usd, 2)})
+    return items, [f"Bedrock: CloudTrail does not log token counts; each call assumed "
+                   f"{tokens['input']} input + {tokens['output']} output tokens"]
+
+
+def estimate_cost(investigation: Mapping[str, Any] | None, events: Sequence[Event], *,
+                  as_of: datetime | None = None, prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """EC2 instance-hours (launch to termination or to the end of the window) × on-demand price,
+    plus Bedrock calls; every assumption listed. Items of instances carry `terminated_at` (or None:
+    still running at the end of the window)."""
+    inv: Mapping[str, Any] = investigation or {}
+    prices = prices or default_prices()
+    hourly: Mapping[str, float] = prices.get("ec2_hourly_usd") or {}
+    default_hourly = float(prices.get("ec2_default_hourly_usd", 1.0))
+    end = _end_of(inv, events, as_of)
+    stopped = terminated(events)
+    items: list[dict[str, Any]] = []
+    untyped = 0
+    for inst in _instances(inv, events):
+        start, stop = parse_time(inst["launched_at"]), stopped.get(str(inst["id"]))
+        until = min(stop, end) if stop and end else stop or end
+        hours = max(MIN_HOURS, (until - start).total_seconds() / 3600) if until and start else MIN_HOURS
+        rate = hourly.get(str(inst["type"])) if inst["type"] else None
+        if rate is None:
+            untyped += 1
+            rate = default_hourly
+        items.append({"kind": "ec2_instance", "id": inst["id"], "instance_type": inst["type"],
+                      "region": inst["region"], "hours": round(hours, 2), "hourly_usd": rate,
+                      "usd": round(hours * float(rate), 2), "event_id": inst["event_id"],
+                      "terminated_at": iso(stop) if stop else None})
+    running = [i for i in items if i["terminated_at"] is None]
+    assumptions = [f"EC2 at on-demand Linux us-east-1 prices ({', '.join(prices.get('sources') or [])}); "
+                   "spot, other regions and OS licences differ",
+                   f"each instance is counted from launch to its TerminateInstances, or to "
+                   f"{iso(end) if end else 'the end of the window'} when it was not terminated "
+                   f"(at least {MIN_HOURS:g} hour)"]
+    if running:
+        assumptions.append(f"{len(running)} instance(s) still running at the end of the window "
+                           f"({', '.join(str(i['id']) for i in running)}): terminate them to stop the meter")
+    if untyped:
+        assumptions.append(f"{untyped} instance(s) of unknown or unpriced type counted at ${default_hourly:g}/hour")
+    bedrock, notes = _bedrock(events, prices)
+    items += bedrock
+    assumptions += notes
+    total = round(sum(i["usd"] for i in items), 2)
+    daily = round(sum(i["hourly_usd"] * 24 for i in running), 2)
+    return {"total_usd": total, "ongoing_usd_per_day": daily, "items": items, "assumptions": assumptions,
+            "as_of": iso(end) if end else None, "confidence": "medium" if items and not untyped else "low"}
