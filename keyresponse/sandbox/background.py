@@ -90,6 +90,7 @@ _LAYOUT: LogLayout | None = None
 _POOLS_OF_DAY: dict[tuple[str, int], Pools] = {}  # (region, day) -> each template's pool that day
 #: minute of the hour a window starts at -> "MM:SSZ" of each second of the window
 _SUFFIXES: dict[int, list[str]] = {}
+_FOLDERS: set[Path] = set()  # day folders this worker made
 
 
 _MASK48 = (1 << 48) - 1
@@ -146,7 +147,11 @@ def _write_file(job: FileJob) -> tuple[str, int, int]:
                        key=lambda p: p[0])
         lines = [line for _, line in timed]
     path = _LAYOUT.path_for(job.region, job.window_start, rng)
-    size = write_records_file(path, lines)
+    folder = path.parent
+    if folder not in _FOLDERS:
+        folder.mkdir(parents=True, exist_ok=True)
+        _FOLDERS.add(folder)
+    size = write_records_file(path, lines, make_parent=False)
     return str(path), len(lines), size
 
 
@@ -154,6 +159,7 @@ def _init_worker(templates: dict[str, Any], seed: int, layout: LogLayout) -> Non
     global _TEMPLATES, _SEED, _LAYOUT
     _TEMPLATES, _SEED, _LAYOUT = templates, seed, layout
     _POOLS_OF_DAY.clear()
+    _FOLDERS.clear()
 
 
 def plan_files(
