@@ -1,7 +1,7 @@
 """The robustness grid: attacker-credential recall, benign credentials in the default containment
 plan, uncertain credentials and the verdict, cell by cell (issue 17's targets).
 
-    .venv/bin/python bench/accuracy.py [--cells base,tor,...] [--processes 2] [--keep] [--list]
+    .venv/bin/python bench/accuracy.py [--cells base,style-tor,...] [--subset] [--processes 2] [--keep] [--list]
 
 One moto sandbox for the whole run; each scenario is played in it once and its records are reused
 by every cell (`keyresponse.sandbox.grid`). Each cell is written with its background, window,
@@ -27,7 +27,8 @@ incidents (hours); a sweep changes one thing, so a failing sweep cell names the 
 the analysis, and the hard cells add what sweeps cannot reach. It takes a few minutes on 2 cores.
 
 It prints one row per cell and a summary line, and exits 0: it measures, it never asserts (the
-slow test `tests/keyresponse/sandbox/test_accuracy_grid.py` asserts the targets on a subset).
+slow test `tests/keyresponse/sandbox/test_accuracy_grid.py` asserts the targets on a subset of 16
+cells, most with a lighter background: `--subset` prints that subset's table).
 """
 
 from __future__ import annotations
@@ -36,23 +37,26 @@ import argparse
 import sys
 import time
 
-from keyresponse.sandbox.grid import CELLS, GRID, HEADER, GridRunner, row
+from keyresponse.sandbox.grid import ALL_CELLS, GRID, HEADER, TEST_CELLS, GridRunner, row
 from keyresponse.sandbox.server import MotoSandbox
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--cells", help="comma-separated cell names (default: the whole grid)")
+    parser.add_argument("--subset", action="store_true", help="the slow test's 16 cells instead of the grid")
     parser.add_argument("--processes", type=int, default=2, help="log-writer processes")
     parser.add_argument("--keep", action="store_true", help="keep each cell's logs (printed folder)")
     parser.add_argument("--list", action="store_true", help="list the cells and exit")
     args = parser.parse_args()
     if args.list:
         for cell in GRID:
-            print(f"{cell.name:24} {cell.why}")
+            print(f"{cell.name:28} {cell.why}")
+        print("\nthe slow test's subset (--subset):", ", ".join(c.name for c in TEST_CELLS))
         return 0
-    names = [n.strip() for n in args.cells.split(",")] if args.cells else [c.name for c in GRID]
-    unknown = [n for n in names if n not in CELLS]
+    cells = TEST_CELLS if args.subset else GRID
+    names = [n.strip() for n in args.cells.split(",")] if args.cells else [c.name for c in cells]
+    unknown = [n for n in names if n not in ALL_CELLS]
     if unknown:
         print(f"unknown cell(s): {', '.join(unknown)} (see --list)", file=sys.stderr)
         return 2
@@ -63,7 +67,7 @@ def main() -> int:
         print(f"robustness grid: {len(names)} cells, logs under {runner.scratch}")
         print(HEADER)
         for name in names:
-            result = runner.run(CELLS[name])
+            result = runner.run(ALL_CELLS[name])
             print(row(result), flush=True)
             met += result.ok
             failures += [f"  {name}: {reason}" for reason in result.failures()]

@@ -44,6 +44,12 @@ GCP_PREFIXES: tuple[tuple[str, str], ...] = (
     ("34.136.0.0/16", "us-central1"), ("35.184.0.0/16", "us-central1"), ("35.192.0.0/15", "us-central1"),
     ("104.197.0.0/16", "us-central1"), ("34.73.0.0/16", "us-east1"), ("35.196.0.0/16", "us-east1"),
 )
+#: Real Azure `ServiceTags_Public` entries (name, region, prefixes): none of the simulator's addresses is
+#: Azure's, and saying so takes the file (without it, "not in a cloud range" is unknown).
+AZURE_TAGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("AzureCloud.eastus", "eastus", ("20.42.0.0/17", "40.71.0.0/16")),
+    ("AzureCloud.westeurope", "westeurope", ("13.69.0.0/17", "40.68.0.0/14")),
+)
 #: Tor exit relays (addresses in long-standing exit families); the list `write_intel` writes.
 TOR_EXITS: tuple[str, ...] = (
     "185.220.101.34", "185.220.101.47", "185.220.101.3", "185.220.101.158", "185.220.100.240",
@@ -195,11 +201,12 @@ def _owner_plan(habit: str, days: Sequence[date], rng: random.Random, avoid: set
 
 # -- the intel files --------------------------------------------------------------------------------
 INTEL_FILES = {"aws_ranges": "intel/ip-ranges.json", "gcp_ranges": "intel/cloud.json",
-               "tor_exits": "intel/tor-exit-addresses.txt"}
+               "azure_ranges": "intel/ServiceTags_Public.json", "tor_exits": "intel/tor-exit-addresses.txt"}
 
 
-def write_intel(out: Path, *, created: datetime, extra_tor: Iterable[str] = ()) -> dict[str, str]:
-    """Write the published ranges and the Tor exit list, in the providers' formats, under `out/intel/`.
+def write_intel(out: Path, *, created: datetime) -> dict[str, str]:
+    """Write the published ranges (AWS, Google Cloud, Azure) and the Tor exit list (the bulk exit
+    list: one address a line), in the providers' formats, under `out/intel/`.
 
     Returns the files relative to `out` (the keys of `IntelConfig`). They are subsets of the real
     files: the prefixes the simulator draws from, plus the Tor exits it uses."""
@@ -215,9 +222,16 @@ def write_intel(out: Path, *, created: datetime, extra_tor: Iterable[str] = ()) 
     gcp = {"syncToken": str(int(created.timestamp() * 1000)), "creationTime": created.strftime("%Y-%m-%dT%H:%M:%S.%f"),
            "prefixes": [{"ipv4Prefix": prefix, "service": "Google Cloud", "scope": scope}
                         for prefix, scope in GCP_PREFIXES]}
-    exits = sorted(set(TOR_EXITS) | set(extra_tor), key=ipaddress.ip_address)
+    azure = {"changeNumber": 1, "cloud": "Public",
+             "values": [{"name": name, "id": name,
+                         "properties": {"changeNumber": 1, "region": region, "regionId": i + 1, "platform": "Azure",
+                                        "systemService": "", "addressPrefixes": list(prefixes),
+                                        "networkFeatures": None}}
+                        for i, (name, region, prefixes) in enumerate(AZURE_TAGS)]}
+    exits = sorted(TOR_EXITS, key=ipaddress.ip_address)
     (out / INTEL_FILES["aws_ranges"]).write_text(json.dumps(aws, indent=2) + "\n")
     (out / INTEL_FILES["gcp_ranges"]).write_text(json.dumps(gcp, indent=2) + "\n")
+    (out / INTEL_FILES["azure_ranges"]).write_text(json.dumps(azure, indent=2) + "\n")
     (out / INTEL_FILES["tor_exits"]).write_text("".join(f"{ip}\n" for ip in exits))  # the bulk exit list's format
     return dict(INTEL_FILES)
 
