@@ -64,8 +64,9 @@ def check_style(style: str | None, window: timedelta) -> str:
     if name not in STYLES:
         raise InputError(f"unknown attacker style {name!r}; choose one of: {', '.join(STYLES)}")
     if name == "slow-low" and window < SLOW_SPAN + timedelta(hours=6):
-        raise InputError(f"slow-low spreads the attack over {SLOW_SPAN.days} days: a window of {window} "
-                         "cannot hold it")
+        need = (SLOW_SPAN + timedelta(hours=6)) / timedelta(days=1)
+        raise InputError(f"slow-low spreads the attack over {SLOW_SPAN.days} days: a {window / timedelta(days=1):g}-day "
+                         f"window cannot hold it (give --days {need:g} or more)")
     return name
 
 
