@@ -94,7 +94,7 @@ _FOLDERS: set[Path] = set()  # day folders this worker made
 
 
 _MASK48 = (1 << 48) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
+_GOLDEN48 = 0x9E3779B97F4A7C15 & _MASK48  # the golden-ratio multiplier, modulo 2**48 like the ids
 
 
 def _uuid_prefix(rng: random.Random) -> str:
@@ -134,17 +134,13 @@ def _write_file(job: FileJob) -> tuple[str, int, int]:
     ip_draws = rng.randbytes(n)
     request_prefix, event_prefix = _uuid_prefix(rng), _uuid_prefix(rng)
     salt = rng.getrandbits(48)
-    lines: list[str] = []
-    append = lines.append
-    for j in range(n):
-        pick = picks[j]
-        pool = ips[pick]
-        mixed = (j * _GOLDEN + salt) & _MASK48
-        append(templates[pick] % (prefix + suffixes[seconds[j]], pool[ip_draws[j] % len(pool)],
-                                  request_prefix, mixed, event_prefix, mixed ^ salt))
+    stamps = [prefix + suffixes[s] for s in seconds]
+    mixed = [(j * _GOLDEN48 + salt) & _MASK48 for j in range(n)]  # the ids' last 12 hex digits
+    # the hot loop: one comprehension, every lookup a local
+    lines = [templates[p] % (stamp, ips[p][d % len(ips[p])], request_prefix, m, event_prefix, m ^ salt)
+             for p, stamp, d, m in zip(picks, stamps, ip_draws, mixed, strict=True)]
     if job.extra:
-        timed = sorted([*zip((prefix + suffixes[s] for s in seconds), lines, strict=True), *job.extra],
-                       key=lambda p: p[0])
+        timed = sorted([*zip(stamps, lines, strict=True), *job.extra], key=lambda p: p[0])
         lines = [line for _, line in timed]
     path = _LAYOUT.path_for(job.region, job.window_start, rng)
     folder = path.parent

@@ -30,6 +30,8 @@ from keyresponse.sandbox.scenarios import IPS
 from keyresponse.sandbox.server import MotoSandbox
 from keyresponse.sandbox.simulate import PlayedAttack, play_attack, write_run
 
+pytestmark = pytest.mark.slow  # a sandbox of its own, seeded, and a dozen small runs
+
 END = datetime(2026, 11, 20, tzinfo=UTC)
 
 
