@@ -14,11 +14,22 @@ from keyresponse.cli._common import command, fail, print_json
 
 @command
 def simulate(
-    scenario: Annotated[str | None, typer.Option(help="Scenario name (see --list).")] = None,
+    scenario: Annotated[str | None, typer.Option(
+        help="Scenario name (see --list), or no-attack: a control where only the owner uses the key.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for AWSLogs/, ground_truth.json and alerts/.")] = None,
     events: Annotated[int, typer.Option(help="Total CloudTrail events, background included.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 7,
-    days: Annotated[float, typer.Option(help="Days of logs, ending at --end.")] = 2.0,
+    days: Annotated[float, typer.Option(help="Days of the window to investigate, ending at --end.")] = 2.0,
+    history_days: Annotated[float, typer.Option(
+        help="Days of logs before the window (the key's past; 0 = a new key).")] = 0.0,
+    events_per_day: Annotated[float | None, typer.Option(
+        help="Background events a day for the whole account, instead of --events.")] = None,
+    habit: Annotated[str | None, typer.Option(
+        help="The owner's habit: office-nat | residential | ci-cloud | traveller (default: the original "
+             "simulator's owner).")] = None,
+    style: Annotated[str | None, typer.Option(
+        help="The attacker's style: burst-vps (default) | slow-low | same-cloud | owner-ua | tor | "
+             "service-runtime.")] = None,
     end: Annotated[str | None, typer.Option(help="End of the log span, ISO-8601 (default: today 00:00 UTC).")] = None,
     upload: Annotated[bool, typer.Option(help="Also upload the logs to the sandbox's trail bucket.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
@@ -48,7 +59,8 @@ def simulate(
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     box = MotoSandbox.attach(endpoint) if endpoint else None
     result = run_simulation(scenario=scenario, out=out, events=events, seed=seed, anchor=anchor, days=days,
-                            sandbox=box, upload=upload and box is not None)
+                            sandbox=box, upload=upload and box is not None, events_per_day=events_per_day,
+                            history_days=history_days, habit=habit, style=style)
     summary = result.summary()
     if json_:
         print_json(summary)

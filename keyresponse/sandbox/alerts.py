@@ -26,6 +26,8 @@ FINDINGS = {
     "pivot-chain": ("CredentialAccess:IAMUser/AnomalousBehavior", 8.0, "CreateAccessKey"),
     "llmjacking-ses": ("Impact:IAMUser/AnomalousBehavior", 7.0, "InvokeModel"),
     "false-positive": ("UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B", 2.0, "GetCallerIdentity"),
+    # the control: GuardDuty's anomaly model flags the owner's own discovery calls now and then
+    "no-attack": ("Discovery:IAMUser/AnomalousBehavior", 2.0, "DescribeInstances"),
 }
 REPOSITORY: dict[str, Any] = {"full_name": "acme-corp/billing-service",
                               "html_url": "https://github.com/acme-corp/billing-service",

@@ -229,20 +229,24 @@ class LogLayout:
     def path_for(self, region: str, window_start: datetime, rng: random.Random) -> Path:
         # AWS names and files by delivery time: a file with events of 23:58 may sit in the next day's
         # folder, which is why date-partitioned queries should read one day past the window.
-        delivered = window_start + timedelta(seconds=WINDOW_SECONDS)
-        day = delivered.strftime("%Y/%m/%d")
+        # (one string, not six pathlib joins: the simulator names tens of thousands of files)
+        d = window_start + timedelta(seconds=WINDOW_SECONDS)
         suffix = "".join(rng.choices(_FILE_SUFFIX_ALPHABET, k=16))
-        stamp = delivered.strftime("%Y%m%dT%H%MZ")
-        return (self.root / "AWSLogs" / self.account_id / "CloudTrail" / region / day /
-                f"{self.account_id}_CloudTrail_{region}_{stamp}_{suffix}.json.gz")
+        acct = self.account_id
+        return Path(f"{self.root}/AWSLogs/{acct}/CloudTrail/{region}/{d.year:04d}/{d.month:02d}/{d.day:02d}/"
+                    f"{acct}_CloudTrail_{region}_{d.year:04d}{d.month:02d}{d.day:02d}T{d.hour:02d}{d.minute:02d}Z_"
+                    f"{suffix}.json.gz")
 
 
-def write_records_file(path: Path, records_json: list[str], level: int = 1) -> int:
-    """Write `{"Records":[...]}` gzipped (mtime 0: same input, same bytes). Returns bytes written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_records_file(path: Path, records_json: list[str], level: int = 1, *, make_parent: bool = True) -> int:
+    """Write `{"Records":[...]}` gzipped (mtime 0: same input, same bytes). Returns bytes written.
+    `make_parent=False` when the caller knows the folder exists (the simulator's writer keeps track)."""
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     payload = ('{"Records":[' + ",".join(records_json) + "]}").encode()
     data = igzip.compress(payload, compresslevel=level, mtime=0)
-    path.write_bytes(data)
+    with open(path, "wb") as handle:
+        handle.write(data)
     return len(data)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keyresponse.errors import UnknownScenario
+from keyresponse.sandbox.networks import LEGACY_OWNER, LEGACY_OWNER_UA
 from keyresponse.sandbox.simulator import Operator, Simulation
 
 #: Attacker infrastructure. Tor exits and bullet-proof hosting; none of it is used by the owner.
@@ -38,9 +39,8 @@ UA = {
     "markup": 'Mozilla/5.0 (X11; Linux x86_64) <script>alert("owned")</script><img src=x onerror=alert(1)>',
 }
 #: The owner's own infrastructure (also used by the background generator).
-OWNER_IPS = ["198.51.100.23", "198.51.100.24", "3.236.12.7"]
-OWNER_UA = ("Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#5.10.213-201.855.amzn2.x86_64 md/arch#x86_64 "
-            "lang/python#3.11.8 md/pyimpl#CPython cfg/retry-mode#standard Botocore/1.34.84")
+OWNER_IPS = list(LEGACY_OWNER)
+OWNER_UA = LEGACY_OWNER_UA
 NEW_CI_RUNNER_IPS = ["3.91.171.44"]
 ATTACKER_ACCOUNT = "999988887777"
 
@@ -246,8 +246,21 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 
+def no_attack(sim: Simulation) -> None:
+    """Nobody but the owner: the background's own use of the key is all there is."""
+
+
+#: No-attack controls: a benign key investigated directly. Not in SCENARIOS (the attacks), which the
+#: tests play and check one by one; the robustness grid (`keyresponse.sandbox.grid`) runs them.
+CONTROLS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("no-attack", "Control: nobody but the owner uses the key; investigated directly.",
+             "app-deployer", "benign", no_attack),
+)}
+
+
 def get_scenario(name: str) -> Scenario:
     try:
-        return SCENARIOS[name]
+        return SCENARIOS.get(name) or CONTROLS[name]
     except KeyError:
-        raise UnknownScenario(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}") from None
+        raise UnknownScenario(f"unknown scenario {name!r}; choose one of: "
+                              f"{', '.join([*SCENARIOS, *CONTROLS])}") from None

@@ -99,6 +99,8 @@ class Simulation:
         self.rng = random.Random(f"{seed}:{scenario}:attack")
         self.clock = Clock(attack_start, self.rng)
         self.records: list[tuple[str, str, str]] = []  # (region, eventTime, JSON)
+        #: each record as a dict, and whether the attacker made it (the styles of `styles.py` rework these)
+        self.calls: list[tuple[dict[str, Any], bool]] = []
         self.victim_key = account.key_of(victim)
         self.truth = GroundTruth(scenario, account.account_id, self.victim_key.access_key_id, expected_verdict)
         self._user_ids: dict[str, str] = {}
@@ -155,8 +157,9 @@ class Simulation:
         """`kind` uses the `resources_created` query's vocabulary (service:kind, e.g. ec2:instance)."""
         self.truth.resources_created.append({"type": kind, "id": ident, "region": region})
 
-    def log(self, record: dict[str, Any]) -> None:
+    def log(self, record: dict[str, Any], *, attacker: bool = True) -> None:
         self.records.append((record["awsRegion"], record["eventTime"], dumps(record)))
+        self.calls.append((record, attacker))
 
 
 def _response_elements(service: str, operation: str, response: dict[str, Any], params: dict[str, Any],
@@ -314,7 +317,7 @@ class Operator:
             error_code=error[0] if error else None, error_message=error[1] if error else None,
             read_only=read_only,
         )
-        self.sim.log(record)
+        self.sim.log(record, attacker=self.attacker)
         return response
 
     # -- credentials the attacker derives ----------------------------------------------------
