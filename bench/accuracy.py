@@ -1,5 +1,6 @@
 """The robustness grid: attacker-credential recall, benign credentials in the default containment
-plan, uncertain credentials and the verdict, cell by cell (issue 17's targets).
+plan, uncertain credentials, addresses judged wrongly or left uncertain, and the verdict, cell by
+cell (issue 17's targets); then, for every cell where it was not sure, what the analysis said.
 
     .venv/bin/python bench/accuracy.py [--cells base,style-tor,...] [--subset] [--processes 2] [--keep] [--list]
 
@@ -63,6 +64,7 @@ def main() -> int:
     started = time.perf_counter()
     met = 0
     failures: list[str] = []
+    said: list[str] = []
     with MotoSandbox() as box, GridRunner(box, processes=args.processes, keep=args.keep) as runner:
         print(f"robustness grid: {len(names)} cells, logs under {runner.scratch}")
         print(HEADER)
@@ -71,6 +73,9 @@ def main() -> int:
             print(row(result), flush=True)
             met += result.ok
             failures += [f"  {name}: {reason}" for reason in result.failures()]
+            if result.said or result.verdict != result.expected_verdict:
+                said.append(f"  {name}: verdict {result.verdict} (expected {result.expected_verdict})")
+                said += [f"    {line}" for line in result.said]
         play_s = runner.play_s
     print(f"\ncells meeting all targets: {met}/{len(names)}  (100 % attacker-credential recall, 0 benign "
           "credentials in the default plan, no malicious verdict where nobody attacked)")
@@ -78,6 +83,9 @@ def main() -> int:
     if failures:
         print("\nwhat fails:")
         print("\n".join(failures))
+    if said:
+        print("\nwhere the analysis was not sure, or judged an address wrongly, in its own words:")
+        print("\n".join(said))
     return 0
 
 

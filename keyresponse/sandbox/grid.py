@@ -157,6 +157,12 @@ class CellResult:
     write_s: float
     investigate_s: float
     missed: list[str] = field(default_factory=list)
+    #: addresses judged the attacker's that the truth says are not (an owner's home, the office NAT)
+    wrong_attacker_ips: list[str] = field(default_factory=list)
+    #: addresses the analysis could not attribute (shown to the approver with their reasons)
+    uncertain_ips: list[str] = field(default_factory=list)
+    #: what the analysis said about those addresses, and about uncertain credentials: its reasons
+    said: list[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float:
@@ -258,9 +264,21 @@ def measure(cell: Cell, truth: dict[str, Any], full: dict[str, Any], *, events: 
     investigated = truth["compromised_access_key_id"]
     benign = [k for k in plan if k not in set(attacker) and k != investigated]
     found = [k for k in attacker if k in set(plan)]
+    judged = {ip["ip"]: ip.get("classification") for ip in full["source_ips"]}
+    wrong = sorted(ip for ip, kind in judged.items() if kind == "attacker" and ip not in set(truth["attacker_ips"]))
     return CellResult(cell, len(found), len(attacker), benign, len(full.get("uncertain_credentials") or []),
                       full["verdict"], truth["expected_verdict"], not attacker, events, write_s, investigate_s,
-                      missed=[k for k in attacker if k not in set(plan)])
+                      missed=[k for k in attacker if k not in set(plan)], wrong_attacker_ips=wrong,
+                      uncertain_ips=sorted(ip for ip, kind in judged.items() if kind == "uncertain"),
+                      said=_said(full, set(wrong)))
+
+
+def _said(full: dict[str, Any], wrong: set[str]) -> list[str]:
+    out = [f"{ip['ip']} {ip.get('classification')} ({ip.get('confidence')}): {'; '.join(ip.get('evidence') or [])}"
+           for ip in full["source_ips"] if ip["ip"] in wrong or ip.get("classification") == "uncertain"]
+    out += [f"credential {c['access_key_id']} uncertain: {'; '.join(c.get('reasons') or [])}"
+            for c in full.get("uncertain_credentials") or []]
+    return out
 
 
 def _parse(text: str) -> datetime:
@@ -268,7 +286,7 @@ def _parse(text: str) -> datetime:
 
 
 HEADER = (f"{'cell':28} {'events/day':>10} {'window':>6} {'habit':12} {'style':16} {'recall':>7} {'benign':>6} "
-          f"{'uncert':>6} {'verdict (expected)':24} {'s':>5}  target")
+          f"{'uncert':>6} {'ip-wrong':>8} {'ip-unc':>6} {'verdict (expected)':24} {'s':>5}  target")
 
 
 def row(result: CellResult) -> str:
@@ -278,4 +296,5 @@ def row(result: CellResult) -> str:
     seconds = result.write_s + result.investigate_s
     mark = "ok" if result.ok else "FAIL"
     return (f"{cell.name:28} {cell.events_per_day:>10,.0f} {cell.window_label:>6} {cell.habit:12} {cell.style:16} "
-            f"{recall:>7} {len(result.benign_in_plan):>6} {result.uncertain:>6} {verdict:24} {seconds:>5.1f}  {mark}")
+            f"{recall:>7} {len(result.benign_in_plan):>6} {result.uncertain:>6} {len(result.wrong_attacker_ips):>8} "
+            f"{len(result.uncertain_ips):>6} {verdict:24} {seconds:>5.1f}  {mark}")
