@@ -55,15 +55,17 @@ def test_sends_placeholders_and_execution_parameters_and_parses_rows(sandbox: Mo
     inject(sandbox.endpoint,
            [("source_ip", "varchar"), ("event_count", "bigint"), ("error_count", "bigint"),
             ("user_agents", "varchar"), ("access_key_ids", "varchar"), ("regions", "varchar"),
-            ("first_seen_at", "varchar"), ("last_seen_at", "varchar")],
+            ("event_names", "varchar"), ("error_codes", "varchar"), ("first_seen_at", "varchar"),
+            ("last_seen_at", "varchar")],
            [["200.249.253.51", "34", "30", '["aws-cli/2.0 (KHTML, like Gecko)","stratus"]',
-             '["AKIAWOGXN38MFN92ING5"]', '["us-east-1"]', "2024-07-30T21:31:10Z", "2024-07-30T21:31:21Z"]])
+             '["AKIAWOGXN38MFN92ING5"]', '["us-east-1"]', '["ListUsers"]', '["AccessDenied"]',
+             "2024-07-30T21:31:10Z", "2024-07-30T21:31:21Z"]])
     rows = engine.run("key_activity_by_source_ip", PARAMS)
     assert rows == [{
         "source_ip": "200.249.253.51", "event_count": 34, "error_count": 30,
         "user_agents": ["aws-cli/2.0 (KHTML, like Gecko)", "stratus"],
-        "access_key_ids": ["AKIAWOGXN38MFN92ING5"], "regions": ["us-east-1"],
-        "first_seen_at": "2024-07-30T21:31:10Z", "last_seen_at": "2024-07-30T21:31:21Z",
+        "access_key_ids": ["AKIAWOGXN38MFN92ING5"], "regions": ["us-east-1"], "event_names": ["ListUsers"],
+        "error_codes": ["AccessDenied"], "first_seen_at": "2024-07-30T21:31:10Z", "last_seen_at": "2024-07-30T21:31:21Z",
     }]
     execution = boto3.client("athena", endpoint_url=sandbox.endpoint, region_name="us-east-1").get_query_execution(
         QueryExecutionId=engine.last_query_id)["QueryExecution"]
