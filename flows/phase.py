@@ -21,7 +21,7 @@ from keyresponse.approval import request_approval, with_uncertain
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
 from tasks.plan import Phase
-from tasks.response import apply_phase, plan_phase, verify_phase
+from tasks.response import apply_phase, plan_phase, record_approval, verify_phase
 
 
 def _link() -> str | None:
@@ -30,13 +30,16 @@ def _link() -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
+#: Approval rounds in one phase: the plan, then (at most twice) the steps it gained since.
+APPROVAL_ROUNDS = 3
+
+
 def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, dry_run: bool,
               approval: bool, only: list[str] | None = None) -> dict[str, Any]:
-    """Run one phase; returns {phase, status, plan, approval, ledger, verified}."""
-    settings = get_settings()
-    log = get_run_logger()
+    """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}."""
     plan = plan_phase(incident_id, investigation, phase, only)
-    outcome: dict[str, Any] = {"phase": phase, "plan": plan, "approval": None, "ledger": [], "verified": 0}
+    outcome: dict[str, Any] = {"phase": phase, "plan": plan, "approval": None, "approvals": [], "ledger": [],
+                               "verified": 0, "unapproved": []}
     pending = [c for c in plan["changes"] if not c["done"]]
     if dry_run:
         outcome["status"] = "dry_run"
@@ -44,35 +47,87 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if not pending:
         outcome["status"] = "nothing_to_do"
         return outcome
+    approved: list[str] | None = None
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
-        offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
-        answer = request_approval(phase, incident_id, {**plan, "uncertain_credentials": offered},
-                                  timeout=settings.approval_timeout_seconds,
-                                  poll_interval=settings.approval_poll_seconds)
-        outcome["approval"] = answer
-        if answer["decision"] == "timeout":
-            log.error("%s of %s was not approved within %s s: escalating, nothing changed", phase, incident_id,
-                      settings.approval_timeout_seconds)
-            send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] {phase} NOT approved in time",
-                                 "Nothing was changed. A responder must decide now.", _link()))
-            outcome["status"] = "timed_out"
+        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome)
+        if approved is None:
             return outcome
-        if answer["decision"] != "approve":
-            log.warning("%s of %s denied by %s: %s", phase, incident_id, answer["approver"], answer["reason"])
-            outcome["status"] = "denied"
-            return outcome
-        log.info("%s of %s approved by %s", phase, incident_id, answer["approver"])
-        if answer.get("also_contain"):
-            log.info("%s also contains uncertain credential(s) %s, as the approver chose", incident_id,
-                     ", ".join(answer["also_contain"]))
-            investigation = with_uncertain(investigation, answer["also_contain"])
-            outcome["investigation"] = investigation
-            outcome["plan"] = plan_phase(incident_id, investigation, phase, only)
-    outcome["ledger"] = apply_phase(incident_id, investigation, phase, only)
-    outcome["verified"] = verify_phase(incident_id, investigation, phase, only)
+    outcome["ledger"] = apply_phase(incident_id, investigation, phase, only, approved)
+    outcome["verified"] = verify_phase(incident_id, investigation, phase, only, approved)
     outcome["status"] = "applied"
     send(IncidentMessage(incident_id, "outcome", f"[{incident_id}] {phase} applied",
                          f"{len(outcome['ledger'])} change(s) applied and verified.", _link()))
     return outcome
+
+
+def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan: dict[str, Any],
+             only: list[str] | None, outcome: dict[str, Any]) -> tuple[list[str] | None, dict[str, Any]]:
+    """Ask until every step to apply was approved as shown; returns (the approved step keys, the
+    investigation as approved), or (None, …) when nothing may be applied (denied, timed out).
+
+    Each decision is stored with the changes it approved and their SHA-256 before anything is
+    applied. After an approval the plan is made again: a step it gained (an uncertain credential
+    the approver added, a change in the world) is asked for in a new approval, showing only those
+    steps; denied, only what was approved runs. Each question has its own pause key, and so does
+    each attempt of the run (a retried run asks afresh instead of reading an old answer)."""
+    settings = get_settings()
+    log = get_run_logger()
+    attempt = flow_run.run_count or 1
+    offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
+    shown: dict[str, Any] = {**plan, "uncertain_credentials": offered}
+    approved: list[str] = []
+    for round_ in range(1, APPROVAL_ROUNDS + 1):
+        asked = [c for c in shown["changes"] if not c["done"]]
+        answer = request_approval(phase, incident_id, shown, timeout=settings.approval_timeout_seconds,
+                                  poll_interval=settings.approval_poll_seconds,
+                                  key=f"approve-{phase}-{attempt}-{round_}")
+        outcome["approvals"].append(answer)
+        outcome["approval"] = outcome["approval"] or answer
+        if answer["decision"] != "approve":
+            if round_ == 1:
+                _refused(phase, incident_id, answer, outcome, log)
+                return None, investigation
+            log.warning("%s of %s: %d step(s) added since the approval were not approved (%s); applying only "
+                        "what was", phase, incident_id, len(asked), answer["decision"])
+            outcome["unapproved"] = [c["key"] for c in asked]
+            break
+        answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer, asked,
+                                                round_)
+        approved += [c["key"] for c in asked]
+        log.info("%s of %s approved by %s (%d step(s), plan sha256 %s)", phase, incident_id, answer["approver"],
+                 len(asked), answer["plan_sha256"][:12])
+        if answer.get("also_contain"):
+            log.info("%s: the approver added uncertain credential(s) %s", incident_id, ", ".join(answer["also_contain"]))
+            investigation = with_uncertain(investigation, answer["also_contain"])
+            outcome["investigation"] = investigation
+        current = plan_phase(incident_id, investigation, phase, only)
+        outcome["plan"] = current
+        extra = [c for c in current["changes"] if not c["done"] and c["key"] not in set(approved)]
+        if not extra:
+            break
+        outcome["unapproved"] = [c["key"] for c in extra]
+        shown = {"phase": phase, "changes": extra, "notes": current["notes"],
+                 "why": (f"{len(extra)} step(s) were not in the plan {answer['approver']} approved: the plan changed "
+                         "since (uncertain credentials added, or the account changed). Approve them too, or deny to "
+                         "apply only what was approved.")}
+    else:
+        log.warning("%s of %s: steps still unapproved after %d rounds, left out: %s", phase, incident_id,
+                    APPROVAL_ROUNDS, ", ".join(outcome["unapproved"]))
+    if not set(outcome["unapproved"]) - set(approved):
+        outcome["unapproved"] = []
+    return approved, investigation
+
+
+def _refused(phase: Phase, incident_id: str, answer: dict[str, Any], outcome: dict[str, Any], log: Any) -> None:
+    settings = get_settings()
+    if answer["decision"] == "timeout":
+        log.error("%s of %s was not approved within %s s: escalating, nothing changed", phase, incident_id,
+                  settings.approval_timeout_seconds)
+        send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] {phase} NOT approved in time",
+                             "Nothing was changed. A responder must decide now.", _link()))
+        outcome["status"] = "timed_out"
+    else:
+        log.warning("%s of %s denied by %s: %s", phase, incident_id, answer["approver"], answer["reason"])
+        outcome["status"] = "denied"

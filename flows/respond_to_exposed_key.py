@@ -169,9 +169,10 @@ def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -
         {"action": c["action"], "target": c["target"], "summary": c["summary"],
          "requires_approval": c["requires_approval"]} for c in outcome["plan"]["changes"])
     record["ledger"].extend(outcome["ledger"])
-    answer = outcome.get("approval")
-    if answer and answer["decision"] in ("approve", "deny"):  # a timeout is no one's decision
-        record["approvals"].append(answer)
+    answers = outcome.get("approvals") or ([outcome["approval"]] if outcome.get("approval") else [])
+    for answer in answers:
+        if answer["decision"] in ("approve", "deny"):  # a timeout is no one's decision
+            record["approvals"].append(answer)
 
 
 def _alert_ips(alert: Alert) -> list[str]:

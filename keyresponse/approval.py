@@ -52,8 +52,10 @@ def _cell(value: Any) -> str:
 def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
     """The approval form's description: what will change, as a table."""
     rows = [c for c in plan["changes"] if not c["done"]]
-    lines = [f"### {phase.capitalize()} of incident `{incident_id}`: approve {len(rows)} change(s)?", "",
-             "| # | action | target | what will happen |", "|---|---|---|---|"]
+    lines = [f"### {phase.capitalize()} of incident `{incident_id}`: approve {len(rows)} change(s)?", ""]
+    if plan.get("why"):
+        lines += [f"> {_cell(plan['why'])}", ""]
+    lines += ["| # | action | target | what will happen |", "|---|---|---|---|"]
     lines += [f"| {i} | {_cell(c['action'])} | {_cell(c.get('label', c['target']))} | {_cell(c['summary'])} |"
               for i, c in enumerate(rows, 1)]
     done = [c for c in plan["changes"] if c["done"]]
@@ -74,19 +76,20 @@ def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
 
 
 def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, timeout: int,
-                     poll_interval: int) -> dict[str, Any]:
+                     poll_interval: int, key: str | None = None) -> dict[str, Any]:
     """Pause the flow run until someone answers; returns {approver, decision, reason, at, phase,
     also_contain} (`also_contain`: the uncertain credentials the approver added; `plan` offers them in
     its `uncertain_credentials`).
 
-    On timeout the decision is "timeout" (never "approve").
+    On timeout the decision is "timeout" (never "approve"). `key` names the pause (one per question:
+    Prefect answers a second pause with the same key from the first one's input).
     """
     description = plan_markdown(phase, incident_id, plan)
     offered = [str(c["access_key_id"]) for c in plan.get("uncertain_credentials") or []]
     form = approval_form(offered)
     try:
         answer = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
-                                timeout=timeout, poll_interval=poll_interval, key=f"approve-{phase}")
+                                timeout=timeout, poll_interval=poll_interval, key=key or f"approve-{phase}")
     except FlowPauseTimeout:
         return {"phase": phase, "approver": None, "decision": "timeout", "at": _now(),
                 "reason": f"no answer within {timeout} s", "also_contain": []}

@@ -20,7 +20,7 @@ The shape (every field is documented on the models below):
      "plans": {"containment": [{"action", "target", "summary", "requires_approval"}],
                "eradication": […], "recovery": […]},
      "ledger": [LedgerEntry …],
-     "approvals": [{"phase", "approver", "decision", "reason", "at", "also_contain"}],
+     "approvals": [{"phase", "approver", "decision", "reason", "at", "also_contain", "plan_sha256"}],
      "events": [rows of queries/key_events.sql: the attacker's calls],
      "readiness": [{"check", "status", "evidence", "fix"}]   (optional),
      "flow_run_id": "…" | null, "ui_url": "…" | null}
@@ -127,6 +127,8 @@ class Approval(_Record):
     at: str
     #: uncertain credentials the approver added to the plan (containment only)
     also_contain: list[str] = []
+    #: SHA-256 of the changes this decision approved, as stored in the evidence store (approve only)
+    plan_sha256: str | None = None
 
     @field_validator("at")
     @classmethod

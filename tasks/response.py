@@ -2,6 +2,10 @@
 
 Writes are never retried blindly: `apply_phase` has no Prefect retries (botocore already retries
 throttling and 5xx with backoff), and a rerun converges because every action is check-then-act.
+
+An approval binds its plan: given `approved` (the `step_key`s of the changes a human approved),
+apply and verify act on those steps only. A step the plan holds now that was not approved is never
+applied here; the phase flow asks for it in a new approval.
 """
 
 from __future__ import annotations
@@ -26,10 +30,18 @@ def context(incident_id: str, account_id: str | None, *, dry_run: bool) -> Actio
                                 flow_run_id=str(run_id) if run_id else None)
 
 
+def step_key(action: str, label: str) -> str:
+    """What an approval names a step by: its action and its target's label (`deactivate_access_key:…`)."""
+    return f"{action}:{label}"
+
+
 def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext,
-           only: list[str] | None) -> tuple[list[Step], list[str]]:
+           only: list[str] | None, approved: list[str] | None = None) -> tuple[list[Step], list[str]]:
     plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries())
     steps = [s for s in plan.steps if only is None or s.action.name in only]
+    if approved is not None:
+        allowed = set(approved)
+        steps = [s for s in steps if step_key(s.action.name, s.target.label) in allowed]
     return steps, plan.notes
 
 
@@ -42,7 +54,7 @@ def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     changes = []
     for step, change in plan_steps(ctx, steps):
         changes.append({"action": step.action.name, "target": step.target.model_dump(mode="json"),
-                        "label": step.target.label,
+                        "label": step.target.label, "key": step_key(step.action.name, step.target.label),
                         "summary": change.description if change else "already done",
                         "requires_approval": step.action.requires_approval, "done": change is None})
     get_run_logger().info("%s plan: %d step(s), %d to change", phase, len(changes),
@@ -52,10 +64,11 @@ def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
 
 @task(name="apply_phase", task_run_name="apply_{phase}:{incident_id}")
 def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
-                only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Apply and verify every step (guardrails first, evidence before the first write, ledger after each)."""
+                only: list[str] | None = None, approved: list[str] | None = None) -> list[dict[str, Any]]:
+    """Apply and verify every step, or only the `approved` ones (guardrails first, evidence before the
+    first write, ledger after each)."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=False)
-    steps, _ = _steps(investigation, phase, ctx, only)
+    steps, _ = _steps(investigation, phase, ctx, only, approved)
     log = get_run_logger()
 
     def progress(step: Step, entry: Any) -> None:
@@ -67,10 +80,11 @@ def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
 
 @task(name="verify_phase", task_run_name="verify_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5])
 def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
-                 only: list[str] | None = None) -> int:
-    """Re-read AWS for every step of the phase; raises VerificationFailed if a change did not take."""
+                 only: list[str] | None = None, approved: list[str] | None = None) -> int:
+    """Re-read AWS for every step of the phase (or the `approved` ones); raises VerificationFailed if a
+    change did not take."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
-    steps, _ = _steps(investigation, phase, ctx, only)
+    steps, _ = _steps(investigation, phase, ctx, only, approved)
     for step in steps:
         step.action.verify(ctx, step.target)
     return len(steps)
@@ -94,3 +108,27 @@ def first_response(incident_id: str) -> dict[str, Any] | None:
     else:
         log.warning("the receiver did not contain the key: %s (%s)", outcome.get("status"), outcome.get("reason"))
     return outcome
+
+
+def plan_digest(changes: list[dict[str, Any]]) -> str:
+    """SHA-256 of what an approver was shown: each change's key and summary, in order."""
+    import hashlib
+    import json
+
+    shown = [{"key": c["key"], "summary": c["summary"]} for c in changes]
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
+
+
+@task(name="record_approval", task_run_name="record_approval_{phase}:{incident_id}", retries=2,
+      retry_delay_seconds=[1, 5])
+def record_approval(incident_id: str, account_id: str | None, phase: Phase, answer: dict[str, Any],
+                    changes: list[dict[str, Any]], round_: int) -> str:
+    """Store the decision with exactly the changes it approved, and their SHA-256, in the evidence
+    store (`approval-<phase>-<round>.json`) before anything is applied; returns the digest."""
+    ctx = context(incident_id, account_id, dry_run=True)
+    digest = plan_digest(changes)
+    if ctx.evidence is not None:
+        ctx.evidence.put_json(f"approval-{phase}-{round_}.json",
+                              {"incident_id": incident_id, "phase": phase, "round": round_, "answer": answer,
+                               "plan_sha256": digest, "changes": changes})
+    return digest
