@@ -9,11 +9,13 @@ from prefect import flow, task
 from prefect.logging import get_run_logger
 
 from keyresponse.evidence import open_store
+from keyresponse.retry import retry_on_transient
 from keyresponse.settings import get_settings
 
 
 @task(name="store_incident_record", task_run_name="store_incident_record:{incident_id}", retries=2,
-      retry_delay_seconds=[1, 5])
+      retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def store_incident_record(incident_id: str, record: dict[str, Any]) -> str:
     """incident.json into the evidence store (S3 with Object Lock, or the local folder), in the manifest."""
     from keyresponse.aws import client
@@ -42,7 +44,8 @@ def render_report(incident_id: str, record: dict[str, Any]) -> dict[str, str]:
     return {name: str(Path(p)) for name, p in paths.items()} if isinstance(paths, dict) else {"out": str(out)}
 
 
-@task(name="check_readiness", task_run_name="check_readiness:{incident_id}", retries=1, retry_delay_seconds=5)
+@task(name="check_readiness", task_run_name="check_readiness:{incident_id}", retries=1, retry_delay_seconds=5, retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def check_readiness(incident_id: str, regions: list[str]) -> list[dict[str, str]]:
     """What was missing for this incident (GuardDuty, trail, data events, alert rules…): the report's
     recommendations carry each gap with its fix."""

@@ -12,11 +12,13 @@ from prefect import task
 from prefect.logging import get_run_logger
 
 from keyresponse.investigation import Investigator, Scope, Window, open_engine
+from keyresponse.retry import retry_on_transient
 from keyresponse.settings import get_settings
 from keyresponse.validation import KeyFacts, validate_key
 
 
-@task(name="validate_key", task_run_name="validate_key:{access_key_id}", retries=2, retry_delay_seconds=[1, 5])
+@task(name="validate_key", task_run_name="validate_key:{access_key_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def validate_key_task(access_key_id: str) -> dict[str, Any]:
     """Which account owns the key, whose it is, status, age, last use, quarantine policy."""
     facts = validate_key(access_key_id, accounts_in_scope=get_settings().accounts_in_scope)
@@ -33,7 +35,8 @@ def _window(window: dict[str, str]) -> Window:
     return Window.parse(window["start"], window["end"])
 
 
-@task(name="scope_key", task_run_name="scope_key:{access_key_id}", retries=1, retry_delay_seconds=5)
+@task(name="scope_key", task_run_name="scope_key:{access_key_id}", retries=1, retry_delay_seconds=5, retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def scope_key(access_key_id: str, window: dict[str, str], logs: str | None = None,
               known_ips: list[str] | None = None, attacker_ips: list[str] | None = None) -> dict[str, Any]:
     """The credential graph: every credential derived from the key, repeated to a fixpoint."""
@@ -48,7 +51,8 @@ def scope_key(access_key_id: str, window: dict[str, str], logs: str | None = Non
     return scope.to_json()
 
 
-@task(name="assess_impact", task_run_name="assess_impact:{access_key_id}", retries=1, retry_delay_seconds=5)
+@task(name="assess_impact", task_run_name="assess_impact:{access_key_id}", retries=1, retry_delay_seconds=5, retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def assess_impact(access_key_id: str, scope: dict[str, Any], window: dict[str, str], logs: str | None = None,
                   facts: dict[str, Any] | None = None, alert_source: str | None = None,
                   alert_payload: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.tasks import Task, exponential_backoff
+from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
 
 from keyresponse import aws
@@ -30,9 +29,8 @@ from keyresponse.keyscan import (
     find_findings,
     parse_credential_report,
 )
+from keyresponse.retry import is_throttling, retry_on_transient
 
-THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-                              "SlowDown", "RequestThrottled", "Rate exceeded"})
 OWNER_TAG = "owner"
 SESSION_NAME = "keyresponse-key-scan"
 
@@ -44,19 +42,6 @@ class ScanTarget(BaseModel):
     name: str = ""
     role_arn: str | None = None
     status: str = "ACTIVE"
-
-
-def _is_throttling(exc: BaseException | None) -> bool:
-    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
-
-
-def retry_on_throttling(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect `retry_condition_fn`: retry only when AWS throttled us past boto3's own retries."""
-    try:
-        state.result()
-    except Exception as exc:
-        return _is_throttling(exc)
-    return False
 
 
 def _aws_error(exc: ClientError, doing: str) -> AwsCallError:
@@ -89,7 +74,7 @@ def session_for(target: ScanTarget, base: boto3.Session) -> boto3.Session:
 
 
 @task(name="list_scan_targets", retries=3, retry_delay_seconds=exponential_backoff(2),
-      retry_condition_fn=retry_on_throttling)
+      retry_condition_fn=retry_on_transient)
 def list_scan_targets(
     *, organization: bool = False, role_name: str = "", assume_role_arn: str | None = None
 ) -> list[ScanTarget]:
@@ -170,7 +155,7 @@ def enrich(iam: Any, findings: list[Finding]) -> list[Finding]:
 
 
 @task(name="scan_account", task_run_name="scan_account:{target.account_id}", retries=2,
-      retry_delay_seconds=exponential_backoff(5), retry_jitter_factor=0.5, retry_condition_fn=retry_on_throttling)
+      retry_delay_seconds=exponential_backoff(5), retry_jitter_factor=0.5, retry_condition_fn=retry_on_transient)
 def scan_account(
     target: ScanTarget,
     policy: ScanPolicy,
@@ -192,11 +177,11 @@ def scan_account(
         parsed = parse_credential_report(report.content, account_id=target.account_id)
         findings = enrich(iam, find_findings(parsed, policy, now))
     except ClientError as exc:
-        if _is_throttling(exc):
+        if is_throttling(exc):
             raise
         return _failed(target, str(_aws_error(exc, f"scanning account {target.account_id}")))
     except AwsCallError as exc:
-        if _is_throttling(exc.__cause__):
+        if is_throttling(exc.__cause__):
             raise exc.__cause__ from None  # type: ignore[misc]
         return _failed(target, str(exc))
     except (CredentialReportError, BotoCoreError) as exc:

@@ -18,6 +18,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from keyresponse.aws import session_for_account
+from keyresponse.retry import retry_on_transient
 from tasks.actions import ActionContext, Clients, Step, apply_steps, plan_steps
 from tasks.plan import Phase, plan_response
 
@@ -45,7 +46,8 @@ def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext,
     return steps, plan.notes
 
 
-@task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5])
+@task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
                only: list[str] | None = None) -> dict[str, Any]:
     """The phase's changes, read-only: what each step would do, and what is already done."""
@@ -78,7 +80,8 @@ def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     return [entry.model_dump(mode="json") for entry in written]
 
 
-@task(name="verify_phase", task_run_name="verify_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5])
+@task(name="verify_phase", task_run_name="verify_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
                  only: list[str] | None = None, approved: list[str] | None = None) -> int:
     """Re-read AWS for every step of the phase (or the `approved` ones); raises VerificationFailed if a
@@ -120,7 +123,8 @@ def plan_digest(changes: list[dict[str, Any]]) -> str:
 
 
 @task(name="record_approval", task_run_name="record_approval_{phase}:{incident_id}", retries=2,
-      retry_delay_seconds=[1, 5])
+      retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
+      retry_condition_fn=retry_on_transient)
 def record_approval(incident_id: str, account_id: str | None, phase: Phase, answer: dict[str, Any],
                     changes: list[dict[str, Any]], round_: int) -> str:
     """Store the decision with exactly the changes it approved, and their SHA-256, in the evidence

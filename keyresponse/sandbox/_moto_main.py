@@ -69,6 +69,8 @@ class _Faults:
                 verdict = "unavailable"
             elif self._rng.random() < float(rule.get("throttle_rate", 0.0)):
                 verdict = "throttle"
+            elif rule.get("deny"):
+                verdict = "deny"
             if verdict:
                 self.injected[service] = self.injected.get(service, 0) + 1
             return verdict
@@ -94,6 +96,21 @@ def _throttle_response(environ: dict[str, Any], start_response: StartResponse) -
         )
         ctype = "text/xml"
     start_response("400 Bad Request", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _denied_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """AccessDenied, as AWS answers a caller without the permission: a permanent error."""
+    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols
+        body = json.dumps({"__type": "AccessDeniedException", "message": "sandbox fault: not authorized"}).encode()
+        ctype = "application/x-amz-json-1.1"
+    else:  # query / rest-xml protocols
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+            b"<Message>sandbox fault: not authorized</Message></Error><RequestId>sandbox-fault</RequestId></ErrorResponse>"
+        )
+        ctype = "text/xml"
+    start_response("403 Forbidden", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -157,6 +174,8 @@ class SandboxExtension:
             verdict = self.faults.decide(service)
             if verdict == "throttle":
                 return _throttle_response(environ, start_response)
+            if verdict == "deny":
+                return _denied_response(environ, start_response)
             if verdict == "unavailable":
                 return self._json(start_response, "503 Service Unavailable", {"message": "sandbox fault"})
         return self.app(environ, start_response)

@@ -218,7 +218,8 @@ class MotoSandbox:
             raise SandboxError(f"sandbox extension {route} answered {exc.code}: {exc.read()[:300]!r}") from exc
 
     def inject_faults(self, **rule: Any) -> Any:
-        """`inject_faults(service="iam", throttle_rate=0.3)`; `inject_faults()` clears every rule."""
+        """`inject_faults(service="iam", throttle_rate=0.3)`, `fail_after=N` (then 503s), `deny=True` (every
+        call AccessDenied); `inject_faults()` clears every rule."""
         return self.call_extension("POST", "faults", rule)
 
     def store(self, name: str, document: Any) -> None:

@@ -8,14 +8,14 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 
 from keyresponse.readiness import Check, ReadinessOptions, assess
+from keyresponse.retry import retry_on_transient
 from keyresponse.settings import Settings
 from tasks.actions import ActionContext, Clients, apply_steps
-from tasks.credential_report import retry_on_throttling
 from tasks.hardening._plan import HardeningPlan
 
 
 @task(name="assess_account_readiness", retries=2, retry_delay_seconds=exponential_backoff(2),
-      retry_condition_fn=retry_on_throttling)
+      retry_condition_fn=retry_on_transient)
 def assess_account_readiness(settings: Settings, options: ReadinessOptions) -> list[Check]:
     """Read-only: every readiness check of the caller's account (retried on throttling only)."""
     return assess(Clients(), settings, options)
