@@ -583,9 +583,9 @@ class AlertIntake:
     def _release(self, check: RunCheck) -> Replaced:
         """The incident's run has ended: free its keys (the run is left as it is)."""
         assert check.state is not None
-        freed = self.spool.close_incident(check.incident_id)
-        log.warning("incident %s: flow run %s is %s; %d key(s) freed for a new incident", check.incident_id,
-                    check.flow_run_id, check.state.name, freed)
+        if freed := self.spool.close_incident(check.incident_id):  # 0: another alert freed them a moment ago
+            log.warning("incident %s: flow run %s is %s; %d key(s) freed for a new incident", check.incident_id,
+                        check.flow_run_id, check.state.name, freed)
         return Replaced(incident_id=check.incident_id, flow_run_id=check.flow_run_id, run_state=check.state.name)
 
     async def _open(self, alert: Alert, generation: int, now: datetime, *, replaced: Replaced | None,

@@ -8,6 +8,7 @@ test ends one through the Prefect client, as a crash or a cancel leaves it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -162,6 +163,25 @@ def test_a_fresh_spool_is_never_answered_launched_with_an_ended_run(deployment: 
     assert read_run(after["flow_run_id"]).state.type.value == "SCHEDULED"
     spooled = AlertSpool(tmp_path / "fresh-spool").open_incidents(datetime.now(UTC))
     assert [(e.subject, e.incident_id) for e in spooled] == [(f"key:{key}", after["incident_id"])]
+
+
+def test_alerts_arriving_together_about_a_crashed_runs_key_open_one_incident(deployment: str, tmp_path: Path) -> None:
+    key = new_key()
+    with receiver(tmp_path / "spool", deployment) as app:
+        opened = post(app.url, "generic", {"access_key_id": key, "reason": "first"})
+        set_state(opened["flow_run_id"], "Crashed")
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return list(await asyncio.gather(*(
+                    client.post(f"{app.url}/alerts/generic", headers=AUTH,
+                                json={"access_key_id": key, "reason": f"burst {i}"}) for i in range(6))))
+
+        answers = [r.json() for r in asyncio.run(burst())]
+    assert all(a["incident_id"] != opened["incident_id"] for a in answers), answers
+    assert len({a["incident_id"] for a in answers}) == 1  # one new incident, one new run: the key's
+    assert [a["status"] for a in answers].count("launched") == 1
+    assert {a["flow_run_id"] for a in answers} == {next(a for a in answers if a["status"] == "launched")["flow_run_id"]}
 
 
 # --- Prefect cannot be reached while checking ------------------------------------------------------------
