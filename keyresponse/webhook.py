@@ -546,8 +546,8 @@ class AlertIntake:
         """The state of `holder`'s flow run: one read by id (shared with concurrent checks of that run)."""
         opener = self.spool.opener(holder)
         if opener is None:
-            return RunCheck(holder.incident_id, None,
-                            error=f"the alert that opened {holder.incident_id} is gone from the spool")
+            return RunCheck(holder.incident_id, None, error=f"the alert that opened {holder.incident_id} is gone "
+                            "from the spool, so its run is unknown (`keyresponse release KEY` frees the key)")
         if opener.incident_id != holder.incident_id:  # its alert has opened a newer incident since
             return RunCheck(holder.incident_id, None, state=RunState(name="Superseded", type=SUPERSEDED))
         if opener.flow_run_id is None or self.runs is None:  # still being launched: alive
@@ -626,8 +626,11 @@ class AlertIntake:
         elif record.incident_record is not None:  # the opener's run, which may have started since
             opener = self.spool.alerts_dir / record.incident_record
             if opener.exists():
-                opened_record = self.spool.load(opener)
-                flow_run_id, ui_url = opened_record.flow_run_id, opened_record.ui_url
+                first = self.spool.load(opener)
+                if first.incident_id == record.incident_id:
+                    flow_run_id, ui_url = first.flow_run_id, first.ui_url
+                elif first.replaced is not None and first.replaced.incident_id == record.incident_id:
+                    flow_run_id, ui_url = first.replaced.flow_run_id, None  # the opener has opened a newer one
         return Accepted(alert=record.alert, incident_id=record.incident_id, status=status,
                         flow_run_id=flow_run_id, ui_url=ui_url, duplicate_of=record.duplicate_of,
                         run_state=check.state.name if check and check.state else None,
