@@ -99,13 +99,29 @@ class Alert(BaseModel):
 
     @property
     def idempotency_key(self) -> str:
-        """`source:alert_id`: the same finding delivered again maps to the same flow run."""
+        """`source:alert_id`: what makes this alert the same alert when it is delivered again."""
         return idempotency_key(self.source, self.alert_id)
 
     @property
     def incident_id(self) -> str:
-        """The incident this alert opens when no incident about its key is open yet."""
-        return "inc-" + hashlib.sha256(self.idempotency_key.encode()).hexdigest()[:12]
+        """The incident this alert opens when no incident about its key is open yet (generation 1)."""
+        return self.incident_id_at(1)
+
+    def incident_id_at(self, generation: int) -> str:
+        """The incident this alert opens as its `generation`-th: 1 the first time; one more each time
+        the incident it belonged to ended without closing (its run Failed, Crashed or was Cancelled)."""
+        key = self.idempotency_key if generation == 1 else self.launch_key(generation)
+        return "inc-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def launch_key(self, generation: int) -> str:
+        """The Prefect idempotency key of this alert's `generation`-th incident: `source:alert_id@gen<N>`.
+
+        Prefect never forgets an idempotency key, so a key without the generation would hand back a run
+        that ended long ago; with it, each incident the alert opens gets a run of its own, and a retried
+        launch of one incident still gets that incident's run."""
+        if generation < 1:
+            raise ValueError(f"an incident generation starts at 1, got {generation}")
+        return f"{self.idempotency_key}@gen{generation}"
 
     @property
     def subjects(self) -> tuple[str, ...]:

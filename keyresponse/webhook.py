@@ -9,11 +9,36 @@
 Order of checks: body size (413), authentication (401), JSON (400), alert contents (422); a well-formed
 alert that asks for nothing (GitHub alert about another secret type, sample finding) is 200 "ignored".
 An accepted alert is written to the spool *before* the launcher runs, then answered with 202
-`{"incident_id", "alert_id", "flow_run_id", "ui_url"}`. The same finding again maps to the same incident
-and run (idempotency key `source:alert_id`); another alert about a key whose incident is still open is
-attached to that incident (`"duplicate_of"`), never a second run. When the deployment does not exist yet
-the answer is 503 with Retry-After, and the spooled alert is launched on redelivery or by
-`relaunch_pending` at the next start.
+`{"incident_id", "alert_id", "flow_run_id", "ui_url", "status"}`. The same finding again maps to the same
+incident and run; another alert about a key whose incident is still open is attached to that incident
+(`"duplicate_of"`), never a second run. When the deployment does not exist yet the answer is 503 with
+Retry-After, and the spooled alert is launched on redelivery or by `relaunch_pending` at the next start.
+
+The receiver follows its runs. A key stays attached to its incident (`<spool>/open/`) until the run
+closes it, `keyresponse release KEY` frees it, or `incident_open_seconds` pass. On each alert about a key
+with an open incident, the receiver reads that incident's flow run once, by id (`RunReader.run_state`):
+
+* **Terminal** (the run will never do anything again): Prefect's final states Completed, Failed,
+  Crashed and Cancelled, and a run Prefect no longer knows. The key is freed and the alert opens a new
+  incident, with a first response when it is high-confidence; the answer names the ended incident
+  (`"replaced"`). A Completed run has normally freed its keys itself; one that did not (its spool
+  write failed) frees them here.
+* **Alive**: everything else — Scheduled, Late, Pending, Running, Paused (waiting for an approval),
+  Cancelling, AwaitingRetry — and an incident whose run is still being launched. The alert is
+  attached (`"duplicate"` / `"redelivered"`, with `"run_state"`).
+* **Prefect cannot be reached** (or does not answer within `run_check_timeout_seconds`): the safe
+  answer is to keep the key attached. The alert is spooled and attached as before, the answer says so
+  (`"warning"`), and the next alert about the key checks again. An alert is never dropped.
+
+A redelivery is answered from the spool as before, unless the incident it belongs to still holds its
+key and that incident's run has ended: then it opens a new incident like any other alert about the key.
+
+Incident generations. An alert's first incident is its generation 1; each time the incident it belongs
+to ends without closing, the alert's next incident is one generation more. The Prefect idempotency key
+is `source:alert_id@gen<N>` (Prefect never forgets one: without the generation, the alert's old run
+would come back forever) and generation N > 1 has an incident id of its own. When a launch is answered
+with a run that had already ended (a spool started afresh while Prefect kept its runs), the alert moves
+to its next generation and is launched again: the answer is never "launched" with an ended run.
 """
 
 from __future__ import annotations
@@ -29,7 +54,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from uuid import UUID
 
 import httpx
 from fastapi import FastAPI, Request
@@ -53,6 +79,8 @@ from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
 from keyresponse.files import write_atomic
 
 if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+
     from keyresponse.first_response import FirstResponder
 
 log = logging.getLogger(__name__)
@@ -97,6 +125,9 @@ class WebhookSettings(BaseSettings):
         default=4.0, gt=0, description="Answer 202 `launching` (alert spooled, launch going on) when the launch "
         "takes longer than this; EventBridge API destinations give up after 5 s.")
     retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 503.")
+    run_check_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Max wait for the state of an open incident's flow run; past it (or when "
+        "Prefect cannot be reached) the alert stays attached to the incident and the answer says so.")
 
     def hmac_secrets(self) -> list[bytes]:
         values = ([self.secret] if self.secret else []) + list(self.secrets)
@@ -126,30 +157,88 @@ def sign_github(body: bytes, secret: str) -> str:
 # --- launching --------------------------------------------------------------------------------------
 
 
+#: Prefect's final state types: a run in one of them never does anything again by itself.
+TERMINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+#: Not Prefect state types: a run Prefect no longer knows (deleted, or a new server database), and an
+#: incident whose opening alert has since opened a newer one. Nobody responds to either: terminal too.
+NOT_FOUND = "NOT_FOUND"
+SUPERSEDED = "SUPERSEDED"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A flow run's state as read from Prefect: `name` as the UI shows it (Running, Paused, Late, Crashed,
+    ...) and `type`, Prefect's state type (RUNNING, PAUSED, SCHEDULED, CRASHED, ...)."""
+
+    name: str
+    type: str
+
+    @property
+    def terminal(self) -> bool:
+        """Completed, Failed, Crashed, Cancelled, or gone. A Paused run (waiting for an approval), a Late
+        one (waiting for a runner) and a Cancelling one are alive."""
+        return self.type in TERMINAL_STATE_TYPES or self.type in (NOT_FOUND, SUPERSEDED)
+
+
 @dataclass(frozen=True)
 class LaunchResult:
     flow_run_id: str
     ui_url: str | None
+    state: RunState | None = None  # the run's state as the launch answered it (an ended run: a used key)
 
 
 class DeploymentUnavailable(KeyResponseError):
     """The deployment to run does not exist (yet): answer 503 and launch the spooled alert later."""
 
+    incident_id: str | None = None  # the incident the spooled alert opened, once known
+
 
 class LaunchFailed(KeyResponseError):
     """The launcher failed for a reason other than a missing deployment; the alert stays spooled."""
+
+    incident_id: str | None = None
 
 
 class Launcher(Protocol):
     async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult: ...
 
 
-class PrefectLauncher:
-    """Starts the response deployment with `arun_deployment`, without waiting for the run."""
+@runtime_checkable
+class RunReader(Protocol):
+    async def run_state(self, flow_run_id: str) -> RunState: ...
 
-    def __init__(self, deployment_name: str = DEFAULT_DEPLOYMENT, *, ui_url: str | None = None) -> None:
+
+class PrefectRuns:
+    """Reads flow runs from the Prefect API: the current Prefect settings' one, or `api_url`."""
+
+    def __init__(self, api_url: str | None = None) -> None:
+        self.api_url = api_url
+
+    def _client(self) -> PrefectClient:
+        from prefect.client.orchestration import PrefectClient, get_client
+
+        return PrefectClient(self.api_url) if self.api_url else get_client()
+
+    async def run_state(self, flow_run_id: str) -> RunState:
+        """One read of the flow run by id. Raises when Prefect cannot be reached."""
+        from prefect.exceptions import ObjectNotFound
+
+        async with self._client() as client:
+            try:
+                run = await client.read_flow_run(UUID(flow_run_id))
+            except ObjectNotFound:
+                return RunState(name="Not found", type=NOT_FOUND)
+        return _run_state(run.state)
+
+
+class PrefectLauncher(PrefectRuns):
+    """Starts the response deployment with `arun_deployment`, without waiting for the run; reads run states."""
+
+    def __init__(self, deployment_name: str = DEFAULT_DEPLOYMENT, *, ui_url: str | None = None,
+                 api_url: str | None = None) -> None:
         import prefect.deployments  # noqa: F401 - seconds of imports: pay them at start, not on the first alert
 
+        super().__init__(api_url)
         self.deployment_name = deployment_name
         self.ui_url = ui_url
 
@@ -159,41 +248,64 @@ class PrefectLauncher:
         from prefect.settings import get_current_settings
 
         current = get_current_settings()
-        if current.ui_url:
+        if current.ui_url and not self.api_url:
             return str(current.ui_url).rstrip("/")
-        api = current.api.url
+        api = self.api_url or current.api.url
         return str(api).rstrip("/").removesuffix("/api") if api else None
 
     async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
         from prefect.deployments import arun_deployment
         from prefect.exceptions import ObjectNotFound
 
-        try:
-            flow_run = await arun_deployment(
-                self.deployment_name,
-                parameters={"alert": alert.model_dump(mode="json"), "incident_id": incident_id},
-                idempotency_key=idempotency_key,
-                timeout=0,
-                as_subflow=False,
-                flow_run_name=f"{incident_id}-{alert.source}",
-            )
-        except ObjectNotFound:
-            raise DeploymentUnavailable(f"deployment {self.deployment_name!r} does not exist yet") from None
+        async with self._client() as client:
+            try:
+                flow_run = await arun_deployment(
+                    self.deployment_name,
+                    client=client,
+                    parameters={"alert": alert.model_dump(mode="json"), "incident_id": incident_id},
+                    idempotency_key=idempotency_key,
+                    timeout=0,
+                    as_subflow=False,
+                    flow_run_name=f"{incident_id}-{alert.source}",
+                )
+            except ObjectNotFound:
+                raise DeploymentUnavailable(f"deployment {self.deployment_name!r} does not exist yet") from None
         base = self._ui_base()
         return LaunchResult(flow_run_id=str(flow_run.id),
-                            ui_url=f"{base}/runs/flow-run/{flow_run.id}" if base else None)
+                            ui_url=f"{base}/runs/flow-run/{flow_run.id}" if base else None,
+                            state=_run_state(flow_run.state))
+
+
+def _run_state(state: Any) -> RunState:
+    """A Prefect `State` as a `RunState`. Prefect gives every run a state; a run without one is not
+    called ended."""
+    if state is None:
+        return RunState(name="Unknown", type="UNKNOWN")
+    kind = str(state.type.value)
+    return RunState(name=str(state.name or kind.title()), type=kind)
 
 
 # --- the spool --------------------------------------------------------------------------------------
 
 
+class Replaced(BaseModel):
+    """The incident whose run had ended when an alert about its key opened a new one."""
+
+    incident_id: str
+    flow_run_id: str | None
+    run_state: str
+
+
 class SpoolRecord(BaseModel):
-    """One accepted alert, as written to `<spool>/alerts/<name>.json`."""
+    """One accepted alert, as written to `<spool>/alerts/<name>.json` (one file per alert, its latest incident)."""
 
     alert: Alert
     incident_id: str
     idempotency_key: str
     received_at: datetime
+    generation: int = Field(default=1, ge=0, description="How many incidents this alert has opened: 1 for "
+                            "its first, one more each time the one it belonged to ended; 0 if only attached.")
+    replaced: Replaced | None = Field(default=None, description="The ended incident this one replaced.")
     duplicate_of: str | None = None
     incident_record: str | None = Field(default=None, description="Spool file of the alert that opened the incident.")
     flow_run_id: str | None = None
@@ -268,6 +380,31 @@ class AlertSpool:
                 return holder
         return entry
 
+    def opener(self, holder: OpenIncident) -> SpoolRecord | None:
+        """The spooled alert that opened `holder` (where its flow run id is), None when it is gone."""
+        try:
+            return self.load(self.alerts_dir / holder.alert_file)
+        except FileNotFoundError:
+            return None
+
+    def open_incidents(self, now: datetime) -> list[OpenIncident]:
+        """Every key (or user) attached to an incident that is open, oldest first."""
+        found: list[OpenIncident] = []
+        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
+            with suppress(FileNotFoundError, ValueError):
+                entry = self.open_incident(OpenIncident.model_validate_json(path.read_bytes()).subject, now)
+                if entry is not None:
+                    found.append(entry)
+        return sorted(found, key=lambda e: (e.opened_at, e.subject))
+
+    def release(self, subject: str, now: datetime) -> OpenIncident | None:
+        """Free `subject` by hand, whatever holds it (the run is left alone); returns what held it."""
+        entry = self.open_incident(subject, now)
+        if entry is not None:
+            with suppress(FileNotFoundError):
+                self._open_path(subject).unlink()
+        return entry
+
     def close_incident(self, incident_id: str) -> int:
         """Forget which keys belong to `incident_id` (call when it ends); returns how many were mapped."""
         closed = 0
@@ -291,6 +428,30 @@ class AlertSpool:
 
 Status = Literal["launched", "launching", "duplicate", "redelivered"]
 
+#: An alert moves to its next generation when a launch is answered with an ended run; past this many,
+#: something other than old runs is wrong, and the launch fails (the alert stays spooled).
+MAX_GENERATIONS = 50
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """What the receiver found about the flow run of an open incident."""
+
+    incident_id: str
+    flow_run_id: str | None
+    state: RunState | None = None
+    error: str | None = None  # the state could not be read: the incident is kept
+
+    @property
+    def ended(self) -> bool:
+        return self.state is not None and self.state.terminal
+
+    def warning(self) -> str | None:
+        if self.error is None:
+            return None
+        return (f"{self.error}; the alert is spooled and attached to {self.incident_id}, and the next alert "
+                "about the key checks its run again")
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -301,12 +462,21 @@ class Accepted:
     ui_url: str | None
     duplicate_of: str | None = None
     launch_error: str | None = None
+    run_state: str | None = None  # the open incident's run, as read when this alert was attached to it
+    warning: str | None = None
+    replaced: Replaced | None = None
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"incident_id": self.incident_id, "alert_id": self.alert.alert_id,
                                "flow_run_id": self.flow_run_id, "ui_url": self.ui_url, "status": self.status}
         if self.duplicate_of is not None:
             out["duplicate_of"] = self.duplicate_of
+        if self.run_state is not None:
+            out["run_state"] = self.run_state
+        if self.replaced is not None:
+            out["replaced"] = self.replaced.model_dump()
+        if self.warning is not None:
+            out["warning"] = self.warning
         return out
 
 
@@ -314,59 +484,137 @@ class AlertIntake:
     """Spool, then launch: one incident per key, however many alerts arrive at once.
 
     Deciding (find the spooled alert, find or claim the key's open incident, spool) is synchronous
-    file work, so on the event loop it is atomic; only launching awaits. A launch in flight is shared:
-    a redelivery of that alert, or a duplicate about the same key, waits for it instead of launching
-    again, and alerts about other keys launch in parallel. With a `first_responder`, a new incident's
-    key is contained in the background the moment the alert is spooled (see `keyresponse.first_response`).
+    file work, so on the event loop it is atomic; only launching and reading a run's state await, and
+    an alert is always spooled before either. A launch in flight is shared: a redelivery of that
+    alert, or a duplicate about the same key, waits for it instead of launching again, and alerts
+    about other keys launch in parallel. Reads of one run's state at once are shared too. With a
+    `first_responder`, a new incident's key is contained in the background the moment the alert is
+    spooled (see `keyresponse.first_response`). With `runs`, an alert about a key with an open
+    incident first reads that incident's run: an ended run frees the key (module docstring).
     """
 
     def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0,
-                 answer_within_seconds: float = 4.0, first_responder: FirstResponder | None = None) -> None:
+                 answer_within_seconds: float = 4.0, first_responder: FirstResponder | None = None,
+                 runs: RunReader | None = None, run_check_timeout_seconds: float = 2.0) -> None:
         self.spool = spool
         self.launcher = launcher
         self.launch_timeout_seconds = launch_timeout_seconds
         self.first_responder = first_responder
         self.answer_within_seconds = answer_within_seconds
+        self.runs = runs
+        self.run_check_timeout_seconds = run_check_timeout_seconds
         self._inflight: dict[str, asyncio.Future[Accepted]] = {}  # by incident id
+        self._reads: dict[str, asyncio.Future[RunState]] = {}  # by flow run id
 
     async def accept(self, alert: Alert) -> Accepted:
         now = datetime.now(UTC)
         existing = self.spool.find(alert)
         if existing is not None:
-            if existing.duplicate_of is not None:
-                return await self._answer(existing, "redelivered")
+            return await self._again(existing, now)
+        replaced: Replaced | None = None
+        for subject in alert.subjects:
+            holder = self.spool.open_incident(subject, now)
+            if holder is None:
+                continue
+            attached = self._attach_record(alert, holder, now, generation=0)  # spooled before any wait
+            check = await self._check(holder)
+            if not check.ended:
+                return await self._answer(attached, "duplicate", check)
+            replaced = self._release(check)
+        return await self._open(alert, 1, now, replaced=replaced)
+
+    async def _again(self, existing: SpoolRecord, now: datetime) -> Accepted:
+        """An alert already spooled: answered from the spool, unless the incident it belongs to still
+        holds its key and that incident's run has ended; then it opens its next generation."""
+        if existing.duplicate_of is None:
             if existing.incident_id in self._inflight:
                 launched = await self._launch(existing)
                 return replace(launched, status="redelivered" if launched.flow_run_id else launched.status)
-            if existing.flow_run_id is not None:
-                return await self._answer(existing, "redelivered")
-            return await self._launch(existing)  # spooled before, launch failed: try again
-        for subject in alert.subjects:
-            holder = self.spool.open_incident(subject, now)
-            if holder is not None:
-                return await self._attach(alert, holder, now)
-        record = SpoolRecord(alert=alert, incident_id=alert.incident_id,
-                             idempotency_key=alert.idempotency_key, received_at=now)
+            if existing.flow_run_id is None:
+                return await self._launch(existing)  # spooled before, launch failed: try again
+        belongs_to = existing.duplicate_of or existing.incident_id
+        holder = next((h for s in existing.alert.subjects
+                       if (h := self.spool.open_incident(s, now)) is not None and h.incident_id == belongs_to), None)
+        if holder is None:  # its incident closed, was released or expired: nothing to follow
+            return await self._answer(existing, "redelivered")
+        check = await self._check(holder)
+        if not check.ended:
+            return await self._answer(existing, "redelivered", check)
+        return await self._open(existing.alert, existing.generation + 1, now, replaced=self._release(check))
+
+    async def _check(self, holder: OpenIncident) -> RunCheck:
+        """The state of `holder`'s flow run: one read by id (shared with concurrent checks of that run)."""
+        opener = self.spool.opener(holder)
+        if opener is None:
+            return RunCheck(holder.incident_id, None, error=f"the alert that opened {holder.incident_id} is gone "
+                            "from the spool, so its run is unknown (`keyresponse release KEY` frees the key)")
+        if opener.incident_id != holder.incident_id:  # its alert has opened a newer incident since
+            return RunCheck(holder.incident_id, None, state=RunState(name="Superseded", type=SUPERSEDED))
+        if opener.flow_run_id is None or self.runs is None:  # still being launched: alive
+            return RunCheck(holder.incident_id, opener.flow_run_id)
+        try:
+            state = await asyncio.wait_for(asyncio.shield(self._read(opener.flow_run_id)),
+                                           timeout=self.run_check_timeout_seconds)
+        except TimeoutError:
+            return RunCheck(holder.incident_id, opener.flow_run_id, error=f"Prefect did not answer with the "
+                            f"state of flow run {opener.flow_run_id} within {self.run_check_timeout_seconds:g} s")
+        except Exception as exc:
+            log.warning("reading flow run %s of %s failed: %s", opener.flow_run_id, holder.incident_id, exc)
+            return RunCheck(holder.incident_id, opener.flow_run_id, error=f"could not read the state of flow run "
+                            f"{opener.flow_run_id} from Prefect ({type(exc).__name__}: {exc})"[:400])
+        return RunCheck(holder.incident_id, opener.flow_run_id, state=state)
+
+    def _read(self, flow_run_id: str) -> asyncio.Future[RunState]:
+        assert self.runs is not None
+        task = self._reads.get(flow_run_id)
+        if task is None:
+            task = asyncio.ensure_future(self.runs.run_state(flow_run_id))
+            self._reads[flow_run_id] = task
+
+            def done(finished: asyncio.Future[RunState]) -> None:
+                if self._reads.get(flow_run_id) is finished:
+                    del self._reads[flow_run_id]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: each waiter reports it
+
+            task.add_done_callback(done)
+        return task
+
+    def _release(self, check: RunCheck) -> Replaced:
+        """The incident's run has ended: free its keys (the run is left as it is)."""
+        assert check.state is not None
+        if freed := self.spool.close_incident(check.incident_id):  # 0: another alert freed them a moment ago
+            log.warning("incident %s: flow run %s is %s; %d key(s) freed for a new incident", check.incident_id,
+                        check.flow_run_id, check.state.name, freed)
+        return Replaced(incident_id=check.incident_id, flow_run_id=check.flow_run_id, run_state=check.state.name)
+
+    async def _open(self, alert: Alert, generation: int, now: datetime, *, replaced: Replaced | None,
+                    bounded: bool = True) -> Accepted:
+        """Spool the alert as the opener of its `generation`-th incident, claim its key, contain, launch."""
+        record = SpoolRecord(alert=alert, incident_id=alert.incident_id_at(generation), generation=generation,
+                             idempotency_key=alert.launch_key(generation), received_at=now, replaced=replaced)
         path = self.spool.save(record)
         for subject in alert.subjects:
             holder = self.spool.claim(subject, record.incident_id, path, now)
-            if holder.incident_id != record.incident_id:  # another process won the race
+            if holder.incident_id != record.incident_id:  # another alert (or process) won the key first
                 path.unlink()
-                return await self._attach(alert, holder, now)
+                attached = self._attach_record(alert, holder, now, generation=generation - 1)
+                return await self._answer(attached, "duplicate")
         if self.first_responder is not None:
             try:
                 self.first_responder.start(alert, record.incident_id)
             except Exception:  # never lose the alert over it: the flow contains the key anyway
                 log.exception("first response for %s could not start", record.incident_id)
-        return await self._launch(record)
+        return await self._launch(record, bounded=bounded)
 
-    async def _attach(self, alert: Alert, holder: OpenIncident, now: datetime) -> Accepted:
+    def _attach_record(self, alert: Alert, holder: OpenIncident, now: datetime, *, generation: int) -> SpoolRecord:
         record = SpoolRecord(alert=alert, incident_id=holder.incident_id, idempotency_key=alert.idempotency_key,
-                             received_at=now, duplicate_of=holder.incident_id, incident_record=holder.alert_file)
+                             received_at=now, generation=generation, duplicate_of=holder.incident_id,
+                             incident_record=holder.alert_file)
         self.spool.save(record)
-        return await self._answer(record, "duplicate")
+        return record
 
-    async def _answer(self, record: SpoolRecord, status: Status) -> Accepted:
+    async def _answer(self, record: SpoolRecord, status: Status, check: RunCheck | None = None) -> Accepted:
         flow_run_id, ui_url = record.flow_run_id, record.ui_url
         if record.duplicate_of is not None and record.duplicate_of in self._inflight:
             # The opener's run is being launched right now: answer with it. If that launch fails, the
@@ -378,10 +626,15 @@ class AlertIntake:
         elif record.incident_record is not None:  # the opener's run, which may have started since
             opener = self.spool.alerts_dir / record.incident_record
             if opener.exists():
-                opened_record = self.spool.load(opener)
-                flow_run_id, ui_url = opened_record.flow_run_id, opened_record.ui_url
+                first = self.spool.load(opener)
+                if first.incident_id == record.incident_id:
+                    flow_run_id, ui_url = first.flow_run_id, first.ui_url
+                elif first.replaced is not None and first.replaced.incident_id == record.incident_id:
+                    flow_run_id, ui_url = first.replaced.flow_run_id, None  # the opener has opened a newer one
         return Accepted(alert=record.alert, incident_id=record.incident_id, status=status,
-                        flow_run_id=flow_run_id, ui_url=ui_url, duplicate_of=record.duplicate_of)
+                        flow_run_id=flow_run_id, ui_url=ui_url, duplicate_of=record.duplicate_of,
+                        run_state=check.state.name if check and check.state else None,
+                        warning=check.warning() if check else None, replaced=record.replaced)
 
     async def relaunch_pending(self) -> list[Accepted]:
         """Launch every spooled alert that opened an incident but never got a flow run; skip failures."""
@@ -411,7 +664,7 @@ class AlertIntake:
             return await asyncio.wait_for(asyncio.shield(task), timeout=self.answer_within_seconds)
         except TimeoutError:
             return Accepted(alert=record.alert, incident_id=record.incident_id, status="launching",
-                            flow_run_id=None, ui_url=None)
+                            flow_run_id=None, ui_url=None, replaced=record.replaced)
 
     def _launched(self, incident_id: str, task: asyncio.Future[Accepted]) -> None:
         if self._inflight.get(incident_id) is task:
@@ -427,17 +680,39 @@ class AlertIntake:
             )
         except DeploymentUnavailable as exc:
             self.spool.save(record.model_copy(update={"launch_error": str(exc)}))
+            exc.incident_id = record.incident_id
             raise
         except Exception as exc:  # Prefect unreachable, timeout, ...: the alert stays spooled
             log.exception("launching %s failed; the alert stays spooled", record.idempotency_key)
             message = f"{type(exc).__name__}: {exc}"[:300]
             self.spool.save(record.model_copy(update={"launch_error": message}))
-            raise LaunchFailed(message) from exc
+            failed = LaunchFailed(message)
+            failed.incident_id = record.incident_id
+            raise failed from exc
+        if result.state is not None and result.state.terminal:
+            return await self._launched_an_ended_run(record, result)
         launched = record.model_copy(update={"flow_run_id": result.flow_run_id, "ui_url": result.ui_url,
                                              "launch_error": None})
         self.spool.save(launched)
         return Accepted(alert=record.alert, incident_id=record.incident_id, status="launched",
-                        flow_run_id=result.flow_run_id, ui_url=result.ui_url)
+                        flow_run_id=result.flow_run_id, ui_url=result.ui_url, replaced=record.replaced)
+
+    async def _launched_an_ended_run(self, record: SpoolRecord, result: LaunchResult) -> Accepted:
+        """Prefect answered the launch with a run that had already ended: its idempotency key was used
+        before (a spool started afresh while Prefect kept its runs), or this incident's run ended before
+        the launch was confirmed. Nobody is responding either way: the alert opens its next generation."""
+        assert result.state is not None
+        if record.generation >= MAX_GENERATIONS:
+            failed = LaunchFailed(f"{record.idempotency_key}: Prefect answered with an ended run "
+                                  f"({result.state.name}) for {MAX_GENERATIONS} generations of this alert")
+            failed.incident_id = record.incident_id
+            self.spool.save(record.model_copy(update={"launch_error": str(failed)}))
+            raise failed
+        log.warning("launching %s answered flow run %s, already %s: the alert opens generation %d",
+                    record.idempotency_key, result.flow_run_id, result.state.name, record.generation + 1)
+        check = RunCheck(record.incident_id, result.flow_run_id, state=result.state)
+        return await self._open(record.alert, record.generation + 1, datetime.now(UTC),
+                                replaced=self._release(check), bounded=False)
 
 
 async def relaunch_pending(spool: AlertSpool, launcher: Launcher,
@@ -610,18 +885,23 @@ async def _fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any
 
 def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every: float | None = None,
                github_client: httpx.AsyncClient | None = None,
-               first_responder: FirstResponder | None = None) -> FastAPI:
+               first_responder: FirstResponder | None = None, runs: RunReader | None = None) -> FastAPI:
     """The receiver. `launcher` starts runs (a `PrefectLauncher` in production).
 
     With `relaunch_every` (seconds), spooled alerts that never got a run are launched at start and then
-    that often (GitHub, unlike EventBridge, does not redeliver after a 503).
+    that often (GitHub, unlike EventBridge, does not redeliver after a 503). `runs` reads the state of
+    an open incident's run (default: the launcher, when it can, as a `PrefectLauncher` does); without
+    one, an alert about a key with an open incident is attached to it unchecked.
     """
     if not settings.hmac_secrets() and settings.bearer_token is None and not settings.github_secrets():
         raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_BEARER_TOKEN "
                                  "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
+    if runs is None and isinstance(launcher, RunReader):
+        runs = launcher
     intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds,
-                         answer_within_seconds=settings.answer_within_seconds, first_responder=first_responder)
+                         answer_within_seconds=settings.answer_within_seconds, first_responder=first_responder,
+                         runs=runs, run_check_timeout_seconds=settings.run_check_timeout_seconds)
     clients: dict[str, httpx.AsyncClient] = {}
 
     async def _relaunch_loop(every: float) -> None:
@@ -675,11 +955,13 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                 raise Rejected(503, "deployment_not_found", f"{exc}; the alert is spooled and is launched when "
                                "it is delivered again or the receiver restarts",
                                headers={"Retry-After": str(settings.retry_after_seconds)},
-                               extra={"incident_id": alert.incident_id, "alert_id": alert.alert_id}) from None
+                               extra={"incident_id": exc.incident_id or alert.incident_id,
+                                      "alert_id": alert.alert_id}) from None
             except LaunchFailed as exc:
                 raise Rejected(503, "launch_failed", f"{exc}; the alert is spooled",
                                headers={"Retry-After": str(settings.retry_after_seconds)},
-                               extra={"incident_id": alert.incident_id, "alert_id": alert.alert_id}) from None
+                               extra={"incident_id": exc.incident_id or alert.incident_id,
+                                      "alert_id": alert.alert_id}) from None
         body = accepted[0].body()
         if len(accepted) > 1:
             body["alerts"] = [a.body() for a in accepted]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from keyresponse.cli import contain as contain_cmd
+from keyresponse.cli import incidents as incidents_cmd
 from keyresponse.cli import investigate as investigate_cmd
 from keyresponse.cli import policy as policy_cmd
 from keyresponse.cli import readiness as readiness_cmd
@@ -38,6 +39,8 @@ app.command("investigate")(investigate_cmd.investigate)
 app.command("contain")(contain_cmd.contain)
 app.command("policy")(policy_cmd.policy)
 app.command("undo")(undo_cmd.undo)
+app.command("incidents")(incidents_cmd.incidents)
+app.command("release")(incidents_cmd.release)
 app.command("scan-keys")(scan_keys_cmd.scan_keys)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("simulate")(simulate_cmd.simulate)

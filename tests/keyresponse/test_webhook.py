@@ -141,7 +141,7 @@ def test_generic_alert_with_bearer_token_is_spooled_then_launched(stack: Stack) 
     body = response.json()
     call = stack.launcher.calls[before]
     assert call.alert.access_key_id == key
-    assert call.idempotency_key == f"generic:{body['alert_id']}"
+    assert call.idempotency_key == f"generic:{body['alert_id']}@gen1"  # the incident generation: 1, its first
     assert body["incident_id"] == call.incident_id == call.alert.incident_id
     assert body["flow_run_id"] == stack.launcher.runs[call.idempotency_key]
     assert body["ui_url"].endswith(body["flow_run_id"])
