@@ -14,6 +14,7 @@ From those the base class builds the public contract, which is the same for ever
     apply(ctx, target)  -> LedgerEntry | None   check-then-act; "already done" is success (None)
     verify(ctx, target)                     re-reads AWS; raises VerificationFailed
     undo(ctx, entry)    -> LedgerEntry | None   restores the entry's before-state; idempotent
+    undo_preview(ctx, entry) -> dict        read-only: what undo would do (the undo's dry run)
 
 Every write is appended to the incident ledger with its before- and after-state. `apply_steps`
 runs a whole plan (guardrails for every step first, then the evidence snapshot, then apply and
@@ -323,6 +324,16 @@ class Action(ABC):
         if not self.is_done(ctx, target, state):
             raise VerificationFailed(f"{self.name} did not take on {target.label}: AWS shows {state}")
 
+    def undo_preview(self, ctx: ActionContext, entry: LedgerEntry) -> dict[str, Any]:
+        """Read-only: what `undo` would do to `entry`'s target (the dry run of an undo)."""
+        if self.undo_unsupported_reason is not None:
+            raise KeyResponseError(f"{self.name} cannot be undone: {self.undo_unsupported_reason}")
+        target = Target.model_validate(entry.target)
+        self.guard(ctx, target)
+        with aws_errors(f"undo preview {self.name} {target.label}"):
+            current = self.read(ctx, target)
+        return {"current": current, "restores": entry.before, "would_change": current != entry.before}
+
     def undo(self, ctx: ActionContext, entry: LedgerEntry) -> LedgerEntry:
         """Restore `entry.before` and record the undo. Idempotent: an already-restored target is left alone."""
         if self.undo_unsupported_reason is not None:
@@ -589,18 +600,65 @@ def apply_steps(
 
 @dataclass
 class UndoReport:
+    """What one replay of a ledger did, or (dry run) would do.
+
+    `planned`: dry run only, every change that would be undone, newest first, with what AWS shows
+    now (`undo_preview`). `undone`: the `undo` entries this run wrote. `skipped`: changes that
+    cannot be undone (deletions, unknown actions), with the reason. `already_undone`: changes an
+    earlier undo reversed, with that undo entry: a second undo leaves them alone.
+    """
+
+    incident_id: str = ""
+    dry_run: bool = False
+    planned: list[tuple[LedgerEntry, dict[str, Any]]] = field(default_factory=list)
     undone: list[LedgerEntry] = field(default_factory=list)
     skipped: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+    already_undone: list[tuple[LedgerEntry, LedgerEntry]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One sentence: what was (or would be) undone, and what was left alone and why."""
+        parts = []
+        if self.dry_run:
+            parts.append(f"dry run: would undo {len(self.planned)} change(s), newest first; nothing was changed")
+        elif self.undone:
+            restored = sum(1 for e in self.undone if e.before != e.after)
+            parts.append(f"undone {len(self.undone)} change(s) ({restored} restored in AWS, "
+                         f"{len(self.undone) - restored} already in their before-state)")
+        else:
+            parts.append("nothing to undo")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} change(s) cannot be undone")
+        if self.already_undone:
+            parts.append(f"{len(self.already_undone)} change(s) were already undone by an earlier run "
+                         "and were left alone (nothing is undone twice)")
+        return f"incident {self.incident_id}: " + "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON data (what `keyresponse undo --json` prints and the undo flow returns)."""
+        def ref(entry: LedgerEntry) -> dict[str, Any]:
+            return {"entry_id": entry.entry_id, "action": entry.action, "target": entry.target,
+                    "label": Target.model_validate(entry.target).label, "applied_at": entry.applied_at}
+
+        return {
+            "incident_id": self.incident_id, "dry_run": self.dry_run, "summary": self.summary(),
+            "planned": [ref(e) | preview for e, preview in self.planned],
+            "undone": [e.model_dump(mode="json") | {"label": Target.model_validate(e.target).label,
+                                                    "changed": e.before != e.after} for e in self.undone],
+            "skipped": [ref(e) | {"reason": why} for e, why in self.skipped],
+            "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
+                               for e, u in self.already_undone],
+        }
 
 
 def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoReport:
     """Replay the incident's ledger in reverse: undo every applied change that supports it.
 
     Changes that cannot be undone (deletions) are reported in `skipped` with the reason. In a
-    dry-run context nothing changes and every entry that would be undone is listed in `skipped`
-    with the reason "dry run".
+    dry-run context nothing changes: every change that would be undone is in `planned`, with the
+    state AWS shows now. Changes an earlier run undid are in `already_undone` and left alone.
     """
-    report = UndoReport()
+    report = UndoReport(incident_id=ctx.incident_id, dry_run=ctx.dry_run,
+                        already_undone=ctx.ledger.undone()[::-1])
     for entry in ctx.ledger.to_undo():
         action = registry.get(entry.action)
         if action is None:
@@ -608,7 +666,11 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
         elif action.undo_unsupported_reason is not None:
             report.skipped.append((entry, action.undo_unsupported_reason))
         elif ctx.dry_run:
-            report.skipped.append((entry, "dry run: would undo"))
+            try:
+                preview = action.undo_preview(ctx, entry)
+            except KeyResponseError as exc:  # listed all the same: the real run would meet it too
+                preview = {"would_change": None, "problem": str(exc)}
+            report.planned.append((entry, preview))
         else:
             report.undone.append(action.undo(ctx, entry))
     if report.undone:
