@@ -72,6 +72,22 @@ def _key_lock(access_key_id: str, waiting: Callable[[], None] | None = None) -> 
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _received_at(alert: Alert, incident_id: str) -> str:
+    """When keyresponse received the alert: the receiver's spool time (the alert is spooled, fsync'd,
+    before anything else happens, the first response included), to the second like the timeline.
+    A run the receiver did not start (the CLI, a test, a spool on another host) has none: now."""
+    from keyresponse.webhook import AlertSpool, WebhookSettings
+
+    try:
+        spooled = AlertSpool(WebhookSettings().spool).find(alert)
+    except (OSError, ValueError) as exc:  # an unreadable spool record must not stop the response
+        get_run_logger().warning("could not read the alert's spool record: %s", exc)
+        spooled = None
+    if spooled is None or spooled.incident_id != incident_id:
+        return _now()
+    return spooled.received_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _alert_summary(alert: Alert) -> dict[str, Any]:
     data = alert.model_dump(mode="json", exclude={"raw", "high_confidence"})
     data["observed_at"] = alert.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -99,7 +115,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
     log = get_run_logger()
     settings = get_settings()
     incident_id = incident_id or alert.incident_id
-    received = _now()
+    received = _received_at(alert, incident_id)
     key = alert.access_key_id
     if key is None:
         from keyresponse.validation import key_of_user
@@ -124,6 +140,9 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
         phases: dict[str, dict[str, Any]] = {}
         if alert.high_confidence and settings.auto_contain and not dry_run:
             first = first_response(incident_id)
+            if first is not None and first.get("accepted_at"):  # the receiver had the alert by then
+                timeline = record["timeline"]
+                timeline["alert_received_at"] = min(timeline["alert_received_at"], _second(first["accepted_at"]))
             if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
                 _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
                 record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])

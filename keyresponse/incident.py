@@ -82,7 +82,9 @@ class AlertSummary(_Record):
 
 class Timeline(_Record):
     """The NIST milestones. `detected_at` is when a detector first saw it (the alert's observed
-    time); `alert_received_at` when keyresponse got the alert; the rest when each phase finished."""
+    time); `alert_received_at` when keyresponse got the alert (the receiver's spool time, so never
+    after the receiver's own first containment; the run's start when no receiver started it); the
+    rest when each phase finished."""
 
     first_malicious_at: str | None = None
     detected_at: str | None = None

@@ -39,6 +39,7 @@ from sqlglot import TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
+from keyresponse.guardrails import parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
@@ -264,6 +265,7 @@ class CredentialRow:
     principal_arn: str | None
     depth: int
     event_count: int
+    contained: str = "not contained"
 
 
 @dataclass(frozen=True)
@@ -435,14 +437,69 @@ def _business_summary(incident: Incident) -> str:
     return f"{found} {verdict} {_outcome(incident)['text']}"
 
 
+def _in_effect(incident: Incident) -> list[LedgerEntry]:
+    """Applied changes no undo has reversed, oldest first."""
+    undone = {e.undoes for e in incident.ledger if e.kind == "undo"}
+    return [e for e in applied_actions(incident) if e.entry_id not in undone]
+
+
+def credential_containment(incident: Incident) -> list[dict[str, Any]]:
+    """Every credential in scope (`investigation.credentials`), each with how the response contained
+    it, read from the ledger (a change an undo reversed does not count).
+
+    A long-term key is contained by its own deactivation or deletion, or by its user's deletion. A
+    session token cannot be deactivated: it is contained by the session-revocation policy on the
+    principal it belongs to: the role, for an AssumeRole session; else the user whose key minted it
+    (the key's owner when the record names no user), as the planner revokes them.
+    """
+    inv = incident.investigation
+    top = str(inv.get("principal_arn") or "")
+    owner = parse_principal(top) if top else None
+    changes = _in_effect(incident)
+    rows = []
+    for cred in inv["credentials"]:
+        key, kind = str(cred["access_key_id"]), str(cred.get("kind") or "")
+        arn = str(cred.get("principal_arn") or (top if kind == "original" else ""))
+        principal = parse_principal(arn) if arn else None
+        found: list[tuple[LedgerEntry, str]] = []
+        if key.startswith("AKIA") and kind in ("original", "access_key"):
+            user = principal.name if principal is not None and principal.kind == "user" else None
+            for e in changes:
+                target = e.target
+                if target.get("kind") == "access_key" and target.get("id") == key:
+                    if e.action == "deactivate_access_key":
+                        found.append((e, "key deactivated"))
+                    elif e.action == "delete_access_key":
+                        found.append((e, "key deleted"))
+                elif e.action == "delete_user" and user and target.get("kind") == "user" and target.get("id") == user:
+                    found.append((e, f"its user {user} deleted, with the user's keys"))
+        else:
+            if cred.get("created_by_event") == "AssumeRole" or (principal is not None and principal.kind == "role"):
+                revoked = ("role", principal.name) if principal is not None and principal.kind == "role" else None
+            elif principal is not None and principal.kind == "user":
+                revoked = ("user", principal.name)
+            else:
+                revoked = ("user", owner.name) if owner is not None and owner.kind == "user" else None
+            for e in changes:
+                if (e.action == "attach_session_revocation_policy" and revoked is not None
+                        and (e.target.get("kind"), e.target.get("id")) == revoked):
+                    found.append((e, f"sessions revoked by the deny policy on {revoked[0]} {revoked[1]}"))
+        rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                     "contained": bool(found), "how": "; ".join(how for _, how in found) or "not contained",
+                     "changes": [{"action": e.action, "target": target_label(e.target), "applied_at": e.applied_at,
+                                  "entry_id": e.entry_id} for e, _ in found]})
+    return rows
+
+
 def _credential_rows(incident: Incident) -> list[CredentialRow]:
     inv = incident.investigation
     counts = Counter(str(e.get("access_key_id")) for e in incident.events)
     nodes = [TreeNode(c["access_key_id"], c.get("parent"), c["access_key_id"]) for c in inv["credentials"]]
     by_id = {c["access_key_id"]: c for c in inv["credentials"]}
+    how = {row["access_key_id"]: row["how"] for row in credential_containment(incident)}
     return [CredentialRow(node.id, by_id[node.id]["kind"], by_id[node.id].get("created_by_event"),
                           by_id[node.id].get("parent"), by_id[node.id].get("principal_arn"), depth,
-                          counts.get(node.id, 0)) for node, depth in outline(nodes)]
+                          counts.get(node.id, 0), how[node.id]) for node, depth in outline(nodes)]
 
 
 _KIND_COLOR = {"original": "#B91C1C", "access_key": "#D55E00", "session": "#0072B2"}
@@ -869,6 +926,7 @@ def report_json(incident: Incident, *, context: ReportContext | None = None) -> 
         "recommendations": [{"key": r.key, "title": r.title, "finding": r.finding, "action": r.action}
                             for r in ctx.recommendations],
         "queries": [q.filename for q in ctx.queries],
+        "credentials": credential_containment(incident),
     }}
 
 
