@@ -205,9 +205,44 @@ def _alert_ips(alert: Alert) -> list[str]:
 
 def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     record["timeline"]["closed_at"] = _now()
+    record["left_in_place"] = _left_in_place(incident_id, record)
     record["readiness"] = post_incident(incident_id, record)["readiness"]
     _release_keys(incident_id)
     return record
+
+
+#: The deployment that undoes an incident (keyresponse serve and prefect.yaml both name it so).
+UNDO_DEPLOYMENT = "undo-incident/undo-incident"
+
+
+def _left_in_place(incident_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Every change still in effect, from the incident's ledger (the receiver's first response and
+    any earlier undo included), with how to undo it; None when nothing is."""
+    from keyresponse.errors import KeyResponseError
+    from keyresponse.ledger import Ledger, LedgerEntry
+    from tasks.actions import Target, left_in_place, registry
+
+    try:
+        entries = Ledger(incident_id).entries()
+    except KeyResponseError as exc:  # a torn ledger: what this run recorded still says enough
+        get_run_logger().warning("could not read the ledger of %s: %s", incident_id, exc)
+        entries = []
+    entries = entries or [LedgerEntry.model_validate(e) for e in record["ledger"]]
+    actions = registry()
+    changes = []
+    for entry, reason in left_in_place(entries, actions):
+        target = Target.model_validate(entry.target)
+        action = actions.get(entry.action)
+        changes.append({
+            "entry_id": entry.entry_id, "action": entry.action, "target": entry.target, "label": target.label,
+            "description": action.describe(target, entry.before) if action else entry.action,
+            "state": entry.after, "applied_at": entry.applied_at, "undo_supported": reason is None,
+            "reason": reason})
+    if not changes:
+        return None
+    return {"changes": changes, "undo": {
+        "dry_run": f"keyresponse undo {incident_id}", "apply": f"keyresponse undo {incident_id} --apply",
+        "deployment": UNDO_DEPLOYMENT, "parameters": {"incident_id": incident_id, "dry_run": False}}}
 
 
 def _release_keys(incident_id: str) -> None:

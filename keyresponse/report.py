@@ -151,6 +151,15 @@ def md_code_block(text: str, language: str = "") -> Markup:
     return Markup(f"{fence}{language}\n{text}\n{fence}")  # noqa: S704 - fenced: the content stays code
 
 
+def md_code(text: str) -> Markup:
+    """`text` as inline code (a command to copy): delimited by a backtick run longer than any in it."""
+    text = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704 - a code span: its content stays code
+
+
 def when(value: str | None) -> str | None:
     """An ISO time as `2026-11-19 19:00:22 UTC` (fractions dropped); None stays None."""
     if not value:
@@ -380,6 +389,11 @@ def _outcome(incident: Incident) -> dict[str, str]:
     changed = len(applied_actions(incident))
     nothing = "Nothing was changed in AWS." if changed == 0 else (
         f"{changed} change(s) applied before this point remain in place; see Actions.")
+    if incident.left_in_place is not None:
+        left = incident.left_in_place
+        nothing = (f"{len(left.changes)} change(s) applied before this point are left in place; see Left in "
+                   f"place. To undo them: {left.undo.apply} (or the {left.undo.deployment} deployment "
+                   "with dry_run false).")
     status = incident.status
     if status == "dry_run" or incident.dry_run:
         return {"tone": "info", "title": "Dry run: nothing was changed",
@@ -406,8 +420,10 @@ def _outcome(incident: Incident) -> dict[str, str]:
         return {"tone": "bad", "title": "Response failed",
                 "text": f"The response stopped on an error; the flow run has the details. {nothing}"}
     titles = {"contained": "Contained", "eradicated": "Eradicated", "recovered": "Recovered", "closed": "Closed"}
+    still = "" if incident.left_in_place is None else (
+        f" {len(incident.left_in_place.changes)} change(s) are left in place; see Left in place.")
     return {"tone": "good", "title": titles[status],
-            "text": f"The response reached the {status} state with {changed} change(s) applied."}
+            "text": f"The response reached the {status} state with {changed} change(s) applied.{still}"}
 
 
 def _business_summary(incident: Incident) -> str:
@@ -886,7 +902,7 @@ def environment(kind: str) -> Environment:
         env = Environment(loader=loader, undefined=StrictUndefined, finalize=_finalize_markdown,
                           autoescape=False, trim_blocks=True, lstrip_blocks=True,  # noqa: S701 - finalize escapes
                           keep_trailing_newline=True)
-        env.filters.update(code_block=md_code_block, md=md_escape)
+        env.filters.update(code_block=md_code_block, md=md_escape, code=md_code)
     else:
         raise InputError(f"no report format {kind!r}; expected md or html")
     _common_filters(env)

@@ -240,6 +240,10 @@ class Action(ABC):
     undo_unsupported_reason: ClassVar[str | None] = None
     #: The `Target.kind`s this action takes.
     target_kinds: ClassVar[tuple[str, ...]]
+    #: The actions whose change this one ends on the same target (recovery removing the policy
+    #: containment attached, eradication deleting the key containment deactivated); "*": every
+    #: change on the target user (and on its keys). Read by `left_in_place`.
+    ends: ClassVar[tuple[str, ...]] = ()
 
     # hooks ------------------------------------------------------------------------------------
     @abstractmethod
@@ -648,6 +652,44 @@ class UndoReport:
             "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
                                for e, u in self.already_undone],
         }
+
+
+def _ended_by(later: LedgerEntry, action: Action, earlier: LedgerEntry) -> bool:
+    """Whether the change `later` (by `action`) ends the effect of the older change `earlier`."""
+    if "*" in action.ends and later.target.get("kind") == "user":
+        user = later.target.get("id")
+        return bool((earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
+                    or earlier.target.get("user_name") == user)
+    return earlier.action in action.ends and (earlier.target.get("kind"), earlier.target.get("id")) == (
+        later.target.get("kind"), later.target.get("id"))
+
+
+def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]) -> list[tuple[LedgerEntry, str | None]]:
+    """The changes of a ledger still in effect, oldest first, each with why it cannot be undone
+    (None when `undo_incident` reverses it).
+
+    A change is no longer in effect once it is undone, or once a later change of the incident ended
+    it (`Action.ends`: a revocation policy removed in recovery, a deactivated key deleted in
+    eradication, anything on a user the incident deleted). A reversible change that ended an
+    earlier one (the recovery's removal of that policy) is a return to the state before the
+    incident, not a change left in place; an irreversible one (a deletion) stays listed.
+    """
+    undone = {e.undoes for e in entries if e.kind == "undo"}
+    applied = [e for e in entries if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
+    found: list[tuple[LedgerEntry, str | None]] = []
+    for index, entry in enumerate(applied):
+        action = registry.get(entry.action)
+        if action is None:
+            found.append((entry, f"no action named {entry.action} is registered"))
+            continue
+        if any(_ended_by(later, registry[later.action], entry) for later in applied[index + 1:]
+               if later.action in registry):
+            continue
+        if action.undo_unsupported_reason is None and any(_ended_by(entry, action, earlier)
+                                                          for earlier in applied[:index]):
+            continue
+        found.append((entry, action.undo_unsupported_reason))
+    return found
 
 
 def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoReport:

@@ -19,7 +19,7 @@ from keyresponse.incident import minimal_investigation
 from keyresponse.ledger import Ledger
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from tasks.actions import INCIDENT_TAG, ActionContext, Target, revocation_policy_name
+from tasks.actions import INCIDENT_TAG, ActionContext, Target, left_in_place, registry, revocation_policy_name
 from tasks.containment.deactivate_access_key import ACTION as DEACTIVATE
 from tasks.eradication.delete_access_key import ACTION as DELETE
 
@@ -108,6 +108,7 @@ def test_undo_flow_runs_dry_then_restores_moto_then_is_a_no_op(contained: tuple[
     ledger = Ledger(aws.incident_id)
     applied = ledger.applied()
     lines = len(ledger.entries())
+    assert [e for e, _ in left_in_place(ledger.entries(), registry())] == applied
 
     dry = _run_undo(aws.incident_id, dry_run=True)
     assert aws.state() == after_containment, "a dry run changed AWS"
@@ -124,6 +125,7 @@ def test_undo_flow_runs_dry_then_restores_moto_then_is_a_no_op(contained: tuple[
     assert [u["undoes"] for u in real["undone"]] == [e.entry_id for e in reversed(applied)]
     assert all(u["changed"] for u in real["undone"]) and real["skipped"] == []
     assert aws.state() == before  # key Active, both policies gone, the user's tag removed, the role's restored
+    assert left_in_place(ledger.entries(), registry()) == []
 
     again = _run_undo(aws.incident_id, dry_run=False)
     assert again["undone"] == [] and again["planned"] == [] and again["skipped"] == []
