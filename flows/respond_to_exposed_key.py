@@ -8,7 +8,8 @@ started (`keyresponse.first_response`): the run waits for that outcome, records 
 time as the containment time, then does the rest of early containment (session revocation, tag).
 
 Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
-A denial or a timeout stops the response there (nothing more changes) and the report says so.
+A denial or a timeout stops the response there (nothing more changes) and the report says so,
+listing every change still in effect as "left in place" with how to undo it (`_left_in_place`).
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
 about one key never race: the run holds a lock named after the key (see `_key_lock`).
 """

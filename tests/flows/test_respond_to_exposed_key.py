@@ -265,6 +265,11 @@ def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(
             assert cred["access_key_id"] not in keys, "attacker-created key still exists"
     functions = {f["FunctionName"] for f in admin_client(world.box.endpoint, "lambda").list_functions()["Functions"]}
     assert "cost-optimizer" not in functions
+    # recovery removed the revocation policies and eradication deleted the deactivated keys: neither is
+    # left in place; the deletions are, as changes that cannot be undone
+    left = {(c["action"], c["undo_supported"]) for c in record["left_in_place"]["changes"]}
+    assert not {a for a, _ in left} & {"attach_session_revocation_policy", "deactivate_access_key"}, left
+    assert ("delete_access_key", False) in left and ("tag_principal", True) in left
     report = world.home / "incidents" / record["incident_id"] / "report"
     assert (report / "report.html").exists()
     # the sandbox has no GuardDuty and no trail: the report's recommendations say so, with the fix
