@@ -8,7 +8,8 @@ started (`keyresponse.first_response`): the run waits for that outcome, records 
 time as the containment time, then does the rest of early containment (session revocation, tag).
 
 Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
-A denial or a timeout stops the response there (nothing more changes) and the report says so.
+A denial or a timeout stops the response there (nothing more changes) and the report says so,
+listing every change still in effect as "left in place" with how to undo it (`_left_in_place`).
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
 about one key never race: the run holds a lock named after the key (see `_key_lock`).
 """
@@ -72,6 +73,22 @@ def _key_lock(access_key_id: str, waiting: Callable[[], None] | None = None) -> 
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _received_at(alert: Alert, incident_id: str) -> str:
+    """When keyresponse received the alert: the receiver's spool time (the alert is spooled, fsync'd,
+    before anything else happens, the first response included), to the second like the timeline.
+    A run the receiver did not start (the CLI, a test, a spool on another host) has none: now."""
+    from keyresponse.webhook import AlertSpool, WebhookSettings
+
+    try:
+        spooled = AlertSpool(WebhookSettings().spool).find(alert)
+    except (OSError, ValueError) as exc:  # an unreadable spool record must not stop the response
+        get_run_logger().warning("could not read the alert's spool record: %s", exc)
+        spooled = None
+    if spooled is None or spooled.incident_id != incident_id:
+        return _now()
+    return spooled.received_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _alert_summary(alert: Alert) -> dict[str, Any]:
     data = alert.model_dump(mode="json", exclude={"raw", "high_confidence"})
     data["observed_at"] = alert.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -99,7 +116,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
     log = get_run_logger()
     settings = get_settings()
     incident_id = incident_id or alert.incident_id
-    received = _now()
+    received = _received_at(alert, incident_id)
     key = alert.access_key_id
     if key is None:
         from keyresponse.validation import key_of_user
@@ -124,6 +141,9 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
         phases: dict[str, dict[str, Any]] = {}
         if alert.high_confidence and settings.auto_contain and not dry_run:
             first = first_response(incident_id)
+            if first is not None and first.get("accepted_at"):  # the receiver had the alert by then
+                timeline = record["timeline"]
+                timeline["alert_received_at"] = min(timeline["alert_received_at"], _second(first["accepted_at"]))
             if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
                 _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
                 record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
@@ -187,9 +207,44 @@ def _alert_ips(alert: Alert) -> list[str]:
 
 def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     record["timeline"]["closed_at"] = _now()
+    record["left_in_place"] = _left_in_place(incident_id, record)
     record["readiness"] = post_incident(incident_id, record)["readiness"]
     _release_keys(incident_id)
     return record
+
+
+#: The deployment that undoes an incident (keyresponse serve and prefect.yaml both name it so).
+UNDO_DEPLOYMENT = "undo-incident/undo-incident"
+
+
+def _left_in_place(incident_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Every change still in effect, from the incident's ledger (the receiver's first response and
+    any earlier undo included), with how to undo it; None when nothing is."""
+    from keyresponse.errors import KeyResponseError
+    from keyresponse.ledger import Ledger, LedgerEntry
+    from tasks.actions import Target, left_in_place, registry
+
+    try:
+        entries = Ledger(incident_id).entries()
+    except KeyResponseError as exc:  # a torn ledger: what this run recorded still says enough
+        get_run_logger().warning("could not read the ledger of %s: %s", incident_id, exc)
+        entries = []
+    entries = entries or [LedgerEntry.model_validate(e) for e in record["ledger"]]
+    actions = registry()
+    changes = []
+    for entry, reason in left_in_place(entries, actions):
+        target = Target.model_validate(entry.target)
+        action = actions.get(entry.action)
+        changes.append({
+            "entry_id": entry.entry_id, "action": entry.action, "target": entry.target, "label": target.label,
+            "description": action.describe(target, entry.before) if action else entry.action,
+            "state": entry.after, "applied_at": entry.applied_at, "undo_supported": reason is None,
+            "reason": reason})
+    if not changes:
+        return None
+    return {"changes": changes, "undo": {
+        "dry_run": f"keyresponse undo {incident_id}", "apply": f"keyresponse undo {incident_id} --apply",
+        "deployment": UNDO_DEPLOYMENT, "parameters": {"incident_id": incident_id, "dry_run": False}}}
 
 
 def _release_keys(incident_id: str) -> None:

@@ -6,8 +6,8 @@
 3. post the scenario's GuardDuty alert with a valid signature;
 4. approve each pause through the Prefect API as a named demo approver (or, with `interactive`,
    wait for a person to approve in the UI);
-5. wait for the response to finish and summarise it: time from alert to containment, credentials
-   contained, report paths.
+5. wait for the response to finish and summarise it: time from alert to containment, every
+   credential in scope and how each was contained, report paths.
 """
 
 from __future__ import annotations
@@ -226,16 +226,29 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
     incident = answer["incident_id"]
     record_path = home / "incidents" / incident / "incident.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    contained = sorted({e["target"]["id"] for e in record.get("ledger", [])
-                        if e["action"] in ("deactivate_access_key", "delete_access_key")})
+    credentials = credentials_in_scope(record)
     report = home / "incidents" / incident / "report"
     return {"scenario": truth["scenario"], "incident_id": incident, "flow_run_state": final,
             "status": record.get("status"), "flow_run_url": f"{ui}/runs/flow-run/{run_id}",
             "compromised_access_key_id": key, "seconds_alert_to_containment": round(contained_s, 2),
-            "credentials_contained": contained, "approvals": approvals,
+            "credentials": credentials,
+            "credentials_contained": [c["access_key_id"] for c in credentials if c["contained"]],
+            "approvals": approvals,
             "verdict": (record.get("investigation") or {}).get("verdict"),
             "report": {"html": str(report / "report.html"), "markdown": str(report / "report.md"),
                        "json": str(report / "incident.json")}}
+
+
+def credentials_in_scope(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every credential the incident holds in scope, each with how it was contained (a key
+    deactivated or deleted, a session revoked by the policy on its user or role) or "not contained"."""
+    if not record.get("investigation"):
+        return []
+    from keyresponse.incident import Incident
+    from keyresponse.report import credential_containment
+
+    return [{k: row[k] for k in ("access_key_id", "kind", "principal_arn", "contained", "how")}
+            for row in credential_containment(Incident.model_validate(record))]
 
 
 def _ok(url: str) -> bool:

@@ -23,7 +23,15 @@ The shape (every field is documented on the models below):
      "approvals": [{"phase", "approver", "decision", "reason", "at", "also_contain", "plan_sha256"}],
      "events": [rows of queries/key_events.sql: the attacker's calls],
      "readiness": [{"check", "status", "evidence", "fix"}]   (optional),
-     "flow_run_id": "…" | null, "ui_url": "…" | null}
+     "flow_run_id": "…" | null, "ui_url": "…" | null,
+     "left_in_place": {"changes": [{"entry_id", "action", "target", "label", "description", "state",
+                                    "applied_at", "undo_supported", "reason"}],
+                       "undo": {"dry_run": "keyresponse undo ID", "apply": "keyresponse undo ID --apply",
+                                "deployment": "undo-incident/undo-incident", "parameters": {…}}} | null}
+
+`left_in_place` lists every change still in effect when the run ended (none undone or ended by a
+later change: `tasks.actions.left_in_place`), so a denied or stopped incident says what it left
+behind, and how to undo it.
 
 `investigation` stays a plain dict: its contract is docs/architecture.md's (checked by
 `keyresponse.investigation.CONTRACT_FIELDS`), and the optional intel answers are read when
@@ -82,7 +90,9 @@ class AlertSummary(_Record):
 
 class Timeline(_Record):
     """The NIST milestones. `detected_at` is when a detector first saw it (the alert's observed
-    time); `alert_received_at` when keyresponse got the alert; the rest when each phase finished."""
+    time); `alert_received_at` when keyresponse got the alert (the receiver's spool time, so never
+    after the receiver's own first containment; the run's start when no receiver started it); the
+    rest when each phase finished."""
 
     first_malicious_at: str | None = None
     detected_at: str | None = None
@@ -146,6 +156,36 @@ class ReadinessCheck(_Record):
     fix: str = ""
 
 
+class InPlaceChange(_Record):
+    """One applied change still in effect when the response ended (a ledger entry)."""
+
+    entry_id: str
+    action: str
+    target: dict[str, Any]
+    label: str
+    description: str
+    state: dict[str, Any] = Field(description="What the change left: the entry's after-state.")
+    applied_at: str
+    undo_supported: bool
+    reason: str | None = Field(default=None, description="Why it cannot be undone, when it cannot.")
+
+
+class UndoHow(_Record):
+    """How to undo an incident's changes: the CLI, or the `undo-incident` Prefect deployment."""
+
+    dry_run: str
+    apply: str
+    deployment: str
+    parameters: dict[str, Any]
+
+
+class LeftInPlace(_Record):
+    """Every change the response left in effect (after a denial, a timeout, a failure, or the end)."""
+
+    changes: list[InPlaceChange]
+    undo: UndoHow
+
+
 class Incident(BaseModel):
     """The incident record (module docstring). `report` is output only: `write_report` adds the
     figures the report shows, and rendering ignores and recomputes it."""
@@ -165,6 +205,7 @@ class Incident(BaseModel):
     readiness: list[ReadinessCheck] | None = None
     flow_run_id: str | None = None
     ui_url: str | None = None
+    left_in_place: LeftInPlace | None = None
     report: dict[str, Any] | None = Field(default=None, description="Written by keyresponse.report; ignored on input.")
 
     @field_validator("incident_id")
@@ -189,8 +230,10 @@ class Incident(BaseModel):
         return next((a for a in self.approvals if a.decision == "deny"), None)
 
     def record(self) -> dict[str, Any]:
-        """The record as JSON data, without the output-only `report`."""
-        return self.model_dump(mode="json", exclude={"report"})
+        """The record as JSON data, without the output-only `report` (nor `left_in_place` when there
+        is nothing, so a record written before that field existed reads back unchanged)."""
+        return self.model_dump(mode="json", exclude={"report"} | ({"left_in_place"} if self.left_in_place is None
+                                                                   else set()))
 
 
 # -- a builder for tests --------------------------------------------------------------------------

@@ -107,5 +107,12 @@ class Ledger:
         undone = {entry.undoes for entry in entries if entry.kind == "undo"}
         return [e for e in reversed(entries) if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
 
+    def undone(self) -> list[tuple[LedgerEntry, LedgerEntry]]:
+        """The `apply` entries an earlier undo reversed, each with its `undo` entry, oldest first."""
+        entries = self.entries()
+        undos = {entry.undoes: entry for entry in entries if entry.kind == "undo" and entry.undoes}
+        return [(e, undos[e.entry_id]) for e in entries
+                if e.kind == "apply" and not e.dry_run and e.entry_id in undos]
+
     def read_bytes(self) -> bytes:
         return self.path.read_bytes() if self.path.exists() else b""

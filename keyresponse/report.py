@@ -39,6 +39,7 @@ from sqlglot import TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
+from keyresponse.guardrails import parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
@@ -148,6 +149,15 @@ def md_code_block(text: str, language: str = "") -> Markup:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return Markup(f"{fence}{language}\n{text}\n{fence}")  # noqa: S704 - fenced: the content stays code
+
+
+def md_code(text: str) -> Markup:
+    """`text` as inline code (a command to copy): delimited by a backtick run longer than any in it."""
+    text = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704 - a code span: its content stays code
 
 
 def when(value: str | None) -> str | None:
@@ -264,6 +274,7 @@ class CredentialRow:
     principal_arn: str | None
     depth: int
     event_count: int
+    contained: str = "not contained"
 
 
 @dataclass(frozen=True)
@@ -378,6 +389,11 @@ def _outcome(incident: Incident) -> dict[str, str]:
     changed = len(applied_actions(incident))
     nothing = "Nothing was changed in AWS." if changed == 0 else (
         f"{changed} change(s) applied before this point remain in place; see Actions.")
+    if incident.left_in_place is not None:
+        left = incident.left_in_place
+        nothing = (f"{len(left.changes)} change(s) applied before this point are left in place; see Left in "
+                   f"place. To undo them: {left.undo.apply} (or the {left.undo.deployment} deployment "
+                   "with dry_run false).")
     status = incident.status
     if status == "dry_run" or incident.dry_run:
         return {"tone": "info", "title": "Dry run: nothing was changed",
@@ -404,8 +420,10 @@ def _outcome(incident: Incident) -> dict[str, str]:
         return {"tone": "bad", "title": "Response failed",
                 "text": f"The response stopped on an error; the flow run has the details. {nothing}"}
     titles = {"contained": "Contained", "eradicated": "Eradicated", "recovered": "Recovered", "closed": "Closed"}
+    still = "" if incident.left_in_place is None else (
+        f" {len(incident.left_in_place.changes)} change(s) are left in place; see Left in place.")
     return {"tone": "good", "title": titles[status],
-            "text": f"The response reached the {status} state with {changed} change(s) applied."}
+            "text": f"The response reached the {status} state with {changed} change(s) applied.{still}"}
 
 
 def _business_summary(incident: Incident) -> str:
@@ -435,14 +453,69 @@ def _business_summary(incident: Incident) -> str:
     return f"{found} {verdict} {_outcome(incident)['text']}"
 
 
+def _in_effect(incident: Incident) -> list[LedgerEntry]:
+    """Applied changes no undo has reversed, oldest first."""
+    undone = {e.undoes for e in incident.ledger if e.kind == "undo"}
+    return [e for e in applied_actions(incident) if e.entry_id not in undone]
+
+
+def credential_containment(incident: Incident) -> list[dict[str, Any]]:
+    """Every credential in scope (`investigation.credentials`), each with how the response contained
+    it, read from the ledger (a change an undo reversed does not count).
+
+    A long-term key is contained by its own deactivation or deletion, or by its user's deletion. A
+    session token cannot be deactivated: it is contained by the session-revocation policy on the
+    principal it belongs to: the role, for an AssumeRole session; else the user whose key minted it
+    (the key's owner when the record names no user), as the planner revokes them.
+    """
+    inv = incident.investigation
+    top = str(inv.get("principal_arn") or "")
+    owner = parse_principal(top) if top else None
+    changes = _in_effect(incident)
+    rows = []
+    for cred in inv["credentials"]:
+        key, kind = str(cred["access_key_id"]), str(cred.get("kind") or "")
+        arn = str(cred.get("principal_arn") or (top if kind == "original" else ""))
+        principal = parse_principal(arn) if arn else None
+        found: list[tuple[LedgerEntry, str]] = []
+        if key.startswith("AKIA") and kind in ("original", "access_key"):
+            user = principal.name if principal is not None and principal.kind == "user" else None
+            for e in changes:
+                target = e.target
+                if target.get("kind") == "access_key" and target.get("id") == key:
+                    if e.action == "deactivate_access_key":
+                        found.append((e, "key deactivated"))
+                    elif e.action == "delete_access_key":
+                        found.append((e, "key deleted"))
+                elif e.action == "delete_user" and user and target.get("kind") == "user" and target.get("id") == user:
+                    found.append((e, f"its user {user} deleted, with the user's keys"))
+        else:
+            if cred.get("created_by_event") == "AssumeRole" or (principal is not None and principal.kind == "role"):
+                revoked = ("role", principal.name) if principal is not None and principal.kind == "role" else None
+            elif principal is not None and principal.kind == "user":
+                revoked = ("user", principal.name)
+            else:
+                revoked = ("user", owner.name) if owner is not None and owner.kind == "user" else None
+            for e in changes:
+                if (e.action == "attach_session_revocation_policy" and revoked is not None
+                        and (e.target.get("kind"), e.target.get("id")) == revoked):
+                    found.append((e, f"sessions revoked by the deny policy on {revoked[0]} {revoked[1]}"))
+        rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                     "contained": bool(found), "how": "; ".join(how for _, how in found) or "not contained",
+                     "changes": [{"action": e.action, "target": target_label(e.target), "applied_at": e.applied_at,
+                                  "entry_id": e.entry_id} for e, _ in found]})
+    return rows
+
+
 def _credential_rows(incident: Incident) -> list[CredentialRow]:
     inv = incident.investigation
     counts = Counter(str(e.get("access_key_id")) for e in incident.events)
     nodes = [TreeNode(c["access_key_id"], c.get("parent"), c["access_key_id"]) for c in inv["credentials"]]
     by_id = {c["access_key_id"]: c for c in inv["credentials"]}
+    how = {row["access_key_id"]: row["how"] for row in credential_containment(incident)}
     return [CredentialRow(node.id, by_id[node.id]["kind"], by_id[node.id].get("created_by_event"),
                           by_id[node.id].get("parent"), by_id[node.id].get("principal_arn"), depth,
-                          counts.get(node.id, 0)) for node, depth in outline(nodes)]
+                          counts.get(node.id, 0), how[node.id]) for node, depth in outline(nodes)]
 
 
 _KIND_COLOR = {"original": "#B91C1C", "access_key": "#D55E00", "session": "#0072B2"}
@@ -829,7 +902,7 @@ def environment(kind: str) -> Environment:
         env = Environment(loader=loader, undefined=StrictUndefined, finalize=_finalize_markdown,
                           autoescape=False, trim_blocks=True, lstrip_blocks=True,  # noqa: S701 - finalize escapes
                           keep_trailing_newline=True)
-        env.filters.update(code_block=md_code_block, md=md_escape)
+        env.filters.update(code_block=md_code_block, md=md_escape, code=md_code)
     else:
         raise InputError(f"no report format {kind!r}; expected md or html")
     _common_filters(env)
@@ -869,6 +942,7 @@ def report_json(incident: Incident, *, context: ReportContext | None = None) -> 
         "recommendations": [{"key": r.key, "title": r.title, "finding": r.finding, "action": r.action}
                             for r in ctx.recommendations],
         "queries": [q.filename for q in ctx.queries],
+        "credentials": credential_containment(incident),
     }}
 
 

@@ -14,6 +14,7 @@ From those the base class builds the public contract, which is the same for ever
     apply(ctx, target)  -> LedgerEntry | None   check-then-act; "already done" is success (None)
     verify(ctx, target)                     re-reads AWS; raises VerificationFailed
     undo(ctx, entry)    -> LedgerEntry | None   restores the entry's before-state; idempotent
+    undo_preview(ctx, entry) -> dict        read-only: what undo would do (the undo's dry run)
 
 Every write is appended to the incident ledger with its before- and after-state. `apply_steps`
 runs a whole plan (guardrails for every step first, then the evidence snapshot, then apply and
@@ -239,6 +240,10 @@ class Action(ABC):
     undo_unsupported_reason: ClassVar[str | None] = None
     #: The `Target.kind`s this action takes.
     target_kinds: ClassVar[tuple[str, ...]]
+    #: The actions whose change this one ends on the same target (recovery removing the policy
+    #: containment attached, eradication deleting the key containment deactivated); "*": every
+    #: change on the target user (and on its keys). Read by `left_in_place`.
+    ends: ClassVar[tuple[str, ...]] = ()
 
     # hooks ------------------------------------------------------------------------------------
     @abstractmethod
@@ -322,6 +327,16 @@ class Action(ABC):
             state = self.read(ctx, target)
         if not self.is_done(ctx, target, state):
             raise VerificationFailed(f"{self.name} did not take on {target.label}: AWS shows {state}")
+
+    def undo_preview(self, ctx: ActionContext, entry: LedgerEntry) -> dict[str, Any]:
+        """Read-only: what `undo` would do to `entry`'s target (the dry run of an undo)."""
+        if self.undo_unsupported_reason is not None:
+            raise KeyResponseError(f"{self.name} cannot be undone: {self.undo_unsupported_reason}")
+        target = Target.model_validate(entry.target)
+        self.guard(ctx, target)
+        with aws_errors(f"undo preview {self.name} {target.label}"):
+            current = self.read(ctx, target)
+        return {"current": current, "restores": entry.before, "would_change": current != entry.before}
 
     def undo(self, ctx: ActionContext, entry: LedgerEntry) -> LedgerEntry:
         """Restore `entry.before` and record the undo. Idempotent: an already-restored target is left alone."""
@@ -589,18 +604,103 @@ def apply_steps(
 
 @dataclass
 class UndoReport:
+    """What one replay of a ledger did, or (dry run) would do.
+
+    `planned`: dry run only, every change that would be undone, newest first, with what AWS shows
+    now (`undo_preview`). `undone`: the `undo` entries this run wrote. `skipped`: changes that
+    cannot be undone (deletions, unknown actions), with the reason. `already_undone`: changes an
+    earlier undo reversed, with that undo entry: a second undo leaves them alone.
+    """
+
+    incident_id: str = ""
+    dry_run: bool = False
+    planned: list[tuple[LedgerEntry, dict[str, Any]]] = field(default_factory=list)
     undone: list[LedgerEntry] = field(default_factory=list)
     skipped: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+    already_undone: list[tuple[LedgerEntry, LedgerEntry]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One sentence: what was (or would be) undone, and what was left alone and why."""
+        parts = []
+        if self.dry_run:
+            parts.append(f"dry run: would undo {len(self.planned)} change(s), newest first; nothing was changed")
+        elif self.undone:
+            restored = sum(1 for e in self.undone if e.before != e.after)
+            parts.append(f"undone {len(self.undone)} change(s) ({restored} restored in AWS, "
+                         f"{len(self.undone) - restored} already in their before-state)")
+        else:
+            parts.append("nothing to undo")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} change(s) cannot be undone")
+        if self.already_undone:
+            parts.append(f"{len(self.already_undone)} change(s) were already undone by an earlier run "
+                         "and were left alone (nothing is undone twice)")
+        return f"incident {self.incident_id}: " + "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON data (what `keyresponse undo --json` prints and the undo flow returns)."""
+        def ref(entry: LedgerEntry) -> dict[str, Any]:
+            return {"entry_id": entry.entry_id, "action": entry.action, "target": entry.target,
+                    "label": Target.model_validate(entry.target).label, "applied_at": entry.applied_at}
+
+        return {
+            "incident_id": self.incident_id, "dry_run": self.dry_run, "summary": self.summary(),
+            "planned": [ref(e) | preview for e, preview in self.planned],
+            "undone": [e.model_dump(mode="json") | {"label": Target.model_validate(e.target).label,
+                                                    "changed": e.before != e.after} for e in self.undone],
+            "skipped": [ref(e) | {"reason": why} for e, why in self.skipped],
+            "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
+                               for e, u in self.already_undone],
+        }
+
+
+def _ended_by(later: LedgerEntry, action: Action, earlier: LedgerEntry) -> bool:
+    """Whether the change `later` (by `action`) ends the effect of the older change `earlier`."""
+    if "*" in action.ends and later.target.get("kind") == "user":
+        user = later.target.get("id")
+        return bool((earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
+                    or earlier.target.get("user_name") == user)
+    return earlier.action in action.ends and (earlier.target.get("kind"), earlier.target.get("id")) == (
+        later.target.get("kind"), later.target.get("id"))
+
+
+def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]) -> list[tuple[LedgerEntry, str | None]]:
+    """The changes of a ledger still in effect, oldest first, each with why it cannot be undone
+    (None when `undo_incident` reverses it).
+
+    A change is no longer in effect once it is undone, or once a later change of the incident ended
+    it (`Action.ends`: a revocation policy removed in recovery, a deactivated key deleted in
+    eradication, anything on a user the incident deleted). A reversible change that ended an
+    earlier one (the recovery's removal of that policy) is a return to the state before the
+    incident, not a change left in place; an irreversible one (a deletion) stays listed.
+    """
+    undone = {e.undoes for e in entries if e.kind == "undo"}
+    applied = [e for e in entries if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
+    found: list[tuple[LedgerEntry, str | None]] = []
+    for index, entry in enumerate(applied):
+        action = registry.get(entry.action)
+        if action is None:
+            found.append((entry, f"no action named {entry.action} is registered"))
+            continue
+        if any(_ended_by(later, registry[later.action], entry) for later in applied[index + 1:]
+               if later.action in registry):
+            continue
+        if action.undo_unsupported_reason is None and any(_ended_by(entry, action, earlier)
+                                                          for earlier in applied[:index]):
+            continue
+        found.append((entry, action.undo_unsupported_reason))
+    return found
 
 
 def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoReport:
     """Replay the incident's ledger in reverse: undo every applied change that supports it.
 
     Changes that cannot be undone (deletions) are reported in `skipped` with the reason. In a
-    dry-run context nothing changes and every entry that would be undone is listed in `skipped`
-    with the reason "dry run".
+    dry-run context nothing changes: every change that would be undone is in `planned`, with the
+    state AWS shows now. Changes an earlier run undid are in `already_undone` and left alone.
     """
-    report = UndoReport()
+    report = UndoReport(incident_id=ctx.incident_id, dry_run=ctx.dry_run,
+                        already_undone=ctx.ledger.undone()[::-1])
     for entry in ctx.ledger.to_undo():
         action = registry.get(entry.action)
         if action is None:
@@ -608,7 +708,11 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
         elif action.undo_unsupported_reason is not None:
             report.skipped.append((entry, action.undo_unsupported_reason))
         elif ctx.dry_run:
-            report.skipped.append((entry, "dry run: would undo"))
+            try:
+                preview = action.undo_preview(ctx, entry)
+            except KeyResponseError as exc:  # listed all the same: the real run would meet it too
+                preview = {"would_change": None, "problem": str(exc)}
+            report.planned.append((entry, preview))
         else:
             report.undone.append(action.undo(ctx, entry))
     if report.undone:

@@ -69,7 +69,9 @@ def demo(
     typer.echo(f"  verdict {summary['verdict']}; incident {summary['incident_id']} ended {summary['status']} "
                f"(flow run {summary['flow_run_state']})")
     typer.echo(f"  time from alert to containment: {summary['seconds_alert_to_containment']} s")
-    typer.echo(f"  credentials contained ({len(summary['credentials_contained'])}): "
-               f"{', '.join(summary['credentials_contained'])}")
+    typer.echo(f"  credentials in scope ({len(summary['credentials'])}), "
+               f"{len(summary['credentials_contained'])} contained:")
+    for cred in summary["credentials"]:
+        typer.echo(f"    {cred['access_key_id']} ({cred['kind']}): {cred['how']}")
     typer.echo(f"  report: {summary['report']['html']}")
     typer.echo(f"  done in {summary['seconds']} s; sandbox, Prefect server and runner stopped")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from keyresponse.cli._common import command, print_json
@@ -26,17 +24,19 @@ def undo(
         raise InputError(f"no ledger for incident {incident_id} at {ctx.ledger.path}")
     if apply and not yes and not typer.confirm(f"undo the changes of incident {incident_id}?"):
         raise typer.Exit(1)
-    report = undo_incident(ctx, registry())
-    undone = [e.model_dump(mode="json") for e in report.undone]
-    skipped: list[dict[str, Any]] = [
-        {"action": e.action, "target": e.target, "entry_id": e.entry_id, "reason": why} for e, why in report.skipped]
+    result = undo_incident(ctx, registry()).as_dict()
     if as_json:
-        print_json({"incident_id": incident_id, "dry_run": not apply, "undone": undone, "skipped": skipped})
+        print_json(result)
         return
-    for entry in report.undone:
-        typer.echo(f"undone {entry.action} {entry.target.get('kind')}:{entry.target.get('id')} -> {entry.after}")
-    for item in skipped:
-        typer.echo(f"{'would undo' if item['reason'].startswith('dry run') else 'skipped'} "
-                   f"{item['action']} {item['target'].get('kind')}:{item['target'].get('id')}: {item['reason']}")
-    if not undone and not skipped:
-        typer.echo(f"incident {incident_id}: nothing left to undo")
+    for item in result["planned"]:
+        typer.echo(f"would undo {item['action']} {item['label']}"
+                   + (f": cannot read it now: {item['problem']}" if item["would_change"] is None
+                      else "" if item["would_change"] else " (AWS already shows its before-state)"))
+    for item in result["undone"]:
+        typer.echo(f"undone {item['action']} {item['label']} -> {item['after']}"
+                   + ("" if item["changed"] else " (already in its before-state)"))
+    for item in result["skipped"]:
+        typer.echo(f"skipped {item['action']} {item['label']}: {item['reason']}")
+    for item in result["already_undone"]:
+        typer.echo(f"already undone at {item['undone_at']}: {item['action']} {item['label']}")
+    typer.echo(result["summary"])

@@ -21,6 +21,7 @@ class DeleteAccessKey(Action):
     requires_approval: ClassVar[bool] = True
     undo_unsupported_reason: ClassVar[str | None] = "a deleted access key cannot be recreated (its secret is gone)"
     target_kinds: ClassVar[tuple[str, ...]] = ("access_key",)
+    ends: ClassVar[tuple[str, ...]] = ("deactivate_access_key",)
 
     def read(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         return {"status": key_status(ctx, target)}

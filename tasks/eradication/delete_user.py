@@ -43,6 +43,7 @@ class DeleteUser(Action):
         "its before-state is in the evidence store"
     )
     target_kinds: ClassVar[tuple[str, ...]] = ("user",)
+    ends: ClassVar[tuple[str, ...]] = ("*",)
 
     def read(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         try:

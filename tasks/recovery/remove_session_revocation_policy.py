@@ -29,6 +29,7 @@ class RemoveSessionRevocationPolicy(Action):
     )
     requires_approval: ClassVar[bool] = True
     target_kinds: ClassVar[tuple[str, ...]] = ("user", "role")
+    ends: ClassVar[tuple[str, ...]] = ("attach_session_revocation_policy",)
 
     def read(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         return {"policy": inline_policy(ctx, target, revocation_policy_name(ctx.incident_id))}

@@ -31,6 +31,7 @@ class RestoreLoginProfile(Action):
     )
     requires_approval: ClassVar[bool] = True
     target_kinds: ClassVar[tuple[str, ...]] = ("user",)
+    ends: ClassVar[tuple[str, ...]] = ("delete_login_profile",)
 
     def read(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         return {"login_profile": has_login_profile(ctx, target.id)}

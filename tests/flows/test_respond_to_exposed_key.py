@@ -187,6 +187,65 @@ def test_timeout_escalates_to_slack_and_sns_and_changes_nothing(world: World) ->
     assert any(json.loads(b)["kind"] == "escalation" for b in bodies)
 
 
+def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_to_undo_it(world: World) -> None:
+    """A high-confidence alert: the receiver deactivates the key at once, the run revokes the owner's
+    sessions and tags them, then the containment plan is denied. What stays in place is reported, with
+    how to undo it, and the timeline has the alert received (the receiver's spool time) before containment.
+    Last, the undo flow the report names puts the sandbox back for the next test."""
+    from keyresponse import first_response
+    from keyresponse.webhook import AlertSpool, SpoolRecord, WebhookSettings
+    from tasks.actions import INCIDENT_TAG, revocation_policy_name
+
+    alert = world.alert("guardduty")
+    assert alert.high_confidence
+    incident_id = "inc-left-in-place-test"
+    key, owner = world.truth["compromised_access_key_id"], world.truth["owner"]["user_name"]
+    # What the receiver does with such an alert (keyresponse.webhook.AlertIntake): spool it, then
+    # deactivate its key in a worker thread while the run is launched.
+    received = datetime.now(UTC)
+    AlertSpool(WebhookSettings().spool).save(SpoolRecord(alert=alert, incident_id=incident_id,
+                                                         idempotency_key=alert.idempotency_key, received_at=received))
+    assert first_response.claim(incident_id, key)
+    assert first_response.contain(incident_id, key)["status"] == "applied"
+    time.sleep(1.5)  # the run starts later (a fresh process): that is not when the alert was received
+    record, _ = run_with_answers(alert, [{"approver": "carol@example.com", "decision": "deny",
+                                          "reason": "the owner rotates the key themselves"}], incident_id=incident_id)
+    assert record["status"] == "denied"
+
+    timeline = record["timeline"]
+    assert timeline["alert_received_at"] == received.strftime("%Y-%m-%dT%H:%M:%SZ"), timeline
+    assert timeline["alert_received_at"] <= timeline["contained_at"] <= timeline["closed_at"], timeline
+
+    iam = admin_client(world.box.endpoint, "iam")
+    policy = revocation_policy_name(incident_id)
+    assert _key_status(world) == "Inactive"
+    assert policy in iam.list_user_policies(UserName=owner)["PolicyNames"]
+    left = record["left_in_place"]
+    assert {(c["action"], c["label"]) for c in left["changes"]} == {
+        ("deactivate_access_key", f"access_key:{key} ({owner})"),
+        ("attach_session_revocation_policy", f"user:{owner}"), ("tag_principal", f"user:{owner}")}
+    assert all(c["undo_supported"] for c in left["changes"])
+    assert left["undo"]["apply"] == f"keyresponse undo {incident_id} --apply"
+    assert left["undo"]["deployment"] == "undo-incident/undo-incident"
+    folder = world.home / "incidents" / incident_id
+    for path in (folder / "incident.json", folder / "report" / "incident.json"):
+        assert json.loads(path.read_text())["left_in_place"] == left, path
+    report = (folder / "report" / "report.md").read_text()
+    section = report[report.index("## Left in place"):report.index("## Actions")]
+    assert f"user:{owner}" in section and "revoke the sessions of user" in section and key in section
+    assert f"`keyresponse undo {incident_id} --apply`" in section and "`undo-incident/undo-incident`" in section
+    assert "carol@example.com" in report and "3 change(s) applied before this point are left in place" in report
+
+    from flows.undo_incident import undo_incident_flow
+
+    undone = undo_incident_flow(incident_id, dry_run=False)
+    assert len(undone["undone"]) == 3 and undone["skipped"] == [], undone
+    assert _key_status(world) == "Active"
+    assert policy not in iam.list_user_policies(UserName=owner)["PolicyNames"]
+    tags = {t["Key"] for t in iam.list_user_tags(UserName=owner)["Tags"]}
+    assert INCIDENT_TAG not in tags
+
+
 def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(world: World) -> None:
     alert = world.alert("guardduty")
     approve = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42"}
@@ -206,6 +265,11 @@ def test_pivot_chain_is_contained_eradicated_and_recovered_with_named_approvals(
             assert cred["access_key_id"] not in keys, "attacker-created key still exists"
     functions = {f["FunctionName"] for f in admin_client(world.box.endpoint, "lambda").list_functions()["Functions"]}
     assert "cost-optimizer" not in functions
+    # recovery removed the revocation policies and eradication deleted the deactivated keys: neither is
+    # left in place; the deletions are, as changes that cannot be undone
+    left = {(c["action"], c["undo_supported"]) for c in record["left_in_place"]["changes"]}
+    assert not {a for a, _ in left} & {"attach_session_revocation_policy", "deactivate_access_key"}, left
+    assert ("delete_access_key", False) in left and ("tag_principal", True) in left
     report = world.home / "incidents" / record["incident_id"] / "report"
     assert (report / "report.html").exists()
     # the sandbox has no GuardDuty and no trail: the report's recommendations say so, with the fix

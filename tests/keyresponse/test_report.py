@@ -256,6 +256,30 @@ def test_denied_after_containment_says_what_stays_changed(raw: dict[str, Any]) -
     assert f"{len(contained)} change(s) applied before this point remain in place" in render_markdown(incident)
 
 
+def test_denied_report_lists_each_change_left_in_place_with_the_undo_commands(raw: dict[str, Any]) -> None:
+    denial = {"phase": "containment", "approver": "sam@example.com", "decision": "deny", "reason": "wait",
+              "at": "2026-11-19T19:20:00Z"}
+    contained = [e for e in raw["ledger"] if e["applied_at"] < "2026-11-19T19:20"]
+    changes = [{"entry_id": e["entry_id"], "action": e["action"], "target": e["target"],
+                "label": f"{e['target']['kind']}:{e['target']['id']}", "description": f"{e['action']} <i>x</i>",
+                "state": e["after"], "applied_at": e["applied_at"], "undo_supported": True} for e in contained]
+    left = {"changes": changes, "undo": {
+        "dry_run": "keyresponse undo ir-pivot", "apply": "keyresponse undo ir-pivot --apply",
+        "deployment": "undo-incident/undo-incident", "parameters": {"incident_id": "ir-pivot", "dry_run": False}}}
+    incident = Incident.model_validate(raw | {"status": "denied", "ledger": contained, "approvals": [denial],
+                                              "left_in_place": left})
+    md, html = render_markdown(incident), render_html(incident)
+    section = md[md.index("## Left in place"):md.index("## Actions")]
+    assert section.count("| keyresponse undo |") == len(contained)
+    assert "`keyresponse undo ir-pivot --apply`" in section and "`undo-incident/undo-incident`" in section
+    assert "<i>" not in section and "&lt;i&gt;" in section
+    assert f"{len(contained)} change(s) applied before this point are left in place" in md
+    assert Page(html).rows["left_in_place"] == len(contained) and "<code>keyresponse undo ir-pivot --apply</code>" in html
+    assert json.loads(render_json(incident))["left_in_place"] == left | {"changes": [
+        c | {"reason": None} for c in changes]}
+    assert "## Left in place" not in render_markdown(Incident.model_validate(raw))
+
+
 def test_not_ours_report_names_the_owning_account_and_what_to_do() -> None:
     incident = make_incident(status="not_ours", investigation={"account_id": "999988887777", "key": {
         "access_key_id": "AKIAIOSFODNN7EXAMPLE", "account_id": "999988887777", "is_ours": False}})
