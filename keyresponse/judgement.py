@@ -21,7 +21,8 @@ and, in the window, what came before the onset. Without an onset, the baseline i
 the first day of the key's use in the window, when the window holds a day and a half or more of it.
 Addresses our other principals vouch for as the organisation's egress (see `shared_egress`), and an
 AWS service runtime the credential serves (an `exec-env/AWS_…` user agent on an AWS published
-address), join the baseline too: they are the owner's places whatever the time. With none of these, there is no
+address, which used the credential before any other address did), join the baseline too: they are
+the owner's places whatever the time. With none of these, there is no
 baseline, and the judgement says so. A baseline address is **known**.
 
 **Every other address** is compared with the baseline's clients (user agents), calls (event
@@ -73,6 +74,9 @@ LONG_STANDING = timedelta(hours=24)
 #: holds at least this much of its use.
 FIRST_DAY = timedelta(hours=24)
 MIN_DEPTH = timedelta(hours=36)
+#: A runtime's addresses that start using a credential within this of its first use are the runtime
+#: it was issued to (Lambda starts several execution environments at once); later ones are compared.
+RUNTIME_START = timedelta(hours=1)
 
 
 def ts(value: str) -> datetime:
@@ -289,7 +293,17 @@ def _baseline(merged: Mapping[str, Row], facts: Mapping[str, _Facts], hard: Mapp
             base.notes.append("no sign of an attack that needs no baseline (alert, Tor, threat list, offensive "
                               "tool); the key's first day in the window is taken as the owner's baseline")
     vouched = {ip for ip in candidates if shared.get(ip)}
-    runtimes = {ip for ip in candidates if facts[ip].runtime}
+    # A runtime joins only when it used the credential first (within RUNTIME_START of its first use,
+    # before any other address): the runtime a credential was issued to uses it first. An attacker on a rented AWS host forging the runtime's
+    # user agent comes later, and is compared instead (owner-like, so at most uncertain).
+    firsts_all = [t for ip, row in merged.items() if ip in facts and (t := _first(row)) is not None]
+    others = [t for ip, row in merged.items() if ip in facts and not facts[ip].runtime
+              and (t := _first(row)) is not None]
+    first_use = min(firsts_all) if firsts_all else None
+    first_other = min(others) if others else None
+    runtimes = {ip for ip in candidates if facts[ip].runtime and first_use is not None
+                and (t := _first(merged[ip])) is not None and t < first_use + RUNTIME_START
+                and (first_other is None or t < first_other)}
     if vouched - chosen:
         base.notes.append(f"shared egress of the organisation (vouched by other principals): {', '.join(sorted(vouched - chosen))}")
     if runtimes - chosen:

@@ -93,6 +93,20 @@ def test_an_aws_service_runtime_on_an_aws_address_is_the_owners() -> None:
     assert runtime.classification == "known" and any("runtime" in e for e in runtime.evidence)
 
 
+def test_a_forged_runtime_agent_on_a_rented_aws_host_is_not_the_owners_runtime() -> None:
+    """The attacker rents an EC2 host and copies the Lambda's user agent. The real runtime used the
+    session first; the copy arrives later and is refused: never known, at most uncertain."""
+    runtime_ua = "Boto3/1.34.0 md/Botocore#1.34.0 exec-env/AWS_Lambda_python3.12 Botocore/1.34.0"
+    judged = judge_sources(rows(row("3.218.180.11", 1, 20, agents=(runtime_ua,), calls=("GetObject",)),
+                                row("44.203.88.19", 20.5, 21, agents=(runtime_ua,), calls=("ListUsers",),
+                                    errors=("AccessDenied",))),
+                           window_start=START, ranges=RANGES)
+    assert judged.judgements["3.218.180.11"].classification == "known"
+    assert judged.baseline.ips == {"3.218.180.11"}
+    forged = judged.judgements["44.203.88.19"]
+    assert forged.classification in ("uncertain", "attacker") and any("refused" in e for e in forged.evidence)
+
+
 def test_without_a_baseline_the_answer_says_so_and_is_never_malicious_for_owner_like_calls() -> None:
     judged = judge_sources(rows(row("81.2.69.10", 1, 3)), window_start=START, ranges=RANGES)
     only = judged.judgements["81.2.69.10"]
