@@ -43,7 +43,15 @@ from typing import Any
 from keyresponse.engines import QueryEngine
 from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
 from keyresponse.intel.taxonomy import data_access_calls
-from keyresponse.judgement import LONG_STANDING, Baseline, Judged, Judgement, is_service_name, judge_sources
+from keyresponse.judgement import (
+    LONG_STANDING,
+    Baseline,
+    Judged,
+    Judgement,
+    is_service_name,
+    judge_sources,
+    merge_ip_rows,
+)
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
 
@@ -208,28 +216,6 @@ class Scope:
                    list(data.get("notes", [])))
 
 
-def _merge_ip_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """One `key_activity_by_source_ip` row for an IP from the rows of two disjoint sets of keys: what
-    the query returns when asked about both sets at once."""
-    if old is None:
-        return new
-
-    def union(column: str) -> list[str] | None:  # json columns: lists already (QueryEngine.run parses them)
-        if old.get(column) is None and new.get(column) is None:
-            return None  # an aggregate over no values is NULL, as the query returns it
-        return sorted(set(old.get(column) or ()) | set(new.get(column) or ()))
-
-    def pick(column: str, choose: Callable[[list[str]], str]) -> str | None:
-        values = [v for v in (old[column], new[column]) if v is not None]
-        return choose(values) if values else None
-
-    return {**old, "event_count": old["event_count"] + new["event_count"],
-            "error_count": old["error_count"] + new["error_count"],
-            "user_agents": union("user_agents"), "access_key_ids": union("access_key_ids"), "regions": union("regions"),
-            "event_names": union("event_names"), "error_codes": union("error_codes"),
-            "first_seen_at": pick("first_seen_at", min), "last_seen_at": pick("last_seen_at", max)}
-
-
 def _in_query_order(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
     """Rows sorted as the query's `ORDER BY` of these columns sorts them (ascending, NULLs last)."""
     return sorted(rows, key=lambda r: tuple((r[c] is None, r[c] or "") for c in columns))
@@ -294,13 +280,12 @@ class Investigator:
         others: list[dict[str, Any]] = []
         notes: list[str] = []
         rounds = 0
-        judged = self._judge(ip_rows, history, creds, others)
         for rounds in range(1, self.max_rounds + 1):
             self.progress(f"scoping round {rounds}: {len(creds)} credential(s)")
             new_keys = sorted(set(creds) - asked_keys)
             asked_keys |= set(new_keys)
             for row in self._run("key_activity_by_source_ip", access_key_ids=new_keys) if new_keys else []:
-                ip_rows[row["source_ip"]] = _merge_ip_rows(ip_rows.get(row["source_ip"]), row)
+                ip_rows[row["source_ip"]] = merge_ip_rows(ip_rows.get(row["source_ip"]), row)
             judged = self._judge(ip_rows, history, creds, others)
             ask = sorted((judged.of("attacker") | judged.of("uncertain")) - asked_ips)
             if ask:

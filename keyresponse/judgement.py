@@ -49,9 +49,10 @@ the attacker minted is the attacker's unless it is in the baseline.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from keyresponse.intel.attribution import Ranges, attribute_ip
@@ -166,21 +167,35 @@ def _list(row: Row, column: str) -> list[str]:
     return [str(v) for v in (row.get(column) or [])]
 
 
-def merge_rows(rows: Iterable[Row]) -> dict[str, Any] | None:
-    """One row for an address from several (history and window, several keys)."""
-    rows = [r for r in rows if r]
-    if not rows:
-        return None
-    out: dict[str, Any] = {"source_ip": rows[0]["source_ip"],
-                           "event_count": sum(int(r.get("event_count") or 0) for r in rows),
-                           "error_count": sum(int(r.get("error_count") or 0) for r in rows)}
-    for column in ("user_agents", "access_key_ids", "regions", "event_names", "error_codes"):
-        out[column] = sorted({v for r in rows for v in _list(r, column)})
-    firsts = [r["first_seen_at"] for r in rows if r.get("first_seen_at")]
-    lasts = [r["last_seen_at"] for r in rows if r.get("last_seen_at")]
-    out["first_seen_at"] = min(firsts) if firsts else None
-    out["last_seen_at"] = max(lasts) if lasts else None
-    return out
+def merge_ip_rows(old: Row | None, new: Row | None) -> dict[str, Any]:
+    """One `key_activity_by_source_ip` row for an IP from two rows over disjoint records (two sets of
+    keys, or the history before the window and the window itself): what the query returns when asked
+    about both at once."""
+    if old is None or new is None:
+        return dict(new or old or {})
+
+    def union(column: str) -> list[str] | None:  # json columns: lists already (QueryEngine.run parses them)
+        if old.get(column) is None and new.get(column) is None:
+            return None  # an aggregate over no values is NULL, as the query returns it
+        return sorted(set(old.get(column) or ()) | set(new.get(column) or ()))
+
+    def pick(column: str, choose: Callable[[list[str]], str]) -> str | None:
+        values = [v for v in (old[column], new[column]) if v is not None]
+        return choose(values) if values else None
+
+    return {**old, "event_count": old["event_count"] + new["event_count"],
+            "error_count": old["error_count"] + new["error_count"],
+            "user_agents": union("user_agents"), "access_key_ids": union("access_key_ids"), "regions": union("regions"),
+            "event_names": union("event_names"), "error_codes": union("error_codes"),
+            "first_seen_at": pick("first_seen_at", min), "last_seen_at": pick("last_seen_at", max)}
+
+
+@lru_cache(maxsize=4096)
+def offensive_tools(user_agent: str) -> tuple[str, ...]:
+    """The offensive tools a user agent names, as "Tool (category)" (the shipped fingerprint table;
+    each agent is matched once, though its addresses are judged again each scoping round)."""
+    return tuple(f"{hit['tool']} ({hit['category'].replace('_', ' ')})" for hit in identify_user_agent(user_agent)
+                 if hit["category"] in OFFENSIVE_TOOLS)
 
 
 class _Facts:
@@ -197,9 +212,7 @@ class _Facts:
         self.provider: str | None = attribution.get("provider") if attribution.get("kind") == "cloud" else None
         self.tor = bool(attribution.get("tor_exit"))
         self.lists = [str(x["list"]) for x in attribution.get("lists") or []]
-        self.tools = sorted({f"{hit['tool']} ({hit['category'].replace('_', ' ')})"
-                             for ua in self.agents for hit in identify_user_agent(ua)
-                             if hit["category"] in OFFENSIVE_TOOLS})
+        self.tools = sorted({tool for ua in self.agents for tool in offensive_tools(ua)})
         self.runtime = self.provider == "aws" and bool(self.agents) and all(
             any(m in ua.lower() for m in _RUNTIME_MARKERS) for ua in self.agents)
 
@@ -240,8 +253,7 @@ def judge_sources(
     minted = set(attacker_keys)
     history = history or {}
     shared_egress = shared_egress or {}
-    merged = {ip: m for ip in set(rows) | set(history)
-              if (m := merge_rows([history.get(ip) or {}, rows.get(ip) or {}])) is not None}
+    merged = {ip: merge_ip_rows(history.get(ip), rows.get(ip)) for ip in set(rows) | set(history)}
     facts = {ip: _Facts(ip, row, ranges) for ip, row in merged.items() if not is_service_name(ip)}
     hard = {ip: f.hard_evidence(ip in hinted) for ip, f in facts.items()}
     hard = {ip: ev for ip, ev in hard.items() if ev and (ip not in known or ip in hinted)}

@@ -114,9 +114,15 @@ class Ranges:
     ranges: list[Range] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    #: address → its ranges: a scan of every prefix (AWS alone publishes thousands) is done once per
+    #: address, though an investigation judges its addresses again each scoping round
+    _hits: dict[Address, list[Range]] = field(default_factory=dict, repr=False, compare=False)
 
     def lookup(self, address: Address) -> list[Range]:
-        return [r for r in self.ranges if r.network.version == address.version and address in r.network]
+        if address not in self._hits:
+            self._hits[address] = [r for r in self.ranges
+                                   if r.network.version == address.version and address in r.network]
+        return self._hits[address]
 
 
 def _read(source: Source | Path | None, what: str, cache_dir: Path | None, fetch: Fetch | None,

@@ -144,7 +144,7 @@ def test_each_round_asks_only_about_credentials_and_attacker_ips_not_asked_about
 
 
 def test_merged_ip_rows_are_what_the_query_returns_for_all_keys_at_once(played: Any, tmp_path: Path) -> None:
-    from keyresponse.investigation import _merge_ip_rows
+    from keyresponse.judgement import merge_ip_rows
 
     result = played.results["pivot-chain"]
     keys = [c["access_key_id"] for c in result.ground_truth["attacker_credentials"]]
@@ -155,7 +155,7 @@ def test_merged_ip_rows_are_what_the_query_returns_for_all_keys_at_once(played: 
         merged: dict[str, Any] = {}
         for part in (keys[:2], keys[2:4], keys[4:]):
             for row in engine.run("key_activity_by_source_ip", {**params, "access_key_ids": part}):
-                merged[row["source_ip"]] = _merge_ip_rows(merged.get(row["source_ip"]), row)
+                merged[row["source_ip"]] = merge_ip_rows(merged.get(row["source_ip"]), row)
     assert len(at_once) >= 3 and any(len(r["access_key_ids"]) > 1 for r in at_once.values())
     assert merged == at_once
 
