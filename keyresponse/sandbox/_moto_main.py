@@ -85,33 +85,29 @@ def _service_of(environ: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-def _throttle_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols
-        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+def _error_response(environ: dict[str, Any], start_response: StartResponse, status: str, json_type: str,
+                    code: str, message: str) -> Iterable[bytes]:
+    """An AWS error in the protocol the caller speaks: JSON (`X-Amz-Target`) or query / rest-xml."""
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": json_type, "message": message}).encode()
         ctype = "application/x-amz-json-1.1"
-    else:  # query / rest-xml protocols
-        body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            b"<Message>Rate exceeded</Message></Error><RequestId>sandbox-fault</RequestId></ErrorResponse>"
-        )
+    else:
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                "</Error><RequestId>sandbox-fault</RequestId></ErrorResponse>").encode()
         ctype = "text/xml"
-    start_response("400 Bad Request", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _throttle_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    return _error_response(environ, start_response, "400 Bad Request", "ThrottlingException", "Throttling",
+                           "Rate exceeded")
 
 
 def _denied_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """AccessDenied, as AWS answers a caller without the permission: a permanent error."""
-    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols
-        body = json.dumps({"__type": "AccessDeniedException", "message": "sandbox fault: not authorized"}).encode()
-        ctype = "application/x-amz-json-1.1"
-    else:  # query / rest-xml protocols
-        body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
-            b"<Message>sandbox fault: not authorized</Message></Error><RequestId>sandbox-fault</RequestId></ErrorResponse>"
-        )
-        ctype = "text/xml"
-    start_response("403 Forbidden", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-    return [body]
+    return _error_response(environ, start_response, "403 Forbidden", "AccessDeniedException", "AccessDenied",
+                           "sandbox fault: not authorized")
 
 
 def _parse_time(value: str) -> datetime:

@@ -74,10 +74,10 @@ def asking(prefect_server: str) -> Iterator[tuple[dict[str, Any], str]]:
     thread.join(150)
 
 
-def _own_pause(client: Any, incident: str) -> Any:
+def _own_pause(client: Any, incident: str, flow_name: str = "approval-under-test") -> Any:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        mine = [r for r in paused_runs(client) if r.name == f"approval-under-test:{incident}"]
+        mine = [r for r in paused_runs(client) if r.name == f"{flow_name}:{incident}"]
         if mine:
             return mine[0]
         time.sleep(0.2)
@@ -136,16 +136,6 @@ def _offers(incident_id: str) -> dict[str, Any]:
                             timeout=120, poll_interval=1)
 
 
-def _own_offer(client: Any, incident: str) -> Any:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        mine = [r for r in paused_runs(client) if r.name == f"approval-with-offers:{incident}"]
-        if mine:
-            return mine[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no paused run for {incident}")
-
-
 def test_uncertain_credentials_are_offered_unchecked_and_only_those_can_be_added(prefect_server: str) -> None:
     """The form's `also_contain` lists exactly the uncertain credentials, none picked by default; an id that
     was not offered is refused by the server, and the pick comes back to the flow."""
@@ -157,7 +147,7 @@ def test_uncertain_credentials_are_offered_unchecked_and_only_those_can_be_added
     thread.start()
     try:
         with SyncPrefectClient(prefect_server) as client:
-            run = _own_offer(client, incident)
+            run = _own_pause(client, incident, "approval-with-offers")
             base = {"approver": "alice@example.com", "decision": "approve", "reason": "INC-9"}
             with pytest.raises(ValueError, match="refused"):
                 answer_pause(client, run.id, {**base, "also_contain": ["AKIANOTOFFERED000001"]})
