@@ -105,9 +105,9 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         current = plan_phase(incident_id, investigation, phase, only)
         outcome["plan"] = current
         extra = [c for c in current["changes"] if not c["done"] and c["key"] not in set(approved)]
+        outcome["unapproved"] = [c["key"] for c in extra]
         if not extra:
             break
-        outcome["unapproved"] = [c["key"] for c in extra]
         shown = {"phase": phase, "changes": extra, "notes": current["notes"],
                  "why": (f"{len(extra)} step(s) were not in the plan {answer['approver']} approved: the plan changed "
                          "since (uncertain credentials added, or the account changed). Approve them too, or deny to "
@@ -115,8 +115,6 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
     else:
         log.warning("%s of %s: steps still unapproved after %d rounds, left out: %s", phase, incident_id,
                     APPROVAL_ROUNDS, ", ".join(outcome["unapproved"]))
-    if not set(outcome["unapproved"]) - set(approved):
-        outcome["unapproved"] = []
     return approved, investigation
 
 
