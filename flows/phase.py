@@ -18,6 +18,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from keyresponse.approval import request_approval, with_uncertain
+from keyresponse.journal import Journal
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
 from tasks.plan import Phase
@@ -35,8 +36,12 @@ APPROVAL_ROUNDS = 3
 
 
 def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, dry_run: bool,
-              approval: bool, only: list[str] | None = None) -> dict[str, Any]:
-    """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}."""
+              approval: bool, only: list[str] | None = None, journal: Journal | None = None) -> dict[str, Any]:
+    """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}.
+
+    With a `journal` (the response run's), each answer is kept with the changes it approved: a run
+    executed again (resumed after a suspension, retried after a crash) applies what was approved
+    then, and asks for anything the plan gained since."""
     plan = plan_phase(incident_id, investigation, phase, only)
     outcome: dict[str, Any] = {"phase": phase, "plan": plan, "approval": None, "approvals": [], "ledger": [],
                                "verified": 0, "unapproved": []}
@@ -51,7 +56,7 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
-        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome)
+        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome, journal)
         if approved is None:
             return outcome
     outcome["ledger"] = apply_phase(incident_id, investigation, phase, only, approved)
@@ -63,18 +68,19 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
 
 
 def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan: dict[str, Any],
-             only: list[str] | None, outcome: dict[str, Any]) -> tuple[list[str] | None, dict[str, Any]]:
+             only: list[str] | None, outcome: dict[str, Any],
+             journal: Journal | None) -> tuple[list[str] | None, dict[str, Any]]:
     """Ask until every step to apply was approved as shown; returns (the approved step keys, the
     investigation as approved), or (None, …) when nothing may be applied (denied, timed out).
 
     Each decision is stored with the changes it approved and their SHA-256 before anything is
     applied. After an approval the plan is made again: a step it gained (an uncertain credential
     the approver added, a change in the world) is asked for in a new approval, showing only those
-    steps; denied, only what was approved runs. Each question has its own pause key, and so does
-    each attempt of the run (a retried run asks afresh instead of reading an old answer)."""
+    steps; denied, only what was approved runs. Each question has its own pause key; a run executed
+    again gets the same questions' answers back (from Prefect, and from the journal with the
+    changes each approved, which are what it approves: never the plan of now)."""
     settings = get_settings()
     log = get_run_logger()
-    attempt = flow_run.run_count or 1
     offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
     shown: dict[str, Any] = {**plan, "uncertain_credentials": offered}
     approved: list[str] = []
@@ -82,9 +88,19 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         asked = [c for c in shown["changes"] if not c["done"]]
         answer = request_approval(phase, incident_id, shown, timeout=settings.approval_timeout_seconds,
                                   poll_interval=settings.approval_poll_seconds,
-                                  key=f"approve-{phase}-{attempt}-{round_}")
+                                  key=f"approve-{phase}-{round_}")
+        given = journal.get(f"approval-{phase}-{round_}") if journal is not None else None
+        if given is not None:  # answered before this run was executed again: bound to what it approved then
+            answer, asked = given["answer"], given["changes"]
+            log.info("%s of %s: answer %d from an earlier execution of this run (%s by %s)", phase, incident_id,
+                     round_, answer["decision"], answer["approver"])
         outcome["approvals"].append(answer)
         outcome["approval"] = outcome["approval"] or answer
+        if given is None and journal is not None and answer["decision"] in ("approve", "deny"):
+            if answer["decision"] == "approve":
+                answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
+                                                        asked, round_)
+            journal.put(f"approval-{phase}-{round_}", {"answer": answer, "changes": asked})
         if answer["decision"] != "approve":
             if round_ == 1:
                 _refused(phase, incident_id, answer, outcome, log)
@@ -93,8 +109,9 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
                         "what was", phase, incident_id, len(asked), answer["decision"])
             outcome["unapproved"] = [c["key"] for c in asked]
             break
-        answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer, asked,
-                                                round_)
+        if "plan_sha256" not in answer:
+            answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
+                                                    asked, round_)
         approved += [c["key"] for c in asked]
         log.info("%s of %s approved by %s (%d step(s), plan sha256 %s)", phase, incident_id, answer["approver"],
                  len(asked), answer["plan_sha256"][:12])

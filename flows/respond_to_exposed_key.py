@@ -27,11 +27,10 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.analysis import analysis
-from flows.containment import containment
-from flows.eradication import eradication
+from flows.phase import run_phase
 from flows.post_incident import post_incident
-from flows.recovery import recovery
 from keyresponse.alerts import Alert
+from keyresponse.journal import Journal
 from keyresponse.keys import validate_access_key_id
 from keyresponse.settings import get_settings
 from tasks.analysis import validate_key_task
@@ -112,75 +111,121 @@ def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
 @flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True)
 def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run: bool = False,
                            logs: str | None = None, require_approval: bool = True) -> dict[str, Any]:
-    """Respond to one exposed key, from the alert to the report. Returns the incident record."""
+    """Respond to one exposed key, from the alert to the report. Returns the incident record.
+
+    The run may be executed more than once: a deployment run is suspended at each approval and run
+    again from the top once answered, and a run whose process died is retried. Each stage keeps its
+    result in the run's journal (`keyresponse.journal`, the record so far after each stage), so an
+    execution resumes after the last finished stage; the approvals it had are answered again from
+    Prefect, bound to what they approved. The ledger is the incident's, across executions."""
     log = get_run_logger()
     settings = get_settings()
     incident_id = incident_id or alert.incident_id
-    received = _received_at(alert, incident_id)
-    key = alert.access_key_id
-    if key is None:
-        from keyresponse.validation import key_of_user
+    run_id = flow_run.get_id()
+    journal = Journal(incident_id, str(run_id)) if run_id else None
+    saved = journal.get("record") if journal is not None else None
+    if saved is not None:
+        log.info("incident %s: executed again (attempt %s); finished stages: %s", incident_id, flow_run.run_count,
+                 ", ".join(saved["stages"]))
+    state: dict[str, Any] = saved or {"stages": [], "record": None, "phases": {}, "facts": None, "key": None}
 
-        key = key_of_user(alert.principal)
-        log.info("alert names no key; %s is the user's most recently used active key", key)
-    record: dict[str, Any] = {
-        "incident_id": incident_id, "status": "failed", "dry_run": dry_run, "alert": _alert_summary(alert),
-        "investigation": None, "plans": {}, "ledger": [], "approvals": [], "events": [], "readiness": [],
-        "timeline": {"first_malicious_at": None, "detected_at": _alert_summary(alert)["observed_at"],
-                     "alert_received_at": received, "analysis_completed_at": None, "contained_at": None,
-                     "eradicated_at": None, "recovered_at": None, "closed_at": None},
-        "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
-        "ui_url": settings.ui_url,
-    }
+    def done(stage: str) -> bool:
+        return stage in state["stages"]
+
+    def finish(stage: str) -> None:
+        state["stages"].append(stage)
+        if journal is not None:
+            journal.put("record", state)
+
+    if state["record"] is None:
+        key = alert.access_key_id
+        if key is None:
+            from keyresponse.validation import key_of_user
+
+            key = key_of_user(alert.principal)
+            log.info("alert names no key; %s is the user's most recently used active key", key)
+        state["key"] = key
+        state["record"] = {
+            "incident_id": incident_id, "status": "failed", "dry_run": dry_run, "alert": _alert_summary(alert),
+            "investigation": None, "plans": {}, "ledger": [], "approvals": [], "events": [], "readiness": [],
+            "timeline": {"first_malicious_at": None, "detected_at": _alert_summary(alert)["observed_at"],
+                         "alert_received_at": _received_at(alert, incident_id), "analysis_completed_at": None,
+                         "contained_at": None, "eradicated_at": None, "recovered_at": None, "closed_at": None},
+            "flow_run_id": str(run_id) if run_id else None,
+            "ui_url": settings.ui_url,
+        }
+    record: dict[str, Any] = state["record"]
+    key = str(state["key"])
+    phases: dict[str, dict[str, Any]] = state["phases"]
     with _key_lock(key, lambda: log.info("another run is responding to %s: waiting for it to finish", key)):
-        facts = validate_key_task(key)
+        if not done("validated"):
+            state["facts"] = validate_key_task(key)
+            finish("validated")
+        facts: dict[str, Any] = state["facts"]
         if facts.get("is_ours") is False:
             record["status"] = "not_ours"
             record["investigation"] = {"access_key_id": key, "account_id": facts.get("account_id"), "key": facts}
             return _close(incident_id, record)
-        phases: dict[str, dict[str, Any]] = {}
-        if alert.high_confidence and settings.auto_contain and not dry_run:
-            first = first_response(incident_id)
-            if first is not None and first.get("accepted_at"):  # the receiver had the alert by then
-                timeline = record["timeline"]
-                timeline["alert_received_at"] = min(timeline["alert_received_at"], _second(first["accepted_at"]))
-            if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
-                _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
-                record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
-            if facts.get("owner_arn"):
-                early = {"access_key_id": key, "account_id": facts.get("account_id"),
-                         "principal_arn": facts.get("owner_arn"),
-                         "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
-                                          "parent": None, "principal_arn": facts.get("owner_arn")}],
-                         "persistence": [], "resources_created": [], "regions": []}
-                outcome = containment(incident_id, early, dry_run=False, approval=False, only=EARLY_CONTAINMENT)
-                _record_phase(record, "early_containment", outcome)
-                record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
-                log.info("high-confidence alert: %s contained before scoping", key)
-        investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts,
-                                 alert_source=alert.source, alert_payload=alert.raw)
-        record["events"] = investigation.pop("events", [])
-        record["investigation"] = investigation
-        record["timeline"]["analysis_completed_at"] = _now()
-        record["timeline"]["first_malicious_at"] = investigation.get("first_seen")
+        if not done("early_containment"):
+            _early_containment(alert, incident_id, key, facts, record, dry_run=dry_run, journal=journal)
+            finish("early_containment")
+        if not done("analysis"):
+            investigation = analysis(key, logs=logs, attacker_ips=_alert_ips(alert), facts=facts,
+                                     alert_source=alert.source, alert_payload=alert.raw)
+            record["events"] = investigation.pop("events", [])
+            record["investigation"] = investigation
+            record["timeline"]["analysis_completed_at"] = _now()
+            record["timeline"]["first_malicious_at"] = investigation.get("first_seen")
+            finish("analysis")
+        investigation = record["investigation"]
         if investigation["verdict"] == "benign":
             log.info("verdict benign (the owner's own use): no containment; report only")
             record["status"] = "closed"
             return _close(incident_id, record)
-        for phase, run in (("containment", containment), ("eradication", eradication), ("recovery", recovery)):
-            outcome = run(incident_id, investigation, dry_run=dry_run, approval=require_approval)
-            if outcome.get("investigation"):  # the approver added uncertain credentials: they stay in scope
-                investigation = record["investigation"] = outcome.pop("investigation")
-            phases[phase] = outcome
-            _record_phase(record, phase, outcome)
-            if outcome["status"] == "applied" or outcome["status"] == "nothing_to_do":
-                stamp = {"containment": "contained_at", "eradication": "eradicated_at",
-                         "recovery": "recovered_at"}[phase]
-                record["timeline"][stamp] = record["timeline"][stamp] or _now()
-            if outcome["status"] in ("denied", "timed_out", "dry_run"):
+        for phase in ("containment", "eradication", "recovery"):
+            if not done(phase):
+                outcome = run_phase(phase, incident_id, investigation, dry_run=dry_run, approval=require_approval,
+                                    journal=journal)
+                if outcome.get("investigation"):  # the approver added uncertain credentials: they stay in scope
+                    investigation = record["investigation"] = outcome.pop("investigation")
+                phases[phase] = outcome
+                _record_phase(record, phase, outcome)
+                if outcome["status"] == "applied" or outcome["status"] == "nothing_to_do":
+                    stamp = {"containment": "contained_at", "eradication": "eradicated_at",
+                             "recovery": "recovered_at"}[phase]
+                    record["timeline"][stamp] = record["timeline"][stamp] or _now()
+                finish(phase)
+            if phases[phase]["status"] in ("denied", "timed_out", "dry_run"):
                 break
         record["status"] = _status(phases, dry_run)
     return _close(incident_id, record)
+
+
+def _early_containment(alert: Alert, incident_id: str, key: str, facts: dict[str, Any], record: dict[str, Any], *,
+                       dry_run: bool, journal: Journal | None) -> None:
+    """A high-confidence alert: the receiver's first response (waited for), then the rest of early
+    containment (session revocation, tag), without approval."""
+    log = get_run_logger()
+    if not (alert.high_confidence and get_settings().auto_contain and not dry_run):
+        return
+    first = first_response(incident_id)
+    if first is not None and first.get("accepted_at"):  # the receiver had the alert by then
+        timeline = record["timeline"]
+        timeline["alert_received_at"] = min(timeline["alert_received_at"], _second(first["accepted_at"]))
+    if first is not None and first.get("status") in ("applied", "nothing_to_do") and first.get("plan"):
+        _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
+        record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
+    if facts.get("owner_arn"):
+        early = {"access_key_id": key, "account_id": facts.get("account_id"),
+                 "principal_arn": facts.get("owner_arn"),
+                 "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
+                                  "parent": None, "principal_arn": facts.get("owner_arn")}],
+                 "persistence": [], "resources_created": [], "regions": []}
+        outcome = run_phase("containment", incident_id, early, dry_run=False, approval=False,
+                            only=EARLY_CONTAINMENT, journal=journal)
+        _record_phase(record, "early_containment", outcome)
+        record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
+        log.info("high-confidence alert: %s contained before scoping", key)
 
 
 def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -> None:
@@ -207,10 +252,26 @@ def _alert_ips(alert: Alert) -> list[str]:
 
 def _close(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     record["timeline"]["closed_at"] = _now()
+    record["ledger"] = _whole_ledger(incident_id, record["ledger"])
     record["left_in_place"] = _left_in_place(incident_id, record)
     record["readiness"] = post_incident(incident_id, record)["readiness"]
     _release_keys(incident_id)
     return record
+
+
+def _whole_ledger(incident_id: str, collected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every change of the incident, from its ledger: the receiver's first response and every
+    execution of this run included (a run executed again returns only what it applied itself).
+    What this execution collected when the ledger cannot be read."""
+    from keyresponse.errors import KeyResponseError
+    from keyresponse.ledger import Ledger
+
+    try:
+        entries = [e.model_dump(mode="json") for e in Ledger(incident_id).entries() if not e.dry_run]
+    except KeyResponseError as exc:
+        get_run_logger().warning("could not read the ledger of %s: %s", incident_id, exc)
+        return collected
+    return entries or collected
 
 
 #: The deployment that undoes an incident (keyresponse serve and prefect.yaml both name it so).

@@ -4,6 +4,14 @@ The approver, the decision and the reason are all required and have no defaults,
 resume is rejected by the server and can never approve. The plan is shown above the form as a
 Markdown table. A timeout never approves: the caller escalates and stops safely.
 
+How a run waits. A deployment run (`keyresponse serve`, a worker) is *suspended*: its process
+exits, nothing holds a slot or memory, and the wait survives a restart of the runner, the worker or
+the Prefect server (the question lives in the server's database). Once answered, Prefect runs the
+flow again from the top; the response's journal (`keyresponse.journal`) skips what was finished and
+the same pause key returns the answer given. A suspended approval does not expire: a response
+waiting for a human must never end on its own. A run without a deployment (a script, a test) has
+no one to run it again, so it pauses in-process, with `timeout`.
+
 Credentials the investigation could not attribute (`uncertain_credentials`) are never in the plan.
 When there are some, the form offers them as a separate multi-select, `also_contain`, empty unless
 the approver picks them, with each one's reasons in the description: a human decides, one by one.
@@ -19,7 +27,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from prefect.exceptions import FlowPauseTimeout, PrefectHTTPStatusError
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
@@ -81,21 +89,52 @@ def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, time
     also_contain} (`also_contain`: the uncertain credentials the approver added; `plan` offers them in
     its `uncertain_credentials`).
 
-    On timeout the decision is "timeout" (never "approve"). `key` names the pause (one per question:
-    Prefect answers a second pause with the same key from the first one's input).
+    On timeout (in-process pauses only) the decision is "timeout" (never "approve"). `key` names the
+    pause (one per question: Prefect answers a second pause with the same key from the first one's
+    input, which is how a resumed suspension gets its answer).
     """
     description = plan_markdown(phase, incident_id, plan)
     offered = [str(c["access_key_id"]) for c in plan.get("uncertain_credentials") or []]
-    form = approval_form(offered)
+    form = approval_form(offered).with_initial_data(description=description)
     try:
-        answer = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
-                                timeout=timeout, poll_interval=poll_interval, key=key or f"approve-{phase}")
+        if _deployment_run():
+            answer = _suspend(form, key or f"approve-{phase}")
+        else:
+            answer = pause_flow_run(wait_for_input=form, timeout=timeout, poll_interval=poll_interval,
+                                    key=key or f"approve-{phase}")
     except FlowPauseTimeout:
         return {"phase": phase, "approver": None, "decision": "timeout", "at": _now(),
                 "reason": f"no answer within {timeout} s", "also_contain": []}
     chosen = _chosen(answer, offered) if answer.decision == "approve" else []
     return {"phase": phase, "approver": answer.approver, "decision": answer.decision, "reason": answer.reason,
             "at": _now(), "also_contain": chosen}
+
+
+def _deployment_run() -> bool:
+    """Whether the flow run this code runs in is a deployment's (not a subflow, script or test)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
+
+
+def _suspend(form: type[Approval], key: str) -> Approval:
+    """Suspend the run until `form` is answered, or return the answer a resumed run was given.
+
+    A suspension killed between its state and its form (the key is spent, no answer can exist) is
+    asked again under the next key; a replay walks the same keys to the same answer."""
+    from prefect.exceptions import ObjectNotFound
+    from pydantic import ValidationError
+
+    for again in range(4):
+        try:
+            answer = suspend_flow_run(wait_for_input=form, key=key if again == 0 else f"{key}-again{again}")
+        except (ObjectNotFound, ValidationError):  # spent key, no answer stored under it
+            continue
+        if answer is None:
+            raise RuntimeError(f"the suspension {key} returned no answer")
+        return answer
+    raise RuntimeError(f"the approval {key} could not be asked: its pause keys are spent without an answer")
 
 
 def _chosen(answer: Approval, offered: Sequence[str]) -> list[str]:

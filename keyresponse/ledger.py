@@ -7,6 +7,12 @@ replaying the ledger in reverse — `keyresponse undo INCIDENT_ID` — is itself
 
 Lines are appended with one `write` on a file opened in append mode and flushed with `fsync`, so
 a crash leaves at most one torn last line, which `entries()` reports instead of skipping.
+
+Before each write to AWS, an action records its intent in `intents.jsonl` beside the ledger (the
+action, the target, the before-state). A process killed after AWS made the change but before the
+ledger line was written leaves an intent with no entry after it; the next run of that step finds
+the change done and records it then, from the intent (`unfinished`), so the ledger holds each
+change exactly once however the run ended.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class LedgerEntry(BaseModel):
     dry_run: bool = False
     account_id: str | None = None
     undoes: str | None = Field(default=None, description="For an `undo`, the entry_id of the `apply` it reversed.")
+    note: str | None = Field(default=None, description="How the entry was recorded, when not as usual.")
 
 
 class LedgerCorrupt(KeyResponseError):
@@ -70,6 +77,7 @@ class Ledger:
         self.incident_id = validate_incident_id(incident_id)
         self.folder = (home or get_settings().home) / "incidents" / incident_id
         self.path = self.folder / "ledger.jsonl"
+        self.intents = self.folder / "intents.jsonl"
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         """Write `entry` as one line and make it durable before returning."""
@@ -82,6 +90,38 @@ class Ledger:
             handle.flush()
             os.fsync(handle.fileno())
         return entry
+
+    def intend(self, action: str, target: dict[str, Any], before: dict[str, Any]) -> None:
+        """Record, durably, that `action` is about to change `target` (from `before`)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"action": action, "target": target, "before": before, "at": utc_now()},
+                          sort_keys=True, default=str) + "\n"
+        with open(self.intents, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def unfinished(self, action: str, target: dict[str, Any]) -> dict[str, Any] | None:
+        """The latest intent of `action` on `target` that no ledger entry followed (the process ended
+        between the write and its ledger line), or None."""
+        if not self.intents.exists():
+            return None
+        wanted = json.dumps(target, sort_keys=True, default=str)
+        latest: dict[str, Any] | None = None
+        for line in self.intents.read_text(encoding="utf-8").splitlines():
+            try:
+                intent = json.loads(line)
+            except ValueError:  # a torn last line: that intent's write never started
+                continue
+            if intent.get("action") == action and json.dumps(intent.get("target"), sort_keys=True, default=str) == wanted:
+                latest = intent
+        if latest is None:
+            return None
+        for entry in self.entries():
+            if (entry.kind == "apply" and entry.action == action and entry.applied_at >= latest["at"]
+                    and json.dumps(entry.target, sort_keys=True, default=str) == wanted):
+                return None
+        return latest
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry, oldest first. Raises `LedgerCorrupt` on a line that does not parse."""

@@ -305,7 +305,8 @@ class Action(ABC):
             raise GuardrailRefusal(f"{self.name}: the context is a dry run; apply needs dry_run=False")
         change = self.plan(ctx, target)
         if change is None:
-            return None
+            return self._interrupted(ctx, target)
+        ctx.ledger.intend(self.name, target.model_dump(mode="json"), change.before)
         with aws_errors(f"{self.name} {target.label}"):
             self.write(ctx, target, change.before)
         # Record the change before anything else can fail, so undo always knows about it; the
@@ -320,6 +321,20 @@ class Action(ABC):
             before=change.before, after=after, flow_run_id=ctx.flow_run_id, dry_run=False,
             account_id=ctx.account_id,
         ))
+
+    def _interrupted(self, ctx: ActionContext, target: Target) -> LedgerEntry | None:
+        """A change found done that an earlier run of this step made without recording it (killed
+        between AWS's answer and the ledger line): record it now, from that run's intent; else None."""
+        intent = ctx.ledger.unfinished(self.name, target.model_dump(mode="json"))
+        if intent is None:
+            return None
+        with aws_errors(f"{self.name} {target.label}"):
+            after = self.read(ctx, target)
+        return ctx.ledger.append(LedgerEntry(
+            incident_id=ctx.incident_id, action=self.name, target=target.model_dump(mode="json"),
+            before=intent["before"], after=after, flow_run_id=ctx.flow_run_id, dry_run=False,
+            account_id=ctx.account_id,
+            note=f"recorded after an interrupted run: the change, intended at {intent['at']}, had taken"))
 
     def verify(self, ctx: ActionContext, target: Target) -> None:
         """Re-read AWS; raise `VerificationFailed` unless the target is in the desired state."""
