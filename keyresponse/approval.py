@@ -151,9 +151,17 @@ def with_uncertain(investigation: Mapping[str, Any], chosen: Sequence[str]) -> d
     return {**investigation, "credentials": credentials + added, "uncertain_credentials": rest}
 
 
+def paused_phase(run: Any) -> str | None:
+    """The phase a paused run waits on an approval of (from its pause key `approve-<phase>-<round>`)."""
+    details = run.state.state_details if run.state else None
+    key = str(getattr(details, "pause_key", "") or "")
+    parts = key.split("-")
+    return parts[1] if len(parts) >= 3 and parts[0] == "approve" else None
+
+
 def paused_runs(client: Any, *, within: UUID | str | None = None) -> list[Any]:
-    """The flow runs waiting for an answer; with `within`, only that run and its subflows (each phase
-    pauses in a subflow of the response run), never another incident's."""
+    """The flow runs waiting for an answer; with `within`, only that run and its subflows (the response
+    run pauses itself; a phase flow run on its own may be its subflow), never another incident's."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterId,

@@ -63,15 +63,17 @@ def _post_alert(url: str, body: bytes, headers: Callable[[], dict[str, str]], at
 
 
 class Stack:
-    """The running system on 127.0.0.1: a Prefect server (or the one PREFECT_API_URL names) and a
-    `keyresponse serve` child (receiver + runner) acting in `box` as the seeded responder.
+    """The running system on 127.0.0.1: a Prefect server (or the one PREFECT_API_URL names, unless
+    `own_prefect`) and a `keyresponse serve` child (receiver + runner) acting in `box` as the seeded
+    responder.
 
     >>> with Stack(box, account, folder) as stack: stack.post("guardduty", body)
     """
 
     def __init__(self, box: MotoSandbox, account: Any, folder: Path, *, logs: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, own_prefect: bool = False) -> None:
         self.box, self.account, self.folder = box, account, folder
+        self.own_prefect = own_prefect
         self.home = folder / "home"
         self.logs = logs
         self.secret = secrets.token_hex(16)
@@ -97,33 +99,57 @@ class Stack:
         return {**env, **self.extra_env}
 
     def __enter__(self) -> Stack:
-        self._prefect = PrefectServer(self.folder / "prefect").start()
-        env = {**self.env(), **self._prefect.env(), "KEYRESPONSE_UI_URL": self._prefect.ui_url,
-               "KEYRESPONSE_WEBHOOK_PREFECT_UI_URL": self._prefect.ui_url}
+        self._prefect = PrefectServer(self.folder / "prefect", reuse_existing=not self.own_prefect).start()
         self.port = free_port()
         self.folder.mkdir(parents=True, exist_ok=True)
-        log = open(self.folder / "serve.log", "ab")
-        self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
-                                       env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                       preexec_fn=die_with_parent)
-        log.close()
         try:
-            _wait(lambda: _ok(f"{self.base}/healthz"), "the receiver")
-            with self.client() as client:
-                _wait(lambda: _deployment_ready(client), "the response deployment")
+            self.start_serve()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
+    def start_serve(self) -> None:
+        """Start `keyresponse serve` (receiver and runner) and wait until both answer."""
+        assert self._prefect is not None and self._child is None
+        env = {**self.env(), **self._prefect.env(), "KEYRESPONSE_UI_URL": self._prefect.ui_url,
+               "KEYRESPONSE_WEBHOOK_PREFECT_UI_URL": self._prefect.ui_url}
+        log = open(self.folder / "serve.log", "ab")
+        self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
+                                       env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                       preexec_fn=die_with_parent)
+        log.close()
+        _wait(lambda: _ok(f"{self.base}/healthz"), "the receiver")
+        with self.client() as client:
+            _wait(lambda: _deployment_ready(client), "the response deployment")
+
+    def stop_serve(self, *, kill: bool = False) -> None:
+        """Stop `keyresponse serve`: SIGTERM (a clean stop), or SIGKILL with `kill` (a crash: the runner
+        tells no one; its flow-run processes and the receiver die with it)."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill:
+            child.kill()
+            child.wait(20)
+            return
+        child.terminate()
+        try:
+            child.wait(20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)
+
+    def restart_prefect(self) -> None:
+        """Stop this stack's own Prefect server (`own_prefect`) and start it again on the same port and
+        database."""
+        assert self._prefect is not None and self.own_prefect
+        port = int(self.api_url.rsplit(":", 1)[1].split("/")[0])
+        self._prefect.stop()
+        self._prefect = PrefectServer(self.folder / "prefect", port=port, reuse_existing=False).start()
+
     def __exit__(self, *_: object) -> None:
-        if self._child is not None:
-            self._child.terminate()
-            try:
-                self._child.wait(20)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-            self._child = None
+        self.stop_serve()
         if self._prefect is not None:
             self._prefect.stop()
             self._prefect = None
@@ -189,7 +215,7 @@ def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path |
 
 
 def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    from keyresponse.approval import answer_pause, paused_runs
+    from keyresponse.approval import answer_pause, paused_phase, paused_runs
 
     ui = stack.ui_url
     home = stack.home
@@ -211,7 +237,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
             run = client.read_flow_run(run_id)
             if run.state and run.state.is_final():
                 break
-            for paused in paused_runs(client, within=run_id):  # each phase pauses in its own subflow run
+            for paused in paused_runs(client, within=run_id):  # the run suspends itself at each phase
                 if interactive:
                     say(f"waiting for your approval in the UI: {ui}/runs/flow-run/{paused.id}")
                     time.sleep(5)
@@ -219,7 +245,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
                 if answer_pause(client, paused.id, {"approver": DEMO_APPROVER, "decision": "approve",
                                                     "reason": "keyresponse demo: approve every phase"}):
                     approvals += 1
-                    say(f"approved {paused.name} as {DEMO_APPROVER}")
+                    say(f"approved {paused_phase(paused)} of {paused.name} as {DEMO_APPROVER}")
                 time.sleep(1.5)
             time.sleep(0.5)
         final = run.state.name if run.state else "unknown"

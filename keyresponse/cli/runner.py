@@ -62,6 +62,7 @@ def serve(
     from flows.respond_to_exposed_key import respond_to_exposed_key
     from flows.undo_incident import undo_incident_flow
 
+    _reclaim_orphans()
     typer.echo(f"keyresponse: alerts on http://{host}:{port}/alerts/<source>; runner for "
                f"{', '.join(DEPLOYMENTS)}", err=True)
     try:
@@ -79,6 +80,24 @@ def serve(
             receiver.wait(10)
         except subprocess.TimeoutExpired:
             receiver.kill()
+
+
+def _reclaim_orphans() -> None:
+    """Runs a killed runner left Running (their processes died with it): Crashed, and the response's
+    retried (`keyresponse.orphans`). Prefect unreachable: said, and serving goes on."""
+    from prefect import get_client
+
+    from keyresponse.orphans import reclaim
+
+    try:
+        with get_client(sync_client=True) as client:
+            reclaimed = reclaim(client)
+    except Exception as exc:  # serving must not wait on this
+        typer.echo(f"keyresponse: could not look for runs a stopped runner left running: {exc}", err=True)
+        return
+    for run in reclaimed:
+        typer.echo(f"keyresponse: flow run {run['name']} ({run['flow_run_id']}) had no process left: {run['action']}",
+                   err=True)
 
 
 def _built(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:

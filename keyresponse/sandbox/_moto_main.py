@@ -8,6 +8,9 @@ has no equivalent for and tests need:
 * `POST /_keyresponse/faults` — inject failures: `{"service": "iam", "throttle_rate": 0.3,
   "seed": 1}` answers that fraction of the service's calls with a Throttling error, and
   `{"service": "iam", "fail_after": N}` answers every call after the Nth with HTTP 503.
+  `{"service": "iam", "delay_s": 2, "delay_actions": ["UpdateAccessKey"]}` answers those calls (all
+  of the service's without `delay_actions`) `delay_s` late, *after* moto made the change: a process
+  killed meanwhile changed AWS without hearing so.
   `{}` clears all faults. `GET /_keyresponse/faults` returns the counters.
 * `POST|GET /_keyresponse/state/<name>` — keep a JSON document beside moto's state (the seed's
   description of the account, so a later `simulate` against a running sandbox can find it).
@@ -26,6 +29,7 @@ import random
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -75,6 +79,15 @@ class _Faults:
                 self.injected[service] = self.injected.get(service, 0) + 1
             return verdict
 
+    def delay(self, service: str, action: str | None) -> float:
+        """How late to answer a call moto has served (0: at once)."""
+        with self._lock:
+            rule = self.rules.get(service) or self.rules.get("*") or {}
+            actions = rule.get("delay_actions")
+            if actions is not None and action not in actions:
+                return 0.0
+            return float(rule.get("delay_s", 0.0))
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"rules": self.rules, "calls": self.calls, "injected": self.injected}
@@ -83,6 +96,21 @@ class _Faults:
 def _service_of(environ: dict[str, Any]) -> str | None:
     match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     return match.group(1) if match else None
+
+
+def _action_of(environ: dict[str, Any]) -> str | None:
+    """The API action of a query-protocol call (`Action=` in the form body or the query string); the
+    body is read and put back for moto."""
+    import io
+    from urllib.parse import parse_qs
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    fields = parse_qs(body.decode("utf-8", "replace")) or parse_qs(environ.get("QUERY_STRING", ""))
+    values = fields.get("Action")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    return values[0] if values else (target.rsplit(".", 1)[-1] or None)
 
 
 def _error_response(environ: dict[str, Any], start_response: StartResponse, status: str, json_type: str,
@@ -174,6 +202,13 @@ class SandboxExtension:
                 return _denied_response(environ, start_response)
             if verdict == "unavailable":
                 return self._json(start_response, "503 Service Unavailable", {"message": "sandbox fault"})
+            if self.faults.rules:
+                action = _action_of(environ)
+                delay = self.faults.delay(service, action)
+                if delay:
+                    answer = list(self.app(environ, start_response))  # moto serves the call now
+                    time.sleep(delay)
+                    return answer
         return self.app(environ, start_response)
 
     def _extension(

@@ -1,0 +1,112 @@
+"""Response runs whose process is gone while Prefect still shows them running, and their retry.
+
+When the runner (`keyresponse serve`) is killed, its flow-run processes exit with it (`flows`), and
+no one tells Prefect: their runs stay Running forever, and their incidents wait. Every flow-run
+process that a runner starts holds an exclusive lock on `<home>/runs/<flow_run_id>.lock` for its
+whole life (`hold_run_lock`; the kernel frees it however the process ends). So a run that Prefect
+shows Running or Pending, whose lock file is in this home and free, has no process: it is an orphan.
+
+`keyresponse serve` reclaims orphans when it starts, before its runner takes new work: each is
+marked Crashed (saying why) and scheduled again (AwaitingRetry, as the UI's Retry does). The run is
+then executed from the top by the new runner and resumes from its journal (`keyresponse.journal`):
+nothing applied twice, nothing asked twice. Runs whose lock file is not in this home (another host,
+another home) are left alone. Only the response deployment is retried; other orphans (a scan, an
+undo) are marked Crashed, to be retried by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+from keyresponse.settings import get_settings
+
+RETRIED_FLOWS = ("respond-to-exposed-key",)
+_held: list[IO[bytes]] = []
+
+
+def lock_path(flow_run_id: str, home: Path | None = None) -> Path:
+    return (home or get_settings().home) / "runs" / f"{flow_run_id}.lock"
+
+
+def hold_run_lock(flow_run_id: str) -> None:
+    """Hold this flow-run process's lock until the process ends (called once, at import)."""
+    path = lock_path(flow_run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the process
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _held.append(handle)
+
+
+def _process_gone(flow_run_id: str, home: Path) -> bool | None:
+    """True when the run's lock is free, False when held, None when this home never ran it."""
+    path = lock_path(flow_run_id, home)
+    if not path.exists():
+        return None
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def reclaim(client: Any, *, home: Path | None = None, settle_s: float = 3.0) -> list[dict[str, str]]:
+    """Mark every orphan of this home Crashed and schedule the response's again; returns what was done
+    to which run. Lock files of runs that ended are removed on the way.
+
+    Call it before the runner starts (a run it starts could be Pending with its lock not yet taken).
+    A killed runner's processes notice within two seconds and exit: locks still held are looked at
+    again after `settle_s`."""
+    done = _reclaim(client, home or get_settings().home)
+    if done["held"]:
+        time.sleep(settle_s)
+        again = _reclaim(client, home or get_settings().home)
+        done["runs"] += again["runs"]
+    runs: list[dict[str, str]] = done["runs"]
+    return runs
+
+
+def _reclaim(client: Any, home: Path) -> dict[str, Any]:
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import AwaitingRetry, Crashed
+
+    folder = home / "runs"
+    done: list[dict[str, str]] = []
+    held = 0
+    for path in sorted(folder.glob("*.lock")) if folder.exists() else []:
+        run_id = path.stem
+        gone = _process_gone(run_id, home)
+        if gone is False:
+            held += 1
+        if gone is not True:
+            continue
+        try:
+            run = client.read_flow_run(UUID(run_id))
+        except (ObjectNotFound, ValueError):  # another server's run, or not a run id
+            continue
+        if run.state is None or not (run.state.is_running() or run.state.is_pending()
+                                     or run.state.type.value == "CANCELLING"):
+            with contextlib.suppress(OSError):
+                path.unlink()  # it ended (or waits suspended, with no process): nothing to reclaim
+            continue
+        if run.deployment_id is None:
+            continue
+        flow = client.read_flow(run.flow_id).name
+        client.set_flow_run_state(run.id, Crashed(
+            message="its process is gone (the runner was stopped or killed); found by keyresponse serve at start"),
+            force=True)
+        action = "crashed"
+        if flow in RETRIED_FLOWS:
+            client.set_flow_run_state(run.id, AwaitingRetry(
+                message="retried by keyresponse serve: it resumes from its journal"), force=True)
+            action = "retried"
+        with contextlib.suppress(OSError):
+            path.unlink()
+        done.append({"flow_run_id": str(run.id), "name": str(run.name), "flow": flow, "action": action})
+    return {"runs": done, "held": held}
