@@ -114,7 +114,7 @@ class Stack:
         assert self._prefect is not None and self._child is None
         env = {**self.env(), **self._prefect.env(), "KEYRESPONSE_UI_URL": self._prefect.ui_url,
                "KEYRESPONSE_WEBHOOK_PREFECT_UI_URL": self._prefect.ui_url}
-        log = open(self.folder / "serve.log", "ab")
+        log = open(self.folder / "serve.log", "ab")  # noqa: SIM115 - handed to the child
         self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
                                        env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                        preexec_fn=die_with_parent)
