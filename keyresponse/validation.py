@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyresponse.keys import is_temporary, validate_access_key_id
+from keyresponse.settings import get_settings
 
 if TYPE_CHECKING:  # boto3-stubs: a development dependency
     from mypy_boto3_iam.type_defs import AccessKeyMetadataTypeDef
@@ -25,16 +25,27 @@ QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
 _FAST = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=15)
 
 
-def aws_reachable() -> bool:
-    """True when credentials or an endpoint are configured — decided from the environment and
-    config files only, so it never waits on the instance metadata service."""
-    env = os.environ
-    if env.get("AWS_ENDPOINT_URL") or env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"):
-        return True
-    if env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
-        return True
-    home = Path(env.get("HOME", "~")).expanduser()
-    return (home / ".aws" / "credentials").exists() or (home / ".aws" / "config").exists()
+def credential_source(session: Any | None = None) -> str | None:
+    """How boto3 finds credentials here (`env`, `assume-role`, `container-role`, `iam-role` for an EC2
+    instance role, `sso`…), or None when it finds none.
+
+    Every source boto3 supports counts: an EC2 instance role or an ECS/EKS task role has no
+    environment variable or file to show for itself (the instance metadata service is asked, with
+    botocore's own short timeout, 1 s and one attempt by default: `AWS_METADATA_SERVICE_TIMEOUT`)."""
+    import boto3
+
+    try:
+        credentials = (session or boto3.Session()).get_credentials()
+    except (BotoCoreError, ClientError):
+        credentials = None
+    if credentials is not None:
+        return str(getattr(credentials, "method", None) or "unknown")
+    return "endpoint" if os.environ.get("AWS_ENDPOINT_URL") else None
+
+
+def aws_reachable(session: Any | None = None) -> bool:
+    """True when boto3 finds credentials (any source, instance and task roles included) or an endpoint."""
+    return credential_source(session) is not None
 
 
 @dataclass
@@ -77,14 +88,17 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
 
     key = validate_access_key_id(access_key_id)
     facts = KeyFacts(key)
-    if not aws_reachable():
-        facts.gaps.append("AWS not reachable (no credentials or endpoint configured): key not validated "
-                          "against IAM; owner, status and age come from the logs only")
-        return facts
     sess = session or boto3.Session()
+    if not aws_reachable(sess):
+        facts.gaps.append("no AWS credentials found (environment, config and SSO profiles, web identity, "
+                          "container and instance roles were looked at): the key was not validated against IAM; "
+                          "owner, status and age come from the logs only")
+        return facts
     now = now or datetime.now(UTC)
     try:
-        sts = sess.client("sts", config=_FAST)
+        # An instance or task role may come with no region configured at all: the home region then.
+        region = sess.region_name or get_settings().region
+        sts = sess.client("sts", config=_FAST, region_name=region)
         me = sts.get_caller_identity()
         facts.responder_account_id, facts.responder_arn = me["Account"], me["Arn"]
         facts.account_id = sts.get_access_key_info(AccessKeyId=key)["Account"]
@@ -98,7 +112,7 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
     if is_temporary(key):
         facts.gaps.append("temporary (ASIA) credential: IAM keeps no record of it; owner comes from the logs")
         return facts
-    iam = sess.client("iam", config=_FAST)
+    iam = sess.client("iam", config=_FAST, region_name=region)
     try:
         used = iam.get_access_key_last_used(AccessKeyId=key)
         facts.owner = used.get("UserName")
