@@ -1,8 +1,9 @@
-"""The shape every mutating phase shares: plan → [approval pause] → apply → verify.
+"""The shape every mutating phase shares: plan → [approval] → apply → verify.
 
-Used by the containment, eradication and recovery flows. Dry-run stops after the plan. A denial or
-a timeout changes nothing; a timeout also escalates. Every outcome is returned as data for the
-incident record.
+Run by the response run itself (so the run the receiver links to is the one that waits, and a
+deployment run can be suspended: `keyresponse.approval`), and by the containment, eradication and
+recovery flows on their own. Dry-run stops after the plan. A denial or a timeout changes nothing; a
+timeout also escalates. Every outcome is returned as data for the incident record.
 
 Containment offers the investigation's uncertain credentials to the approver beside the plan,
 unchecked; those picked join the investigation's credentials for this phase and the ones after it

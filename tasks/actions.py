@@ -306,6 +306,11 @@ class Action(ABC):
         change = self.plan(ctx, target)
         if change is None:
             return self._interrupted(ctx, target)
+        note = None
+        earlier = ctx.ledger.unfinished(self.name, target.model_dump(mode="json"))
+        if earlier is not None:  # an earlier run died during this change, which did not take (or not whole)
+            with aws_errors(f"{self.name} clean up {target.label}"):
+                note = self.after_interruption(ctx, target, earlier)
         ctx.ledger.intend(self.name, target.model_dump(mode="json"), change.before)
         with aws_errors(f"{self.name} {target.label}"):
             self.write(ctx, target, change.before)
@@ -319,8 +324,14 @@ class Action(ABC):
         return ctx.ledger.append(LedgerEntry(
             incident_id=ctx.incident_id, action=self.name, target=target.model_dump(mode="json"),
             before=change.before, after=after, flow_run_id=ctx.flow_run_id, dry_run=False,
-            account_id=ctx.account_id,
+            account_id=ctx.account_id, note=note,
         ))
+
+    def after_interruption(self, ctx: ActionContext, target: Target, intent: Mapping[str, Any]) -> str:
+        """Before writing again a change an earlier run began and never finished (`intent`): clear what
+        it may have left half made; returns the ledger note. Most writes are whole or nothing in AWS;
+        an action whose write has several calls overrides this."""
+        return f"an earlier run was interrupted during this change (intended at {intent['at']}); it had not taken"
 
     def _interrupted(self, ctx: ActionContext, target: Target) -> LedgerEntry | None:
         """A change found done that an earlier run of this step made without recording it (killed

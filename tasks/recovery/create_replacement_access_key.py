@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -68,6 +69,20 @@ class CreateReplacementAccessKey(Action):
         value = json.dumps({"AccessKeyId": made["AccessKeyId"], "SecretAccessKey": made["SecretAccessKey"]})
         store_secret(ctx, secret_name(ctx, target.id, "access-key"), value,
                      {KEY_TAG: made["AccessKeyId"], "user-name": target.id})
+
+    def after_interruption(self, ctx: ActionContext, target: Target, intent: Mapping[str, Any]) -> str:
+        """A run killed between CreateAccessKey and storing its secret leaves an Active key whose secret
+        no one has: delete every key of the user created since that run's intent (the replacement
+        this action made is identified by the stored secret, which does not exist here), then create
+        the replacement afresh."""
+        since = datetime.fromisoformat(str(intent["at"]).replace("Z", "+00:00"))
+        iam = ctx.client("iam")
+        orphans = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=target.id)["AccessKeyMetadata"]
+                   if k["CreateDate"].astimezone(UTC) >= since.replace(microsecond=0)]
+        for key_id in orphans:
+            iam.delete_access_key(UserName=target.id, AccessKeyId=key_id)
+        lost = f"; deleted its key whose secret was never stored: {', '.join(orphans)}" if orphans else ""
+        return f"an earlier run was interrupted during this change (intended at {intent['at']}){lost}"
 
     def revert(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
         current = self.read(ctx, target)["replacement_key_id"]

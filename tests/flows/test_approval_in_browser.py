@@ -18,24 +18,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
+from browser import (
+    APPROVAL,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    UI_TIMEOUT_MS,
+    approve_in_resume_dialog,
+    keep_traffic_local,
+)
 
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
 from keyresponse.settings import get_settings
-
-CHROMIUM = "/usr/bin/chromium"
-# --disable-3d-apis: no WebGL, so the run page's timeline graph is not drawn (it logs "Unable to auto-detect
-# a suitable renderer" and stays blank). Drawn in software it costs seconds of CPU per action on a busy
-# machine and plays no part in the approval.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-3d-apis"]
-#: Playwright's default wait for every action and assertion (ms); the page is local, so this is generous.
-UI_TIMEOUT_MS = 15_000
-APPROVAL = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42 approved in the browser"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -79,70 +76,6 @@ def _wait_until_paused(client: Any, run_name: str, thread: threading.Thread, tim
     raise AssertionError(f"{run_name} did not pause for approval within {timeout} s")
 
 
-def _keep_traffic_local(context: Any, foreign: list[str]) -> None:
-    """Abort (and remember) every request the page makes to a host other than 127.0.0.1."""
-
-    def route(route: Any) -> None:
-        url = route.request.url
-        if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            foreign.append(url)
-            route.abort()
-
-    context.route("**/*", route)
-
-
-def _approve_in_resume_dialog(page: Any, ui_url: str, run_id: str, key: str) -> dict[str, Any]:
-    """Open the paused run, fill the Resume Flow Run form and submit it; returns the resume response."""
-    from playwright.sync_api import expect
-
-    resumes: list[str] = []
-    page.on("request", lambda r: resumes.append(r.url) if r.method == "POST" and r.url.endswith("/resume") else None)
-    page.goto(f"{ui_url}/runs/flow-run/{run_id}")
-    expect(page.locator(".state-badge").first).to_have_text("Paused", timeout=UI_TIMEOUT_MS)
-    page.get_by_role("button", name="Resume", exact=True).click()
-
-    dialog = page.get_by_role("dialog").filter(has_text="Resume Flow Run")
-    expect(dialog).to_be_visible(timeout=UI_TIMEOUT_MS)
-    # The plan (our Markdown description) is shown above the form.
-    expect(dialog.get_by_role("cell", name="deactivate_access_key", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
-    expect(dialog.get_by_text(key).first).to_be_visible(timeout=UI_TIMEOUT_MS)
-
-    def field(label: str) -> Any:
-        """One property of the JSON-schema form, found by its visible label."""
-        return dialog.locator(".schema-form-property").filter(has=page.get_by_text(label, exact=True))
-
-    field("Approver").get_by_role("textbox").fill(APPROVAL["approver"])
-    # The decision is a Literal, rendered as a custom select (a button + a listbox of role=option).
-    # A mouse click on the closed select does not open it in headless Chromium; the keyboard does.
-    decision = field("Decision").locator(".p-select-button__control")
-    decision.focus()
-    decision.press("ArrowDown")
-    page.get_by_role("option", name=APPROVAL["decision"], exact=True).click()
-    expect(decision).to_have_text(APPROVAL["decision"], timeout=UI_TIMEOUT_MS)
-    field("Reason").get_by_role("textbox").fill(APPROVAL["reason"])
-
-    clicks = 0
-    for _ in range(3):
-        with page.expect_response(lambda r: r.request.method == "POST"
-                                  and r.url.endswith(f"/flow_runs/{run_id}/resume")) as resumed:
-            dialog.get_by_role("button", name="Submit", exact=True).click()
-            clicks += 1
-        response = resumed.value
-        if response.status != 503:
-            break
-        # The SQLite-backed server answers 503 "retry" when its database is busy (SQLITE_BUSY_SNAPSHOT
-        # fails at once, without waiting): the UI shows the error and the person submits again.
-        page.wait_for_timeout(1000)
-    body: dict[str, Any] = response.json()
-    assert response.ok and body.get("status") == "ACCEPT", f"resume rejected: {response.status} {body}"
-    expect(page.get_by_text("Flow run resumed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
-    expect(dialog).to_be_hidden(timeout=UI_TIMEOUT_MS)
-    assert len(resumes) == clicks, f"the form was submitted {len(resumes)} times for {clicks} click(s)"
-    return body
-
-
 def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactivated(
     prefect_server: str, sandbox: MotoSandbox, seeded: SeededAccount, unique_name: str, tmp_path: Path,
     responder_env: None,
@@ -184,12 +117,12 @@ def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactiv
                 try:
                     context = browser.new_context(viewport={"width": 1280, "height": 900})
                     context.set_default_timeout(UI_TIMEOUT_MS)
-                    _keep_traffic_local(context, foreign)
+                    keep_traffic_local(context, foreign)
                     page = context.new_page()
                     page_errors: list[str] = []
                     page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
                     try:
-                        body = _approve_in_resume_dialog(page, ui_url, str(run.id), key)
+                        body = approve_in_resume_dialog(page, ui_url, str(run.id), key)
                     except Exception:
                         page.screenshot(path=str(screenshot), full_page=True)
                         print(f"screenshot of the failing page: {screenshot}; page errors: {page_errors}")

@@ -1,0 +1,116 @@
+"""Three incidents wait for approval; `keyresponse serve` is restarted, then the Prefect server is:
+all three are still waiting, a responder approves each one in the real Prefect UI (headless
+Chromium), and all three complete with their keys contained.
+
+A deployment run waiting for approval is suspended (`keyresponse.approval`): no process holds it, so
+stopping the runner takes nothing from it, and the question lives in the Prefect server's database.
+The stack has a Prefect server of its own here (`own_prefect`), restarted on the same port and
+database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import (
+    APPROVAL,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    UI_TIMEOUT_MS,
+    approve_in_resume_dialog,
+    keep_traffic_local,
+)
+
+from keyresponse.approval import answer_pause, paused_phase, paused_runs
+from keyresponse.demo import Stack
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.server import admin_client
+from keyresponse.sandbox.simulate import run_simulation
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _wait(what: str, predicate: Any, timeout: float = 240.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_and_are_approved_in_the_ui(
+        tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)"
+    with MotoSandbox() as box:
+        account = seed_account(box)
+        run_simulation(scenario="recon-only", out=tmp_path / "logs", events=600, sandbox=box, processes=1)
+        iam = admin_client(box.endpoint, "iam")
+        victims = {}
+        for n in range(3):
+            user = f"waiting-victim-{n}"
+            iam.create_user(UserName=user)
+            victims[user] = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+        with Stack(box, account, tmp_path, logs=tmp_path / "logs", own_prefect=True) as stack:
+            runs = {}
+            for user, key in victims.items():
+                body = json.dumps({"access_key_id": key, "reason": f"{user}'s key seen in a paste"}).encode()
+                runs[key] = stack.post("generic", body)["flow_run_id"]
+
+            def all_waiting() -> dict[str, Any] | None:
+                with stack.client() as client:
+                    found = {key: next((r for r in paused_runs(client, within=run_id)
+                                        if paused_phase(r) == "containment"), None) for key, run_id in runs.items()}
+                return found if all(found.values()) else None
+
+            _wait("three containment approvals", all_waiting)
+            stack.stop_serve()  # a clean restart: SIGTERM
+            stack.start_serve()
+            assert all_waiting(), "a waiting approval did not survive the restart of keyresponse serve"
+            stack.restart_prefect()
+            waiting = _wait("the approvals after the Prefect server's restart", all_waiting, timeout=60)
+
+            foreign: list[str] = []
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                try:
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    context.set_default_timeout(UI_TIMEOUT_MS)
+                    keep_traffic_local(context, foreign)
+                    page = context.new_page()
+                    for key, run in waiting.items():
+                        body = approve_in_resume_dialog(page, stack.ui_url, str(run.id), key, state="Suspended")
+                        assert body["status"] == "ACCEPT", body
+                finally:
+                    browser.close()
+            assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
+
+            def all_ended() -> bool:
+                with stack.client() as client:
+                    for run_id in runs.values():  # nothing more to approve: deny what comes after containment
+                        for paused in paused_runs(client, within=run_id):
+                            answer_pause(client, paused.id, {"approver": "ops@example.com", "decision": "deny",
+                                                             "reason": "restart test: containment is enough"})
+                    return all(client.read_flow_run(r).state.is_final() for r in runs.values())
+
+            _wait("the three runs to end", all_ended, timeout=300)
+            with stack.client() as client:
+                states = {key: client.read_flow_run(run_id).state.name for key, run_id in runs.items()}
+            assert states == dict.fromkeys(victims.values(), "Completed"), states
+        statuses = {k["AccessKeyId"]: k["Status"] for user in victims
+                    for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    assert statuses == dict.fromkeys(victims.values(), "Inactive"), statuses
+    approvals = []
+    for record_path in (tmp_path / "home" / "incidents").glob("*/incident.json"):
+        approvals += [(a["phase"], a["approver"], a["decision"])
+                      for a in json.loads(record_path.read_text())["approvals"]]
+    assert approvals.count(("containment", APPROVAL["approver"], "approve")) == 3, approvals

@@ -1,0 +1,122 @@
+"""The response survives its runner being killed at the worst moments, with no Retry by hand.
+
+One incident (the pivot-chain scenario: steps in all three phases) runs under `keyresponse serve`
+against a moto sandbox and the session's Prefect server. For each phase the runner is killed with
+SIGKILL twice:
+- while the run waits for the phase's approval: the run is suspended, nothing of it is in the killed
+  process, and after a restart it is still waiting and is answered;
+- during the phase's apply, in the worst place: moto has made a change but its answer is held back
+  (the sandbox's `delay_s` fault), so the killed process changed AWS without recording it.
+After each kill `keyresponse serve` starts again; it finds the killed run (its process lock is
+free while Prefect shows it Running), marks it Crashed and retries it; the run resumes from its
+journal. The test makes no Retry call. At the end: every change in the ledger exactly once, the
+interrupted ones recorded from their intents, every approval once, and the report naming every
+change of every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from keyresponse.approval import answer_pause, paused_phase, paused_runs
+from keyresponse.demo import Stack
+from keyresponse.sandbox import MotoSandbox
+from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.simulate import run_simulation
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+#: The IAM and Lambda writes the three phases make: each answered late, after moto made the change.
+WRITES = ["UpdateAccessKey", "PutUserPolicy", "PutRolePolicy", "TagUser", "TagRole", "DeleteAccessKey",
+          "CreateAccessKey", "DeleteUserPolicy", "DeleteRolePolicy", "DeleteLoginProfile", "UpdateLoginProfile"]
+HELD_S = 8.0
+APPROVE = {"approver": "ops@example.com", "decision": "approve", "reason": "durability test"}
+
+
+def _faults(box: MotoSandbox, body: dict[str, Any]) -> None:
+    httpx.post(f"{box.endpoint}/_keyresponse/faults", json=body, timeout=10).raise_for_status()
+
+
+def _wait(what: str, predicate: Any, timeout: float = 240.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def test_killed_during_every_approval_and_every_apply_the_incident_completes_once(
+        prefect_server: str, tmp_path: Path) -> None:
+    with MotoSandbox() as box:
+        account = seed_account(box)
+        sim = run_simulation(scenario="pivot-chain", out=tmp_path / "logs", events=3000, sandbox=box, processes=1)
+        with Stack(box, account, tmp_path, logs=tmp_path / "logs") as stack:
+            answer = stack.post("guardduty", (tmp_path / "logs" / "alerts" / "guardduty.json").read_bytes())
+            run_id, incident = answer["flow_run_id"], answer["incident_id"]
+            folder = stack.home / "incidents" / incident
+            ledger, intents = folder / "ledger.jsonl", folder / "intents.jsonl"
+            kills = {"approval": 0, "apply": 0}
+            interrupted: list[dict[str, Any]] = []
+            with stack.client() as client:
+                def waiting_on(phase: str) -> Any:
+                    runs = paused_runs(client, within=run_id)
+                    return next((r for r in runs if paused_phase(r) == phase), None)
+
+                for phase in ("containment", "eradication", "recovery"):
+                    _wait(f"the {phase} approval", lambda p=phase: waiting_on(p))
+                    stack.stop_serve(kill=True)
+                    kills["approval"] += 1
+                    stack.start_serve()
+                    run = waiting_on(phase)
+                    assert run is not None, f"the {phase} approval did not survive the runner's death"
+
+                    _faults(box, {"service": "iam", "delay_s": HELD_S, "delay_actions": WRITES})
+                    before = len(_lines(intents))
+                    assert answer_pause(client, run.id, APPROVE)
+                    _wait(f"a {phase} write", lambda n=before: len(_lines(intents)) > n, timeout=120)
+                    time.sleep(HELD_S / 3)  # moto has made the change; its answer is held back
+                    stack.stop_serve(kill=True)
+                    kills["apply"] += 1
+                    intent = _lines(intents)[-1]
+                    recorded = {(e["action"], json.dumps(e["target"], sort_keys=True)) for e in _lines(ledger)}
+                    assert (intent["action"], json.dumps(intent["target"], sort_keys=True)) not in recorded
+                    interrupted.append(intent)
+                    _faults(box, {})
+                    stack.start_serve()
+
+                final = _wait("the run to end", lambda: (lambda r: r if r.state.is_final() else None)(
+                    client.read_flow_run(run_id)), timeout=300)
+            assert final.state.name == "Completed", final.state
+    serve_log = (tmp_path / "serve.log").read_text()
+    assert serve_log.count("had no process left: retried") == 3, serve_log[-3000:]
+
+    entries = _lines(ledger)
+    applied = [(e["action"], json.dumps(e["target"], sort_keys=True)) for e in entries if e["kind"] == "apply"]
+    duplicated = [change for change, n in Counter(applied).items() if n > 1]
+    assert duplicated == [], duplicated
+    notes = [e for e in entries if e.get("note")]
+    for intent in interrupted:  # each change the killed process made is in the ledger, from its intent
+        match = [e for e in notes if e["action"] == intent["action"] and e["target"] == intent["target"]]
+        assert len(match) == 1 and match[0]["before"] == intent["before"], (intent, notes)
+    record = json.loads((folder / "incident.json").read_text())
+    assert [e["entry_id"] for e in record["ledger"]] == [e["entry_id"] for e in entries]
+    assert record["status"] == "recovered", record["status"]
+    assert Counter(a["phase"] for a in record["approvals"]) == {"containment": 1, "eradication": 1, "recovery": 1}
+    report = (folder / "report" / "report.md").read_text()
+    missing = [e["entry_id"] for e in entries if e["kind"] == "apply" and e["target"]["id"] not in report]
+    assert missing == [], missing
+    assert kills == {"approval": 3, "apply": 3}
+    assert sim.ground_truth["compromised_access_key_id"] in report
