@@ -23,7 +23,7 @@ from keyresponse.journal import Journal
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
 from tasks.plan import Phase
-from tasks.response import apply_phase, plan_phase, record_approval, verify_phase
+from tasks.response import apply_phase, find_keys_minted_since, plan_phase, record_approval, verify_phase
 
 
 def _link() -> str | None:
@@ -53,19 +53,25 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if not pending:
         outcome["status"] = "nothing_to_do"
         return outcome
-    approved: list[str] | None = None
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
         approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome, journal)
         if approved is None:
             return outcome
-    outcome["ledger"] = apply_phase(incident_id, investigation, phase, only, approved)
-    outcome["verified"] = verify_phase(incident_id, investigation, phase, only, approved)
+    else:
+        _apply(outcome, incident_id, investigation, phase, only, None)
     outcome["status"] = "applied"
     send(IncidentMessage(incident_id, "outcome", f"[{incident_id}] {phase} applied",
                          f"{len(outcome['ledger'])} change(s) applied and verified.", _link()))
     return outcome
+
+
+def _apply(outcome: dict[str, Any], incident_id: str, investigation: dict[str, Any], phase: Phase,
+           only: list[str] | None, approved: list[str] | None) -> None:
+    """Apply and verify the `approved` steps (every step: None), adding to the outcome."""
+    outcome["ledger"] += apply_phase(incident_id, investigation, phase, only, approved)
+    outcome["verified"] += verify_phase(incident_id, investigation, phase, only, approved)
 
 
 def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan: dict[str, Any],
@@ -74,10 +80,10 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
     """Ask until every step to apply was approved as shown; returns (the approved step keys, the
     investigation as approved), or (None, …) when nothing may be applied (denied, timed out).
 
-    Each decision is stored with the changes it approved and their SHA-256 before anything is
-    applied. After an approval the plan is made again: a step it gained (an uncertain credential
-    the approver added, a change in the world) is asked for in a new approval, showing only those
-    steps; denied, only what was approved runs. Each question has its own pause key; a run executed
+    Each decision is stored with the changes it approved and their SHA-256, then those changes are
+    applied at once (the attacker may be racing). Then the plan is made again: a step it gained (an
+    uncertain credential the approver added, a key minted on a user in scope since the logs were
+    read) is asked for in a new approval, showing only those steps; denied, nothing more runs. Each question has its own pause key; a run executed
     again gets the same questions' answers back (from Prefect, and from the journal with the
     changes each approved, which are what it approves: never the plan of now)."""
     settings = get_settings()
@@ -120,16 +126,23 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
             log.info("%s: the approver added uncertain credential(s) %s", incident_id, ", ".join(answer["also_contain"]))
             investigation = with_uncertain(investigation, answer["also_contain"])
             outcome["investigation"] = investigation
+        _apply(outcome, incident_id, investigation, phase, only, [c["key"] for c in asked])  # at once
+        minted = find_keys_minted_since(incident_id, investigation) if only is None else []
+        if minted:  # the world changed while the approver read the plan: the plan gains their steps
+            investigation = {**investigation, "credentials": [*investigation["credentials"], *minted]}
+            outcome["investigation"] = investigation
         current = plan_phase(incident_id, investigation, phase, only)
         outcome["plan"] = current
         extra = [c for c in current["changes"] if not c["done"] and c["key"] not in set(approved)]
         outcome["unapproved"] = [c["key"] for c in extra]
         if not extra:
             break
+        news = "; ".join(e for c in minted for e in c["evidence"])
         shown = {"phase": phase, "changes": extra, "notes": current["notes"],
                  "why": (f"{len(extra)} step(s) were not in the plan {answer['approver']} approved: the plan changed "
-                         "since (uncertain credentials added, or the account changed). Approve them too, or deny to "
-                         "apply only what was approved.")}
+                         "since (uncertain credentials added, or the account changed"
+                         + (f": {news}" if news else "") + "). Approve them too, or deny to apply only what was "
+                         "approved.")}
     else:
         log.warning("%s of %s: steps still unapproved after %d rounds, left out: %s", phase, incident_id,
                     APPROVAL_ROUNDS, ", ".join(outcome["unapproved"]))

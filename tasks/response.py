@@ -136,3 +136,44 @@ def record_approval(incident_id: str, account_id: str | None, phase: Phase, answ
                               {"incident_id": incident_id, "phase": phase, "round": round_, "answer": answer,
                                "plan_sha256": digest, "changes": changes})
     return digest
+
+
+@task(name="find_keys_minted_since", task_run_name="find_keys_minted_since:{incident_id}", retries=2,
+      retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_on_transient)
+def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Access keys that users in the incident's scope gained after the logs the investigation read:
+    minted while the response waited (the attacker racing the responder), so the analysis could not
+    see them. Each as a credential of the investigation, with its evidence; the caller asks a human
+    before anything is done to them."""
+    from datetime import datetime
+
+    from keyresponse.guardrails import parse_principal
+
+    window_end = (investigation.get("window") or {}).get("end")
+    if not window_end:
+        return []
+    since = datetime.fromisoformat(str(window_end).replace("Z", "+00:00"))
+    known = {c.get("access_key_id") for c in [*(investigation.get("credentials") or []),
+                                              *(investigation.get("uncertain_credentials") or [])]}
+    arns = {str(c["principal_arn"]) for c in investigation.get("credentials") or [] if c.get("principal_arn")}
+    if investigation.get("principal_arn"):
+        arns.add(str(investigation["principal_arn"]))
+    iam = context(incident_id, investigation.get("account_id"), dry_run=True).client("iam")
+    found: list[dict[str, Any]] = []
+    for arn in sorted(arns):
+        principal = parse_principal(arn)
+        if principal.kind != "user":
+            continue
+        for meta in iam.list_access_keys(UserName=principal.name)["AccessKeyMetadata"]:
+            created = meta["CreateDate"]
+            if meta["AccessKeyId"] in known or created <= since:
+                continue
+            stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+            found.append({"access_key_id": meta["AccessKeyId"], "kind": "access_key", "parent": None,
+                          "created_by_event": None, "principal_arn": arn, "confidence": "medium",
+                          "evidence": [f"created on {principal.name} at {stamp}, after the logs investigated "
+                                       f"(to {window_end}): minted while the response was under way"]})
+    if found:
+        get_run_logger().warning("%s: %d key(s) minted on users in scope since the investigation: %s", incident_id,
+                                 len(found), ", ".join(c["access_key_id"] for c in found))
+    return found

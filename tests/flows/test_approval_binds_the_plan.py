@@ -116,3 +116,63 @@ def test_steps_added_after_an_approval_are_asked_for_again_and_only_approved_ste
                                                             if other in c or other_key in c}
     else:
         assert stored[1] is None  # a denial approves nothing, so nothing is stored as approved
+
+
+@pytest.mark.parametrize("second", ["approve", "deny"])
+def test_a_key_the_attacker_mints_while_the_approver_reads_is_asked_for_never_applied_silently(
+        prefect_server: str, sandbox: MotoSandbox, unique_name: str, second: str) -> None:
+    """The plan shown holds the owner's key; while the run waits, a second key appears on the owner
+    (minted after the logs the investigation read). Approved, the first plan runs, and the new key's
+    steps are asked for in a new approval that names it and says why; only if that is approved is
+    the new key deactivated."""
+    from prefect import get_client
+
+    from flows.containment import containment
+
+    iam = admin_client(sandbox.endpoint, "iam")
+    account = admin_client(sandbox.endpoint, "sts").get_caller_identity()["Account"]
+    user, other = f"{unique_name[:50]}-own", f"{unique_name[:50]}-unc"
+    for name in (user, other):
+        iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    other_key = iam.create_access_key(UserName=other)["AccessKey"]["AccessKeyId"]
+    investigation = _investigation(account, user, key, other, other_key)
+    investigation["window"] = {"start": "2026-01-01T00:00:00Z",
+                               "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))}
+    incident_id = f"INC-MINT-{second}-{time.monotonic_ns() % 10**9}"
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["outcome"] = containment(incident_id, investigation)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    seen: set[str] = set()
+    try:
+        with get_client(sync_client=True) as client:
+            first, keys = _paused(client, f"containment:{incident_id}", thread, seen)
+            minted = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]  # the attacker races
+            assert minted not in client.read_flow_run_input(first.id, keys["description"])
+            assert answer_pause(client, first.id, {"approver": "alice@example.com", "decision": "approve",
+                                                   "reason": "INC-1"})
+            again, keys = _paused(client, f"containment:{incident_id}", thread, seen)
+            form = client.read_flow_run_input(again.id, keys["description"])
+            assert minted in form and "minted while the response was under way" in form, form
+            assert _key_status(iam, user, key) == "Inactive"  # what was approved ran
+            assert _key_status(iam, user, minted) == "Active"  # the new key waits for its own answer
+            assert answer_pause(client, again.id, {"approver": "bob@example.com", "decision": second,
+                                                   "reason": "INC-2"})
+    finally:
+        thread.join(120)
+    assert "error" not in result, result.get("error")
+    outcome = result["outcome"]
+    assert outcome["status"] == "applied"
+    assert _key_status(iam, user, minted) == ("Inactive" if second == "approve" else "Active")
+    assert _key_status(iam, other, other_key) == "Active"  # uncertain, never picked
+    assert [a["decision"] for a in outcome["approvals"]] == ["approve", second]
+    if second == "deny":
+        assert any(minted in k for k in outcome["unapproved"])
+    assert minted in {c["access_key_id"] for c in outcome["investigation"]["credentials"]}
