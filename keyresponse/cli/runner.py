@@ -63,6 +63,7 @@ def serve(
     from flows.undo_incident import undo_incident_flow
 
     _reclaim_orphans()
+    threading.Thread(target=_escalate_waiting, args=(stopping,), name="escalations", daemon=True).start()
     typer.echo(f"keyresponse: alerts on http://{host}:{port}/alerts/<source>; runner for "
                f"{', '.join(DEPLOYMENTS)}", err=True)
     try:
@@ -98,6 +99,23 @@ def _reclaim_orphans() -> None:
     for run in reclaimed:
         typer.echo(f"keyresponse: flow run {run['name']} ({run['flow_run_id']}) had no process left: {run['action']}",
                    err=True)
+
+
+def _escalate_waiting(stopping: threading.Event) -> None:
+    """Every few seconds (a quarter of the approval timeout, at most a minute), escalate the
+    approvals that waited another timeout (`keyresponse.waiting`)."""
+    from prefect import get_client
+
+    from keyresponse.settings import get_settings
+    from keyresponse.waiting import escalate
+
+    every = min(60.0, max(1.0, get_settings().approval_timeout_seconds / 4))
+    while not stopping.wait(every):
+        try:
+            with get_client(sync_client=True) as client:
+                escalate(client)
+        except Exception as exc:  # the next pass tries again
+            typer.echo(f"keyresponse: could not look at waiting approvals: {exc}", err=True)
 
 
 def _built(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:

@@ -5,7 +5,8 @@ Chromium), and all three complete with their keys contained.
 A deployment run waiting for approval is suspended (`keyresponse.approval`): no process holds it, so
 stopping the runner takes nothing from it, and the question lives in the Prefect server's database.
 The stack has a Prefect server of its own here (`own_prefect`), restarted on the same port and
-database.
+database. The approval timeout is short (15 s): each waiting incident is escalated to Slack (a fake
+on 127.0.0.1) while it waits, and keeps waiting (`keyresponse.waiting`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from browser import (
     approve_in_resume_dialog,
     keep_traffic_local,
 )
+from local_servers import LocalHTTPServer, reply
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
 from keyresponse.demo import Stack
@@ -34,6 +37,26 @@ from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+class _Slack(LocalHTTPServer):
+    """A Slack incoming webhook: keeps every message posted."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        super().__init__(_SlackHandler)
+
+
+class _SlackHandler(BaseHTTPRequestHandler):
+    server: _Slack
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.messages.append(json.loads(body)["text"])
+        reply(self, 200, b"ok", "text/plain")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _wait(what: str, predicate: Any, timeout: float = 240.0) -> Any:
@@ -60,7 +83,9 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
             user = f"waiting-victim-{n}"
             iam.create_user(UserName=user)
             victims[user] = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-        with Stack(box, account, tmp_path, logs=tmp_path / "logs", own_prefect=True) as stack:
+        slack = _Slack().__enter__()
+        env = {"KEYRESPONSE_SLACK_WEBHOOK_URL": slack.url, "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "15"}
+        with Stack(box, account, tmp_path, logs=tmp_path / "logs", own_prefect=True, extra_env=env) as stack:
             runs = {}
             for user, key in victims.items():
                 body = json.dumps({"access_key_id": key, "reason": f"{user}'s key seen in a paste"}).encode()
@@ -78,6 +103,14 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
             assert all_waiting(), "a waiting approval did not survive the restart of keyresponse serve"
             stack.restart_prefect()
             waiting = _wait("the approvals after the Prefect server's restart", all_waiting, timeout=60)
+            incidents = [p.name for p in (tmp_path / "home" / "incidents").iterdir()]
+
+            def escalated() -> bool:
+                said = [m for m in slack.messages if "containment waits for approval" in m]
+                return all(any(f"[{i}]" in m for m in said) for i in incidents)
+
+            _wait("an escalation of each waiting approval", escalated, timeout=120)
+            assert all_waiting(), "an escalation ended a waiting response"
 
             foreign: list[str] = []
             with sync_playwright() as p:
@@ -108,6 +141,7 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
             assert states == dict.fromkeys(victims.values(), "Completed"), states
         statuses = {k["AccessKeyId"]: k["Status"] for user in victims
                     for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    slack.__exit__()
     assert statuses == dict.fromkeys(victims.values(), "Inactive"), statuses
     approvals = []
     for record_path in (tmp_path / "home" / "incidents").glob("*/incident.json"):
