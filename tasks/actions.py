@@ -267,14 +267,18 @@ class Action(ABC):
         raise NotImplementedError(f"{self.name} has no undo: {self.undo_unsupported_reason}")
 
     def principal(self, target: Target) -> Principal | None:
-        """The IAM principal `target` belongs to, for the guardrails (None for non-IAM resources)."""
-        if target.kind == "role":
-            return parse_principal(target.id, kind="role")
-        if target.kind == "user":
-            return parse_principal(target.id, kind="user")
-        if target.user_name:
-            return parse_principal(target.user_name, kind="user")
-        return None
+        """The IAM principal `target` belongs to, for the guardrails (None for non-IAM resources), in the
+        target's account when it names one."""
+        if target.kind in ("role", "user"):
+            found = parse_principal(target.id, kind=target.kind)
+        elif target.user_name:
+            found = parse_principal(target.user_name, kind="user")
+        else:
+            return None
+        account = target.data.get("account_id")
+        if found.account_id is None and isinstance(account, str):
+            found = Principal(found.kind, found.name, account)
+        return found
 
     # contract ---------------------------------------------------------------------------------
     def guard(self, ctx: ActionContext, target: Target) -> None:
@@ -284,6 +288,8 @@ class Action(ABC):
         refuse_account(target.data.get("account_id", ctx.account_id), ctx.responder, ctx.settings)
         principal = self.principal(target)
         if principal is not None:
+            if principal.account_id is None:
+                principal = Principal(principal.kind, principal.name, ctx.account_id)
             refuse_principal(principal, ctx.responder, ctx.settings)
         if target.kind == "access_key":
             refuse_access_key(target.id, ctx.responder)
