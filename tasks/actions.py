@@ -58,7 +58,7 @@ from keyresponse.guardrails import (
     refuse_account,
     refuse_principal,
 )
-from keyresponse.ledger import Ledger, LedgerEntry, validate_incident_id
+from keyresponse.ledger import Ledger, LedgerEntry, TornLine, validate_incident_id
 from keyresponse.settings import Settings, get_settings
 
 ACCESS_DENIED_CODES = frozenset({
@@ -624,6 +624,8 @@ class UndoReport:
     undone: list[LedgerEntry] = field(default_factory=list)
     skipped: list[tuple[LedgerEntry, str]] = field(default_factory=list)
     already_undone: list[tuple[LedgerEntry, LedgerEntry]] = field(default_factory=list)
+    #: The ledger's torn last line (a crash mid-append), left out of the replay and reported here.
+    torn: TornLine | None = None
 
     def summary(self) -> str:
         """One sentence: what was (or would be) undone, and what was left alone and why."""
@@ -641,6 +643,8 @@ class UndoReport:
         if self.already_undone:
             parts.append(f"{len(self.already_undone)} change(s) were already undone by an earlier run "
                          "and were left alone (nothing is undone twice)")
+        if self.torn is not None:
+            parts.append(self.torn.describe())
         return f"incident {self.incident_id}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -657,6 +661,7 @@ class UndoReport:
             "skipped": [ref(e) | {"reason": why} for e, why in self.skipped],
             "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
                                for e, u in self.already_undone],
+            "torn_line": self.torn.model_dump() if self.torn else None,
         }
 
 
@@ -707,7 +712,9 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
     """
     report = UndoReport(incident_id=ctx.incident_id, dry_run=ctx.dry_run,
                         already_undone=ctx.ledger.undone()[::-1])
-    for entry in ctx.ledger.to_undo():
+    pending = ctx.ledger.to_undo()
+    report.torn = ctx.ledger.torn
+    for entry in pending:
         action = registry.get(entry.action)
         if action is None:
             report.skipped.append((entry, f"no action named {entry.action} is registered"))
