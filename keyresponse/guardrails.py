@@ -4,7 +4,10 @@
   `sts:GetCallerIdentity`, so a responder can never lock itself out mid-incident;
 * protected (break-glass) principals named in `settings.protected_principals` (`ProtectedPrincipal`
   reads each entry: a bare name, `user/NAME` or `role/NAME`, or an ARN, which also names the account);
-* accounts outside `settings.accounts_in_scope` (empty: only the responder's own account);
+* accounts outside `settings.accounts_in_scope` (empty: only the responder's own account); a
+  principal of such an account that the investigation found (a role the attacker assumed in an
+  account it owns) is the attacker's own infrastructure (`foreign_principals`): reported, never a
+  target;
 * the root user, whose credentials no IAM API can manage: the refusal says what to do by hand.
 
 Each refusal raises `GuardrailRefusal` whose message is the reason.
@@ -19,11 +22,11 @@ account's principal only.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from keyresponse.errors import GuardrailRefusal
 from keyresponse.settings import Settings
@@ -194,3 +197,55 @@ def refuse_access_key(access_key_id: str, responder: Responder) -> None:
             f"access key {access_key_id} is the responder's own key ({responder.arn}); "
             "act from another identity if it really is compromised"
         )
+
+
+def ours(account_id: str | None, home_account: str | None, accounts_in_scope: Iterable[str]) -> bool:
+    """Whether the responder acts in `account_id` for an incident of `home_account`: the incident's own
+    account, or a member account it is configured to act in (`settings.accounts_in_scope`). An account
+    that is not known (a bare name) is the incident's."""
+    return account_id is None or account_id == home_account or account_id in set(accounts_in_scope)
+
+
+class ForeignPrincipal(BaseModel):
+    """A principal in scope of an incident that lives in an account the responder does not act in.
+
+    The compromised key can assume a role in an account the attacker owns (its trust policy lets
+    anyone in), and CloudTrail logs the session beside ours: that role is the attacker's
+    infrastructure. It is never a target — acting on it by name would act on our own role of the
+    same name — and is reported, with its account, which is the strongest lead to hand AWS.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    principal_arn: str
+    account_id: str
+    kind: str
+    name: str
+    access_key_ids: list[str] = Field(description="The credentials of the incident that belong to it.")
+    note: str
+
+
+def foreign_principals(credentials: Iterable[Mapping[str, Any]], home_account: str | None,
+                       accounts_in_scope: Iterable[str]) -> list[ForeignPrincipal]:
+    """The principals of `credentials` (investigation credentials: `access_key_id`, `principal_arn`)
+    in an account that is neither `home_account` nor in `accounts_in_scope`, in order of first mention.
+    Nothing is foreign while the incident's own account is unknown."""
+    if not home_account:
+        return []
+    scope = list(accounts_in_scope)
+    found: dict[tuple[str, str, str], list[str]] = {}
+    arns: dict[tuple[str, str, str], str] = {}
+    for cred in credentials:
+        arn = str(cred.get("principal_arn") or "")
+        principal = parse_principal(arn) if arn else None
+        if principal is None or principal.account_id is None or ours(principal.account_id, home_account, scope):
+            continue
+        key = (principal.account_id, principal.kind, principal.name)
+        found.setdefault(key, []).append(str(cred.get("access_key_id") or ""))
+        arns.setdefault(key, arn)
+    return [ForeignPrincipal(
+        principal_arn=arns[key], account_id=key[0], kind=key[1], name=key[2], access_key_ids=ids,
+        note=(f"{key[1]} {key[2]} is in account {key[0]}, neither this incident's account ({home_account}) nor one "
+              "the responder acts in: the attacker's own infrastructure. Not a target (acting on the name would act "
+              f"on our own {key[1]} of that name); report account {key[0]} to AWS."))
+        for key, ids in found.items()]

@@ -175,6 +175,8 @@ class ActionContext:
     dry_run: bool = True
     flow_run_id: str | None = None
     evidence: EvidenceStore | None = None
+    #: contexts of the same incident in other accounts (`at`), made once each
+    _elsewhere: dict[str, ActionContext] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(
@@ -202,6 +204,33 @@ class ActionContext:
 
     def client(self, service: str, region: str | None = None) -> Any:
         return self.clients(service, region)
+
+    def at(self, account_id: str | None) -> ActionContext:
+        """This incident's context acting in `account_id`: itself for its own account (or None), else the
+        response role (`settings.response_role_name`) assumed from these credentials in that member
+        account, sharing this context's ledger and evidence store. An account out of scope is refused
+        before anything is assumed."""
+        if account_id is None or account_id == self.account_id:
+            return self
+        if account_id not in self._elsewhere:
+            refuse_account(account_id, self.responder, self.settings)
+            with aws_errors(f"assuming {self.settings.response_role_name} in account {account_id}"):
+                clients = Clients(aws.session_for_account(account_id, self.clients.session,
+                                                          role_name=self.settings.response_role_name),
+                                  max_attempts=self.clients.max_attempts)
+                responder = clients.responder()
+            if responder.account_id != account_id:
+                raise GuardrailRefusal(f"the response role acts in account {responder.account_id}, not {account_id}")
+            self._elsewhere[account_id] = ActionContext(
+                incident_id=self.incident_id, account_id=account_id, clients=clients, ledger=self.ledger,
+                responder=responder, settings=self.settings, dry_run=self.dry_run, flow_run_id=self.flow_run_id,
+                evidence=self.evidence)
+        return self._elsewhere[account_id]
+
+    def for_target(self, target: Target) -> ActionContext:
+        """The context acting in `target`'s account (`Target.data["account_id"]`; this one's when it names none)."""
+        account = target.data.get("account_id")
+        return self.at(account if isinstance(account, str) else None)
 
 
 @contextmanager
@@ -285,7 +314,12 @@ class Action(ABC):
         """Raise `GuardrailRefusal` if any guardrail forbids touching `target`."""
         if target.kind not in self.target_kinds:
             raise GuardrailRefusal(f"{self.name} acts on a {' or '.join(self.target_kinds)}, not on {target.label}")
-        refuse_account(target.data.get("account_id", ctx.account_id), ctx.responder, ctx.settings)
+        account = target.data.get("account_id", ctx.account_id)
+        refuse_account(account, ctx.responder, ctx.settings)
+        if account is not None and account != ctx.account_id:
+            raise GuardrailRefusal(
+                f"{target.label} is in account {account}, but this context acts in account {ctx.account_id}: "
+                "act on it in its own account (ActionContext.for_target), never on its name here")
         principal = self.principal(target)
         if principal is not None:
             if principal.account_id is None:
@@ -544,8 +578,9 @@ class Step:
 
 
 def plan_steps(ctx: ActionContext, steps: Sequence[Step]) -> list[tuple[Step, Change | None]]:
-    """Read-only: every step's change (None when already done). Any guardrail refusal raises first."""
-    return [(step, step.action.plan(ctx, step.target)) for step in steps]
+    """Read-only: every step's change (None when already done), each in its target's account. Any
+    guardrail refusal raises first."""
+    return [(step, step.action.plan(ctx.for_target(step.target), step.target)) for step in steps]
 
 
 def snapshot_evidence(
@@ -558,16 +593,19 @@ def snapshot_evidence(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if investigation is not None:
         stored.append(ctx.evidence.put_json("investigation.json", dict(investigation)).name)
-    iam = ctx.client("iam")
     seen: set[Principal] = set()
     for step in steps:
         principal = step.action.principal(step.target)
         if principal is None or principal in seen:
             continue
         seen.add(principal)
+        here = ctx.for_target(step.target)
+        iam = here.client("iam")
         with aws_errors(f"snapshot {principal.label}"):
             state = snapshot_role(iam, principal.name) if principal.kind == "role" else snapshot_user(iam, principal.name)
-        stored.append(ctx.evidence.put_json(f"before-{stamp}-{principal.kind}-{principal.name}.json", state).name)
+        where = "" if here.account_id == ctx.account_id else f"-{here.account_id}"
+        stored.append(ctx.evidence.put_json(f"before-{stamp}-{principal.kind}-{principal.name}{where}.json",
+                                            state).name)
     return stored
 
 
@@ -596,8 +634,9 @@ def apply_steps(
         snapshot_evidence(ctx, [step for step, change in planned if change is not None], investigation)
     try:
         for step in steps:
-            entry = step.action.apply(ctx, step.target)
-            step.action.verify(ctx, step.target)
+            here = ctx.for_target(step.target)
+            entry = step.action.apply(here, step.target)
+            step.action.verify(here, step.target)
             if entry is not None:
                 written.append(entry)
             if after_each is not None:
@@ -669,10 +708,19 @@ def _ended_by(later: LedgerEntry, action: Action, earlier: LedgerEntry) -> bool:
     """Whether the change `later` (by `action`) ends the effect of the older change `earlier`."""
     if "*" in action.ends and later.target.get("kind") == "user":
         user = later.target.get("id")
-        return bool((earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
-                    or earlier.target.get("user_name") == user)
-    return earlier.action in action.ends and (earlier.target.get("kind"), earlier.target.get("id")) == (
-        later.target.get("kind"), later.target.get("id"))
+        return _same_account(earlier, later) and bool(
+            (earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
+            or earlier.target.get("user_name") == user)
+    return (earlier.action in action.ends and _same_account(earlier, later)
+            and (earlier.target.get("kind"), earlier.target.get("id")) == (later.target.get("kind"), later.target.get("id")))
+
+
+def _same_account(one: LedgerEntry, other: LedgerEntry) -> bool:
+    """Whether two entries' targets are in one account (as far as both say)."""
+    def account(entry: LedgerEntry) -> Any:
+        return (entry.target.get("data") or {}).get("account_id") or entry.account_id
+
+    return account(one) is None or account(other) is None or account(one) == account(other)
 
 
 def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]) -> list[tuple[LedgerEntry, str | None]]:
@@ -722,12 +770,12 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
             report.skipped.append((entry, action.undo_unsupported_reason))
         elif ctx.dry_run:
             try:
-                preview = action.undo_preview(ctx, entry)
+                preview = action.undo_preview(ctx.for_target(Target.model_validate(entry.target)), entry)
             except KeyResponseError as exc:  # listed all the same: the real run would meet it too
                 preview = {"would_change": None, "problem": str(exc)}
             report.planned.append((entry, preview))
         else:
-            report.undone.append(action.undo(ctx, entry))
+            report.undone.append(action.undo(ctx.for_target(Target.model_validate(entry.target)), entry))
     if report.undone:
         store_ledger(ctx)
     return report

@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from keyresponse.aws import session_for_account
 from keyresponse.retry import retry_on_transient
 from tasks.actions import ActionContext, Clients, Step, apply_steps, plan_steps
-from tasks.plan import Phase, plan_response
+from tasks.plan import Phase, ResponsePlan, plan_response
 
 
 def context(incident_id: str, account_id: str | None, *, dry_run: bool) -> ActionContext:
@@ -36,14 +36,23 @@ def step_key(action: str, label: str) -> str:
     return f"{action}:{label}"
 
 
+def step_label(step: Step, home_account: str | None) -> str:
+    """The target's label, with its account when that is not the incident's (a member account): two
+    principals of one name in two accounts are two steps, approved one by one."""
+    account = step.target.data.get("account_id")
+    return step.target.label + (f" in account {account}" if account and account != home_account else "")
+
+
 def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext,
-           only: list[str] | None, approved: list[str] | None = None) -> tuple[list[Step], list[str]]:
-    plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries())
+           only: list[str] | None, approved: list[str] | None = None) -> tuple[list[Step], ResponsePlan]:
+    plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries(),
+                         accounts_in_scope=ctx.settings.accounts_in_scope)
     steps = [s for s in plan.steps if only is None or s.action.name in only]
     if approved is not None:
         allowed = set(approved)
-        steps = [s for s in steps if step_key(s.action.name, s.target.label) in allowed]
-    return steps, plan.notes
+        home = investigation.get("account_id")
+        steps = [s for s in steps if step_key(s.action.name, step_label(s, home)) in allowed]
+    return steps, plan
 
 
 @task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
@@ -52,16 +61,21 @@ def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
                only: list[str] | None = None) -> dict[str, Any]:
     """The phase's changes, read-only: what each step would do, and what is already done."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
-    steps, notes = _steps(investigation, phase, ctx, only)
+    steps, plan = _steps(investigation, phase, ctx, only)
+    home = investigation.get("account_id")
     changes = []
     for step, change in plan_steps(ctx, steps):
+        label = step_label(step, home)
         changes.append({"action": step.action.name, "target": step.target.model_dump(mode="json"),
-                        "label": step.target.label, "key": step_key(step.action.name, step.target.label),
+                        "label": label, "key": step_key(step.action.name, label),
                         "summary": change.description if change else "already done",
                         "requires_approval": step.action.requires_approval, "done": change is None})
-    get_run_logger().info("%s plan: %d step(s), %d to change", phase, len(changes),
-                          sum(not c["done"] for c in changes))
-    return {"phase": phase, "changes": changes, "notes": notes}
+    log = get_run_logger()
+    log.info("%s plan: %d step(s), %d to change", phase, len(changes), sum(not c["done"] for c in changes))
+    for foreign in plan.attacker_infrastructure:
+        log.warning("attacker infrastructure, not a target: %s", foreign.note)
+    return {"phase": phase, "changes": changes, "notes": plan.notes,
+            "attacker_infrastructure": [f.model_dump(mode="json") for f in plan.attacker_infrastructure]}
 
 
 @task(name="apply_phase", task_run_name="apply_{phase}:{incident_id}")
@@ -89,7 +103,7 @@ def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
     steps, _ = _steps(investigation, phase, ctx, only, approved)
     for step in steps:
-        step.action.verify(ctx, step.target)
+        step.action.verify(ctx.for_target(step.target), step.target)
     return len(steps)
 
 

@@ -55,7 +55,8 @@ def contain(
     ctx = ActionContext.create(incident, dry_run=not apply)
     investigation = (load_investigation(investigation_file, key) if investigation_file
                      else investigation_from_aws(ctx, key))
-    plan = plan_response(investigation, "containment", default_region=ctx.settings.region)
+    plan = plan_response(investigation, "containment", default_region=ctx.settings.region,
+                         accounts_in_scope=ctx.settings.accounts_in_scope)
     planned = plan_steps(ctx, plan.steps)
     rows = [{"action": step.action.name, "target": step.target.label,
              "change": change.description if change else "already done"} for step, change in planned]
