@@ -37,6 +37,10 @@ ROOT_STEPS = (
     "password, enable (or reset) root MFA, review account contact details, and open a case with AWS Support"
 )
 
+#: How a plan shows a step the guardrails refused: its summary is this, then the reason (the plan the
+#: approver sees, the incident record's plan and the report all say it so).
+REFUSAL_PREFIX = "refused by the guardrails: "
+
 _ARN = re.compile(r"^arn:aws[\w-]*:(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>.+)$")
 
 

@@ -39,7 +39,7 @@ from sqlglot import TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
-from keyresponse.guardrails import parse_principal
+from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
@@ -477,6 +477,7 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
     owner = parse_principal(top) if top else None
     foreign = {key: item for item in inv.get("attacker_infrastructure") or [] for key in item["access_key_ids"]}
     changes = _in_effect(incident)
+    refusals = [(step.action, step.target, step.refusal) for _, step in incident.plans.steps() if step.refusal]
 
     def on(entry: LedgerEntry, kind: str, name: str, account: str | None) -> bool:
         """Whether a change's target is that principal: same kind and name, and same account (the
@@ -492,6 +493,7 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
         arn = str(cred.get("principal_arn") or (top if kind == "original" else ""))
         principal = parse_principal(arn) if arn else None
         found: list[tuple[LedgerEntry, str]] = []
+        revoked: Principal | None = None
         if key in foreign:
             elsewhere = foreign[key]
             how = (f"not contained here: {elsewhere['kind']} {elsewhere['name']} is in account {elsewhere['account_id']}, "
@@ -521,6 +523,17 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
                 if (e.action == "attach_session_revocation_policy" and revoked is not None
                         and on(e, revoked.kind, revoked.name, revoked.account_id)):
                     found.append((e, f"sessions revoked by the deny policy on {revoked.kind} {revoked.name}"))
+        if not found:
+            subject = (("access_key", key, None) if key.startswith("AKIA") and kind in ("original", "access_key")
+                       else (revoked.kind, revoked.name, revoked.account_id) if revoked is not None else None)
+            why = next((reason for action, target, reason in refusals if subject is not None
+                        and (target.get("kind"), target.get("id")) == subject[:2]
+                        and (subject[2] is None or (target.get("data") or {}).get("account_id") in (None, subject[2]))
+                        and action in ("deactivate_access_key", "attach_session_revocation_policy")), None)
+            if why is not None:
+                rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                             "contained": False, "how": f"not contained: {REFUSAL_PREFIX}{why}", "changes": []})
+                continue
         rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
                      "contained": bool(found), "how": "; ".join(how for _, how in found) or "not contained",
                      "changes": [{"action": e.action, "target": target_label(e.target), "applied_at": e.applied_at,

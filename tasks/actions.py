@@ -577,6 +577,39 @@ class Step:
         return f"{self.action.name}:{self.target.label}"
 
 
+class RefusedStep(BaseModel):
+    """A step of a plan a guardrail refused (a protected principal, the responder's own identity, an
+    account out of scope, the root user): left out, the rest of the plan goes on, a human handles it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    target: Target
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.action}:{self.target.label}"
+
+
+def screen_steps(ctx: ActionContext, steps: Sequence[Step]) -> tuple[list[Step], list[RefusedStep]]:
+    """Split `steps` into those the guardrails allow and those they refuse, each refusal with its reason.
+
+    Refusal is per step: one derived credential of a protected principal (a key minted on the
+    break-glass user, a role of that name) leaves that step out and never stops the others. Each
+    guardrail still runs again in `plan`, `apply` and `undo`, so a refused step can never be applied."""
+    allowed: list[Step] = []
+    refused: list[RefusedStep] = []
+    for step in steps:
+        try:
+            step.action.guard(ctx.for_target(step.target), step.target)
+        except GuardrailRefusal as exc:
+            refused.append(RefusedStep(action=step.action.name, target=step.target, reason=str(exc)))
+        else:
+            allowed.append(step)
+    return allowed, refused
+
+
 def plan_steps(ctx: ActionContext, steps: Sequence[Step]) -> list[tuple[Step, Change | None]]:
     """Read-only: every step's change (None when already done), each in its target's account. Any
     guardrail refusal raises first."""
