@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     auto_contain: bool = Field(
         default=True,
         description="Contain the compromised key right after validation, without approval, when the alert is "
-                    "high confidence (AWS Health exposure, AWS quarantine policy attached, GuardDuty severity >= 7).",
+                    "high confidence (AWS Health exposure, AWS itself attaching its quarantine policy, GuardDuty severity >= 7).",
     )
     approval_timeout_seconds: int = Field(
         default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
