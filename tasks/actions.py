@@ -288,8 +288,12 @@ class Action(ABC):
         """One sentence for the plan table: what `apply` will do."""
 
     @abstractmethod
-    def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
-        """The change itself. Treat "already done" error codes as success."""
+    def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> LedgerEntry | None:
+        """The change itself. Treat "already done" error codes as success.
+
+        Returns None, and `apply` records the change. A write made of steps after which a crash must
+        find the change in the ledger (a key created, then its secret stored) records it itself, as
+        soon as there is something to undo, and returns that entry."""
 
     def revert(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
         """Put `before` back. Only called when `undo_unsupported_reason` is None."""
@@ -347,7 +351,9 @@ class Action(ABC):
         if change is None:
             return None
         with aws_errors(f"{self.name} {target.label}"):
-            self.write(ctx, target, change.before)
+            recorded = self.write(ctx, target, change.before)
+        if recorded is not None:
+            return recorded
         # Record the change before anything else can fail, so undo always knows about it; the
         # after-state is best effort (verify re-reads AWS and raises if the change did not take).
         try:
@@ -438,8 +444,28 @@ def secret_name(ctx: ActionContext, user_name: str, what: str) -> str:
     return f"keyresponse/{ctx.incident_id}/{user_name}/{what}"
 
 
+def secret_policy(cutoff: str) -> dict[str, Any]:
+    """The resource policy of a secret keyresponse stores: no session issued before `cutoff` may read it.
+
+    The secret is encrypted with the account's AWS-managed key (`aws/secretsmanager`), so there is no
+    key policy to lean on, and whoever IAM allows `secretsmanager:GetSecretValue` could read it. Sessions
+    the attacker minted before the incident was contained are the ones to fear — and recovery lifts the
+    revocation policy that stopped them — so this resource policy, which needs no customer-managed
+    key, denies the read to every session issued before the secret was written (a person collecting
+    the new credential signs in again first); long-term keys and later sessions are left to IAM."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KeyResponseNoOlderSessions", "Effect": "Deny", "Principal": "*",
+            "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}},
+        }],
+    }
+
+
 def store_secret(ctx: ActionContext, name: str, value: str, tags: Mapping[str, str]) -> None:
-    """Create or update a Secrets Manager secret. The value is never printed, logged or recorded."""
+    """Create or update a Secrets Manager secret (under `keyresponse/`, see `secret_name`) with its resource
+    policy (`secret_policy`). The value is never printed, logged or recorded."""
     sm = ctx.client("secretsmanager")
     tag_list = [{"Key": k, "Value": v} for k, v in {INCIDENT_TAG: ctx.incident_id, **tags}.items()]
     try:
@@ -449,6 +475,7 @@ def store_secret(ctx: ActionContext, name: str, value: str, tags: Mapping[str, s
             raise
         sm.put_secret_value(SecretId=name, SecretString=value)
         sm.tag_resource(SecretId=name, Tags=tag_list)
+    sm.put_resource_policy(SecretId=name, ResourcePolicy=json.dumps(secret_policy(now_iso())))
 
 
 def secret_tags(ctx: ActionContext, name: str) -> dict[str, str] | None:
