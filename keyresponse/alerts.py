@@ -12,8 +12,22 @@ Security Hub finding) raises `NotActionable`, a kind of `InputError` the webhook
 | `health`      | EventBridge "AWS Health Event", `AWS_RISK_CREDENTIALS_*`                   | `detail.affectedEntities[].entityValue` |
 | `github`      | `secret_scanning_alert` webhook, `alert.secret` filled in from the REST API | `alert.secret` |
 | `securityhub` | EventBridge "Security Hub Findings - Imported" (or one bare ASFF finding)  | `Resources[Type=AwsIamAccessKey]` |
-| `cloudtrail`  | AWS attaching `AWSCompromisedKeyQuarantine*` (EventBridge "AWS API Call via CloudTrail" or the bare record) | none: names the user only |
+| `cloudtrail`  | `AWSCompromisedKeyQuarantine*` attached to a user (EventBridge "AWS API Call via CloudTrail" or the bare record) | none: names the user only |
 | `generic`     | `{"access_key_id", "reason"}`                                              | `access_key_id` |
+
+**Who attached the quarantine policy.** A `cloudtrail` alert is high confidence (the key is
+contained without approval) only when AWS itself attached the policy: the record's `userIdentity`
+is of type `AWSService`, which CloudTrail writes for a call an AWS service makes as itself and no
+caller can claim. Anyone else holding `iam:AttachUserPolicy` (an attacker with a leaked key, a
+responder by hand) can attach the same managed policy to any user: that record names the caller's
+own identity (`IAMUser`, `AssumedRole`…), and is a normal-confidence alert that waits for approval
+like any other. A user agent (`AWS Internal`, `aws-internal/3 …`), a source address or an
+`invokedBy` are not enough: the first two are the caller's to choose, and a service acting with a
+customer's credentials (CloudFormation attaching the policy for whoever deploys the stack) writes
+`invokedBy` beside that customer's identity. None of the real records in
+`tests/fixtures/alerts/cloudtrail_quarantine.panther_analysis.json` is of AWS's own making by that
+test (a console session, and the quarantined user itself), so they are normal-confidence alerts;
+should AWS ever write its attach otherwise, it loses only the automatic first step, never the response.
 """
 
 from __future__ import annotations
@@ -68,8 +82,8 @@ class Alert(BaseModel):
     observed_at: datetime = Field(description="When the source first observed the exposure or activity (UTC).")
     severity: Severity
     high_confidence: bool = Field(
-        description="AWS Health exposure, AWS quarantine policy attached, or GuardDuty severity >= 7: "
-                    "containment may run right after validation."
+        description="AWS Health exposure, AWS itself attaching its quarantine policy (userIdentity type AWSService), "
+                    "or GuardDuty severity >= 7: containment may run right after validation."
     )
     title: str
     raw: dict[str, Any] = Field(description="The payload as received (the GitHub one with `alert.secret` filled in).")
@@ -537,9 +551,25 @@ def normalize_cloudtrail(payload: Any) -> list[Alert]:
     observed = _first_time(record.get("eventTime"), envelope.get("time") if envelope else None,
                            what=record.child_path("eventTime"))
     name = policy.rsplit("/", 1)[-1]
+    by_aws, caller = _attached_by(identity)
+    title = (f"AWS applied {name} to IAM user {user}" if by_aws
+             else f"{name} attached to IAM user {user} by {caller}, not by AWS")
     return [Alert(source="cloudtrail", alert_id=record.req("eventID").text(), access_key_id=None, account_id=account,
-                  principal=_user_principal(user, account), observed_at=observed, severity="critical",
-                  high_confidence=True, title=f"AWS applied {name} to IAM user {user}", raw=root.obj())]
+                  principal=_user_principal(user, account), observed_at=observed,
+                  severity="critical" if by_aws else "high", high_confidence=by_aws, title=title, raw=root.obj())]
+
+
+def _attached_by(identity: _Node | None) -> tuple[bool, str]:
+    """(whether AWS itself made the call, who did, in words) from a record's `userIdentity`: only an
+    `AWSService` identity is AWS (the module docstring says why nothing else is)."""
+    if identity is None or not isinstance(identity.value, dict):
+        return False, "an unnamed caller"
+    kind = identity.value.get("type")
+    if kind == "AWSService":
+        return True, "AWS"
+    arn = identity.value.get("arn")
+    who = arn if isinstance(arn, str) and arn else f"a caller of type {kind}" if isinstance(kind, str) else "a caller"
+    return False, who[:200]
 
 
 class GenericAlertIn(BaseModel):

@@ -66,9 +66,13 @@ def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
     lines += ["| # | action | target | what will happen |", "|---|---|---|---|"]
     lines += [f"| {i} | {_cell(c['action'])} | {_cell(c.get('label', c['target']))} | {_cell(c['summary'])} |"
               for i, c in enumerate(rows, 1)]
-    done = [c for c in plan["changes"] if c["done"]]
+    done = [c for c in plan["changes"] if c["done"] and not c.get("refused")]
     if done:
         lines += ["", f"Already done, left alone: {len(done)} step(s)."]
+    refused = [c for c in plan["changes"] if c.get("refused")]
+    if refused:
+        lines += ["", f"**Refused by the guardrails, left out of this plan: {len(refused)} step(s).** Approving "
+                  "never applies them; each is below with its reason, for a human to handle by hand."]
     for note in plan.get("notes", []):
         lines += ["", f"> Needs a human: {_cell(note)}"]
     offered = plan.get("uncertain_credentials") or []

@@ -63,18 +63,19 @@ def client(
     return sess.client(service, **kwargs)  # type: ignore[call-overload]
 
 
-def session_for_account(account_id: str | None) -> boto3.Session:
-    """A session acting in `account_id`: the default one for the responder's own account, or the
-    configured response role assumed in a member account of the Organization."""
-    base = session()
+def session_for_account(account_id: str | None, base: boto3.Session | None = None, *,
+                        role_name: str | None = None) -> boto3.Session:
+    """A session acting in `account_id`: `base` (default: the default one) for its own account, or the
+    response role (`role_name`, default `settings.response_role_name`) assumed from it in a member
+    account of the Organization."""
+    base = base or session()
     if not account_id:
         return base
     sts = base.client("sts", config=client_config(3))
     own = sts.get_caller_identity()["Account"]
     if account_id == own:
         return base
-    settings = get_settings()
-    role = f"arn:aws:iam::{account_id}:role/{settings.response_role_name}"
+    role = f"arn:aws:iam::{account_id}:role/{role_name or get_settings().response_role_name}"
     creds = sts.assume_role(RoleArn=role, RoleSessionName="keyresponse")["Credentials"]
     return session(access_key_id=creds["AccessKeyId"], secret_access_key=creds["SecretAccessKey"],
                    session_token=creds["SessionToken"], region=base.region_name)

@@ -3,7 +3,7 @@
 A flow run starts in a fresh process (seconds of imports) and a burst of alerts starts many at once,
 so the key would stay usable for as long as the slowest import. The playbook allows containing the
 key right after validation for a high-confidence alert (AWS Health exposure, AWS's quarantine
-policy attached, GuardDuty severity ≥ 7), so the receiver does exactly that, in a worker thread of
+policy attached by AWS itself, GuardDuty severity ≥ 7), so the receiver does exactly that, in a worker thread of
 its already-warm process, while the flow run starts:
 
     validate the key (ours? whose?) → guardrails → evidence → deactivate → ledger → verify

@@ -110,12 +110,20 @@ class Timeline(_Record):
 
 
 class PlannedStep(_Record):
-    """One step of a phase's plan, as the planner proposed it (applied or not)."""
+    """One step of a phase's plan, as the planner proposed it (applied or not). A step the guardrails
+    refused has the reason as its summary, after `keyresponse.guardrails.REFUSAL_PREFIX`."""
 
     action: str
     target: dict[str, Any]
     summary: str
     requires_approval: bool = False
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the guardrails refused this step, or None when they did not."""
+        from keyresponse.guardrails import REFUSAL_PREFIX
+
+        return self.summary[len(REFUSAL_PREFIX):] if self.summary.startswith(REFUSAL_PREFIX) else None
 
 
 class Plans(_Record):

@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keyresponse.engines import QueryEngine
+from keyresponse.guardrails import foreign_principals
 from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
 from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.judgement import (
@@ -61,7 +62,7 @@ CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "fi
                    "bytes_scanned", "engine")
 CREDENTIAL_FIELDS = ("access_key_id", "kind", "created_by_event", "parent", "principal_arn")
 #: Contract fields added later: optional when reading a record, always written.
-OPTIONAL_FIELDS = ("uncertain_credentials", "key_creation")
+OPTIONAL_FIELDS = ("uncertain_credentials", "key_creation", "attacker_infrastructure")
 #: How far before the window the key's history (its owner's habits) is read.
 HISTORY_DAYS = 30
 #: Another credential at an attacker IP arrived with the attacker when it first appeared there no
@@ -227,8 +228,11 @@ class Investigator:
     def __init__(self, engine: QueryEngine, access_key_id: str, window: Window, *,
                  known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (), max_rounds: int = 8,
                  progress: Callable[[str], None] | None = None,
-                 intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS) -> None:
+                 intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                 accounts_in_scope: Iterable[str] = ()) -> None:
         self.engine = engine
+        #: member accounts the responder acts in: a principal elsewhere (not the key's account) is the attacker's
+        self.accounts_in_scope = list(accounts_in_scope)
         self.key = validate_access_key_id(access_key_id)
         self.window = window
         self.known = set(known_ips)
@@ -526,6 +530,13 @@ class Investigation:
         account = (facts.account_id if facts and facts.account_id else original.get("account_id"))
         principal = (facts.owner_arn if facts and facts.owner_arn
                      else scope.credentials[scope.original].principal_arn)
+        credentials = [c.evidence_json() for c in scope.credentials.values()]
+        foreign = foreign_principals(credentials, account, self.investigator.accounts_in_scope)
+        for item in foreign:
+            for cred in credentials:
+                if cred["access_key_id"] in item.access_key_ids:
+                    cred["evidence"].append(f"a credential of {item.kind} {item.name} in account {item.account_id}, "
+                                            "outside ours: attacker infrastructure, not ours to contain")
         return {
             "access_key_id": scope.original,
             "account_id": account,
@@ -536,7 +547,8 @@ class Investigation:
             "event_count": len(events),
             "source_ips": source_ips,
             "regions": sorted(row["aws_region"] for row in self.regions),
-            "credentials": [c.evidence_json() for c in scope.credentials.values()],
+            "credentials": credentials,
+            "attacker_infrastructure": [item.model_dump(mode="json") for item in foreign],
             "principals": principals,
             "persistence": [{"event_name": p["event_name"], "event_time": p["event_time"],
                              "resource": p["target"], "detail": p["detail"], "access_key_id": p["access_key_id"],
@@ -622,10 +634,13 @@ def open_engine(logs: str | None, kind: str | None = None) -> QueryEngine:
 def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
                 progress: Callable[[str], None] | None = None,
-                intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS) -> Investigation:
+                intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                accounts_in_scope: Iterable[str] = ()) -> Investigation:
     """Scope and assess one key: the whole analysis phase on the logs. `intel` names the published
     ranges and lists the judgement reads (`keyresponse.intel.attribution.IntelConfig`); the key's
-    history is read `history_days` before the window."""
+    history is read `history_days` before the window. A credential's principal in an account that is
+    neither the key's nor one of `accounts_in_scope` is listed in `attacker_infrastructure`."""
     investigator = Investigator(engine, access_key_id, window, known_ips=known_ips, attacker_ips=attacker_ips,
-                                progress=progress, intel=intel, history_days=history_days)
+                                progress=progress, intel=intel, history_days=history_days,
+                                accounts_in_scope=accounts_in_scope)
     return investigator.investigate(facts)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.notify import UNOWNED_RECIPIENT, Notification
@@ -75,7 +75,17 @@ class ScanPolicy(BaseModel):
     max_age_days: int = Field(default=90, ge=1, description="An active key older than this is long-lived.")
     unused_days: int = Field(default=45, ge=1, description="An active key idle (or never used) this long is unused.")
     grace_days: int = Field(default=7, ge=0, description="Days between the owner's notice and deactivation.")
-    protected_principals: list[str] = Field(default_factory=list, description="Break-glass users: never acted on.")
+    protected_principals: list[str] = Field(
+        default_factory=list, description="Break-glass users, as settings spell them (keyresponse.guardrails."
+                                          "ProtectedPrincipal): reported, never acted on.")
+
+    @field_validator("protected_principals")
+    @classmethod
+    def _protected(cls, entries: list[str]) -> list[str]:
+        from keyresponse.guardrails import protected_entries
+
+        protected_entries(entries)
+        return entries
 
 
 class ReportProblem(BaseModel):
@@ -367,8 +377,11 @@ def load_exceptions(path: Path) -> list[ScanException]:
 
 
 def _is_protected(finding: Finding, protected: Sequence[str]) -> bool:
-    return finding.check != Check.ROOT_ACCESS_KEY and (
-        finding.user_name in protected or finding.user_arn in protected)
+    """The guardrails' own test (keyresponse.guardrails.is_protected): names match whatever their case."""
+    from keyresponse.guardrails import Principal, is_protected
+
+    return finding.check != Check.ROOT_ACCESS_KEY and is_protected(
+        Principal("user", finding.user_name, finding.account_id), protected)
 
 
 def apply_suppressions(

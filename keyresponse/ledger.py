@@ -6,7 +6,12 @@ replaying the ledger in reverse — `keyresponse undo INCIDENT_ID` — is itself
 `apply` that already has its `undo` is skipped on the next run.
 
 Lines are appended with one `write` on a file opened in append mode and flushed with `fsync`, so
-a crash leaves at most one torn last line, which `entries()` reports instead of skipping.
+a crash leaves at most one torn last line: a last line without its newline. `entries()` reads the
+ledger without it and reports it (`Ledger.torn`, and a warning in the log), so `undo` still works
+after a crash mid-append; the next `append` first moves the torn bytes to `ledger.torn-<time>`
+beside the ledger (evidence of the crash) so that only ever the last line can be torn. Any other
+line that does not parse — one that ends with its newline, or one in the middle — is corruption
+(a hand edit), never a crash, and raises `LedgerCorrupt`: nothing is silently dropped.
 
 Before each write to AWS, an action records its intent in `intents.jsonl` beside the ledger (the
 action, the target, the before-state). A process killed after AWS made the change but before the
@@ -17,18 +22,22 @@ change exactly once however the run ended.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.settings import get_settings
+
+log = logging.getLogger("keyresponse.ledger")
 
 #: Incident ids become folder and S3 key names: keep them boring.
 INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -67,7 +76,23 @@ class LedgerEntry(BaseModel):
 
 
 class LedgerCorrupt(KeyResponseError):
-    """A ledger line is not a valid entry (a torn write, or a hand edit)."""
+    """A ledger line that is not a valid entry and is no torn last line (a hand edit, a damaged file)."""
+
+
+class TornLine(BaseModel):
+    """The torn last line of a ledger (a crash mid-append): left out of the entries, and reported."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    line: int
+    size: int = Field(description="How many bytes of the line were written.")
+    text: str = Field(description="Its first 200 characters.")
+
+    def describe(self) -> str:
+        return (f"{self.path}:{self.line} is a torn last line ({self.size} bytes, no newline: a crash while the "
+                "entry was being written); it is left out, and the change it was recording may have been "
+                "made without its record: check the target in AWS")
 
 
 class Ledger:
@@ -78,17 +103,27 @@ class Ledger:
         self.folder = (home or get_settings().home) / "incidents" / incident_id
         self.path = self.folder / "ledger.jsonl"
         self.intents = self.folder / "intents.jsonl"
+        #: The torn last line the latest `entries()` left out, if there was one.
+        self.torn: TornLine | None = None
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
-        """Write `entry` as one line and make it durable before returning."""
+        """Write `entry` as one line and make it durable before returning.
+
+        Under an exclusive lock on the file (the receiver's first response and a run may append to one
+        ledger), so a torn last line is always a crashed writer's and never a live one's."""
         if entry.incident_id != self.incident_id:
             raise InputError(f"entry of incident {entry.incident_id} cannot go to the ledger of {self.incident_id}")
         self.folder.mkdir(parents=True, exist_ok=True)
-        line = entry.model_dump_json() + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        line = (entry.model_dump_json() + "\n").encode("utf-8")
+        with open(self.path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._end_torn_line(handle)
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         return entry
 
     def intend(self, action: str, target: dict[str, Any], before: dict[str, Any]) -> None:
@@ -123,18 +158,48 @@ class Ledger:
                 return None
         return latest
 
+    def _end_torn_line(self, handle: BinaryIO) -> None:
+        """Before appending after a crash: a last line without its newline is ended with one when it is a
+        whole entry, and otherwise moved to `ledger.torn-<time>` and cut off, so that it never becomes a
+        middle line."""
+        handle.seek(0)
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        if _entry(tail.decode("utf-8", errors="replace")) is None:
+            kept = self.folder / f"ledger.torn-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+            with open(kept, "wb") as out:
+                out.write(tail)
+                out.flush()
+                os.fsync(out.fileno())
+            handle.truncate(start)
+            log.warning("%s: moved its torn last line (%d bytes) to %s before appending", self.path, len(tail), kept)
+        else:
+            handle.write(b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
     def entries(self) -> list[LedgerEntry]:
-        """Every entry, oldest first. Raises `LedgerCorrupt` on a line that does not parse."""
+        """Every entry, oldest first. A torn last line is left out and reported (`torn`, and the log);
+        any other line that does not parse raises `LedgerCorrupt`."""
+        self.torn = None
         if not self.path.exists():
             return []
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")  # the last item is what follows the last newline: "" unless torn
         found: list[LedgerEntry] = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 found.append(LedgerEntry.model_validate(json.loads(line)))
             except ValueError as exc:
-                raise LedgerCorrupt(f"{self.path}:{number} is not a ledger entry: {exc}") from exc
+                if number < len(lines):  # a whole line, newline and all: no crash writes that
+                    raise LedgerCorrupt(f"{self.path}:{number} is not a ledger entry: {exc}") from exc
+                self.torn = TornLine(path=str(self.path), line=number, size=len(line.encode()), text=line[:200])
+                log.warning("%s", self.torn.describe())
         return found
 
     def applied(self) -> list[LedgerEntry]:
@@ -156,3 +221,11 @@ class Ledger:
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes() if self.path.exists() else b""
+
+
+def _entry(line: str) -> LedgerEntry | None:
+    """The entry a line holds, or None when it holds none."""
+    try:
+        return LedgerEntry.model_validate(json.loads(line))
+    except ValueError:
+        return None

@@ -39,7 +39,7 @@ from sqlglot import TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
-from keyresponse.guardrails import parse_principal
+from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
@@ -466,20 +466,43 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
     A long-term key is contained by its own deactivation or deletion, or by its user's deletion. A
     session token cannot be deactivated: it is contained by the session-revocation policy on the
     principal it belongs to: the role, for an AssumeRole session; else the user whose key minted it
-    (the key's owner when the record names no user), as the planner revokes them.
+    (the key's owner when the record names no user), as the planner revokes them — in its own
+    account: a policy on a role of the same name in another account contains nothing. A credential of
+    the investigation's `attacker_infrastructure` (a principal in an account outside ours) is never
+    contained here, and says so.
     """
     inv = incident.investigation
+    home = inv.get("account_id")
     top = str(inv.get("principal_arn") or "")
     owner = parse_principal(top) if top else None
+    foreign = {key: item for item in inv.get("attacker_infrastructure") or [] for key in item["access_key_ids"]}
     changes = _in_effect(incident)
+    refusals = [(step.action, step.target, step.refusal) for _, step in incident.plans.steps() if step.refusal]
+
+    def on(entry: LedgerEntry, kind: str, name: str, account: str | None) -> bool:
+        """Whether a change's target is that principal: same kind and name, and same account (the
+        incident's when a side names none): a role of the same name elsewhere is another role."""
+        there = (entry.target.get("data") or {}).get("account_id") or entry.account_id or home
+        here = account or home
+        return (entry.target.get("kind"), entry.target.get("id")) == (kind, name) and (
+            here is None or there is None or here == there)
+
     rows = []
     for cred in inv["credentials"]:
         key, kind = str(cred["access_key_id"]), str(cred.get("kind") or "")
         arn = str(cred.get("principal_arn") or (top if kind == "original" else ""))
         principal = parse_principal(arn) if arn else None
         found: list[tuple[LedgerEntry, str]] = []
+        revoked: Principal | None = None
+        if key in foreign:
+            elsewhere = foreign[key]
+            how = (f"not contained here: {elsewhere['kind']} {elsewhere['name']} is in account {elsewhere['account_id']}, "
+                   "outside ours (attacker infrastructure: report the account to AWS)")
+            rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                         "contained": False, "how": how, "changes": []})
+            continue
         if key.startswith("AKIA") and kind in ("original", "access_key"):
-            user = principal.name if principal is not None and principal.kind == "user" else None
+            user = principal if principal is not None and principal.kind == "user" else None
             for e in changes:
                 target = e.target
                 if target.get("kind") == "access_key" and target.get("id") == key:
@@ -487,19 +510,30 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
                         found.append((e, "key deactivated"))
                     elif e.action == "delete_access_key":
                         found.append((e, "key deleted"))
-                elif e.action == "delete_user" and user and target.get("kind") == "user" and target.get("id") == user:
-                    found.append((e, f"its user {user} deleted, with the user's keys"))
+                elif e.action == "delete_user" and user and on(e, "user", user.name, user.account_id):
+                    found.append((e, f"its user {user.name} deleted, with the user's keys"))
         else:
             if cred.get("created_by_event") == "AssumeRole" or (principal is not None and principal.kind == "role"):
-                revoked = ("role", principal.name) if principal is not None and principal.kind == "role" else None
+                revoked = principal if principal is not None and principal.kind == "role" else None
             elif principal is not None and principal.kind == "user":
-                revoked = ("user", principal.name)
+                revoked = principal
             else:
-                revoked = ("user", owner.name) if owner is not None and owner.kind == "user" else None
+                revoked = owner if owner is not None and owner.kind == "user" else None
             for e in changes:
                 if (e.action == "attach_session_revocation_policy" and revoked is not None
-                        and (e.target.get("kind"), e.target.get("id")) == revoked):
-                    found.append((e, f"sessions revoked by the deny policy on {revoked[0]} {revoked[1]}"))
+                        and on(e, revoked.kind, revoked.name, revoked.account_id)):
+                    found.append((e, f"sessions revoked by the deny policy on {revoked.kind} {revoked.name}"))
+        if not found:
+            subject = (("access_key", key, None) if key.startswith("AKIA") and kind in ("original", "access_key")
+                       else (revoked.kind, revoked.name, revoked.account_id) if revoked is not None else None)
+            why = next((reason for action, target, reason in refusals if subject is not None
+                        and (target.get("kind"), target.get("id")) == subject[:2]
+                        and (subject[2] is None or (target.get("data") or {}).get("account_id") in (None, subject[2]))
+                        and action in ("deactivate_access_key", "attach_session_revocation_policy")), None)
+            if why is not None:
+                rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                             "contained": False, "how": f"not contained: {REFUSAL_PREFIX}{why}", "changes": []})
+                continue
         rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
                      "contained": bool(found), "how": "; ".join(how for _, how in found) or "not contained",
                      "changes": [{"action": e.action, "target": target_label(e.target), "applied_at": e.applied_at,

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     region: str = Field(default="us-east-1", description="Home region for global services (IAM, STS).")
     protected_principals: list[str] = Field(
         default_factory=lambda: ["break-glass"],
-        description="User or role names (or ARNs) that no action may touch: break-glass identities.",
+        description="Users or roles no action may touch (break-glass identities): a name (a user or a role, any "
+                    "account), user/NAME or role/NAME (that kind), or an ARN (that kind in that account). Names "
+                    "match whatever their case, as IAM's uniqueness does (keyresponse.guardrails.ProtectedPrincipal).",
     )
     accounts_in_scope: list[str] = Field(
         default_factory=list,
@@ -50,7 +52,7 @@ class Settings(BaseSettings):
     auto_contain: bool = Field(
         default=True,
         description="Contain the compromised key right after validation, without approval, when the alert is "
-                    "high confidence (AWS Health exposure, AWS quarantine policy attached, GuardDuty severity >= 7).",
+                    "high confidence (AWS Health exposure, AWS itself attaching its quarantine policy, GuardDuty severity >= 7).",
     )
     approval_timeout_seconds: int = Field(
         default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
@@ -68,6 +70,14 @@ class Settings(BaseSettings):
         default="adaptive",
         description="boto3 retry mode: adaptive (backoff with jitter plus client-side rate limiting, for "
                     "production) or standard (backoff with jitter only).")
+
+    @field_validator("protected_principals")
+    @classmethod
+    def _protected(cls, entries: list[str]) -> list[str]:
+        from keyresponse.guardrails import protected_entries
+
+        protected_entries(entries)  # a malformed entry fails here, when the settings load, not mid-incident
+        return entries
 
 
 @lru_cache(maxsize=1)

@@ -58,7 +58,7 @@ from keyresponse.guardrails import (
     refuse_account,
     refuse_principal,
 )
-from keyresponse.ledger import Ledger, LedgerEntry, validate_incident_id
+from keyresponse.ledger import Ledger, LedgerEntry, TornLine, validate_incident_id
 from keyresponse.settings import Settings, get_settings
 
 ACCESS_DENIED_CODES = frozenset({
@@ -175,6 +175,8 @@ class ActionContext:
     dry_run: bool = True
     flow_run_id: str | None = None
     evidence: EvidenceStore | None = None
+    #: contexts of the same incident in other accounts (`at`), made once each
+    _elsewhere: dict[str, ActionContext] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(
@@ -202,6 +204,33 @@ class ActionContext:
 
     def client(self, service: str, region: str | None = None) -> Any:
         return self.clients(service, region)
+
+    def at(self, account_id: str | None) -> ActionContext:
+        """This incident's context acting in `account_id`: itself for its own account (or None), else the
+        response role (`settings.response_role_name`) assumed from these credentials in that member
+        account, sharing this context's ledger and evidence store. An account out of scope is refused
+        before anything is assumed."""
+        if account_id is None or account_id == self.account_id:
+            return self
+        if account_id not in self._elsewhere:
+            refuse_account(account_id, self.responder, self.settings)
+            with aws_errors(f"assuming {self.settings.response_role_name} in account {account_id}"):
+                clients = Clients(aws.session_for_account(account_id, self.clients.session,
+                                                          role_name=self.settings.response_role_name),
+                                  max_attempts=self.clients.max_attempts)
+                responder = clients.responder()
+            if responder.account_id != account_id:
+                raise GuardrailRefusal(f"the response role acts in account {responder.account_id}, not {account_id}")
+            self._elsewhere[account_id] = ActionContext(
+                incident_id=self.incident_id, account_id=account_id, clients=clients, ledger=self.ledger,
+                responder=responder, settings=self.settings, dry_run=self.dry_run, flow_run_id=self.flow_run_id,
+                evidence=self.evidence)
+        return self._elsewhere[account_id]
+
+    def for_target(self, target: Target) -> ActionContext:
+        """The context acting in `target`'s account (`Target.data["account_id"]`; this one's when it names none)."""
+        account = target.data.get("account_id")
+        return self.at(account if isinstance(account, str) else None)
 
 
 @contextmanager
@@ -259,31 +288,46 @@ class Action(ABC):
         """One sentence for the plan table: what `apply` will do."""
 
     @abstractmethod
-    def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
-        """The change itself. Treat "already done" error codes as success."""
+    def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> LedgerEntry | None:
+        """The change itself. Treat "already done" error codes as success.
+
+        Returns None, and `apply` records the change. A write made of steps after which a crash must
+        find the change in the ledger (a key created, then its secret stored) records it itself, as
+        soon as there is something to undo, and returns that entry."""
 
     def revert(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
         """Put `before` back. Only called when `undo_unsupported_reason` is None."""
         raise NotImplementedError(f"{self.name} has no undo: {self.undo_unsupported_reason}")
 
     def principal(self, target: Target) -> Principal | None:
-        """The IAM principal `target` belongs to, for the guardrails (None for non-IAM resources)."""
-        if target.kind == "role":
-            return parse_principal(target.id, kind="role")
-        if target.kind == "user":
-            return parse_principal(target.id, kind="user")
-        if target.user_name:
-            return parse_principal(target.user_name, kind="user")
-        return None
+        """The IAM principal `target` belongs to, for the guardrails (None for non-IAM resources), in the
+        target's account when it names one."""
+        if target.kind in ("role", "user"):
+            found = parse_principal(target.id, kind=target.kind)
+        elif target.user_name:
+            found = parse_principal(target.user_name, kind="user")
+        else:
+            return None
+        account = target.data.get("account_id")
+        if found.account_id is None and isinstance(account, str):
+            found = Principal(found.kind, found.name, account)
+        return found
 
     # contract ---------------------------------------------------------------------------------
     def guard(self, ctx: ActionContext, target: Target) -> None:
         """Raise `GuardrailRefusal` if any guardrail forbids touching `target`."""
         if target.kind not in self.target_kinds:
             raise GuardrailRefusal(f"{self.name} acts on a {' or '.join(self.target_kinds)}, not on {target.label}")
-        refuse_account(target.data.get("account_id", ctx.account_id), ctx.responder, ctx.settings)
+        account = target.data.get("account_id", ctx.account_id)
+        refuse_account(account, ctx.responder, ctx.settings)
+        if account is not None and account != ctx.account_id:
+            raise GuardrailRefusal(
+                f"{target.label} is in account {account}, but this context acts in account {ctx.account_id}: "
+                "act on it in its own account (ActionContext.for_target), never on its name here")
         principal = self.principal(target)
         if principal is not None:
+            if principal.account_id is None:
+                principal = Principal(principal.kind, principal.name, ctx.account_id)
             refuse_principal(principal, ctx.responder, ctx.settings)
         if target.kind == "access_key":
             refuse_access_key(target.id, ctx.responder)
@@ -313,7 +357,9 @@ class Action(ABC):
                 note = self.after_interruption(ctx, target, earlier)
         ctx.ledger.intend(self.name, target.model_dump(mode="json"), change.before)
         with aws_errors(f"{self.name} {target.label}"):
-            self.write(ctx, target, change.before)
+            recorded = self.write(ctx, target, change.before)
+        if recorded is not None:
+            return recorded
         # Record the change before anything else can fail, so undo always knows about it; the
         # after-state is best effort (verify re-reads AWS and raises if the change did not take).
         try:
@@ -424,8 +470,28 @@ def secret_name(ctx: ActionContext, user_name: str, what: str) -> str:
     return f"keyresponse/{ctx.incident_id}/{user_name}/{what}"
 
 
+def secret_policy(cutoff: str) -> dict[str, Any]:
+    """The resource policy of a secret keyresponse stores: no session issued before `cutoff` may read it.
+
+    The secret is encrypted with the account's AWS-managed key (`aws/secretsmanager`), so there is no
+    key policy to lean on, and whoever IAM allows `secretsmanager:GetSecretValue` could read it. Sessions
+    the attacker minted before the incident was contained are the ones to fear — and recovery lifts the
+    revocation policy that stopped them — so this resource policy, which needs no customer-managed
+    key, denies the read to every session issued before the secret was written (a person collecting
+    the new credential signs in again first); long-term keys and later sessions are left to IAM."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KeyResponseNoOlderSessions", "Effect": "Deny", "Principal": "*",
+            "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}},
+        }],
+    }
+
+
 def store_secret(ctx: ActionContext, name: str, value: str, tags: Mapping[str, str]) -> None:
-    """Create or update a Secrets Manager secret. The value is never printed, logged or recorded."""
+    """Create or update a Secrets Manager secret (under `keyresponse/`, see `secret_name`) with its resource
+    policy (`secret_policy`). The value is never printed, logged or recorded."""
     sm = ctx.client("secretsmanager")
     tag_list = [{"Key": k, "Value": v} for k, v in {INCIDENT_TAG: ctx.incident_id, **tags}.items()]
     try:
@@ -435,6 +501,7 @@ def store_secret(ctx: ActionContext, name: str, value: str, tags: Mapping[str, s
             raise
         sm.put_secret_value(SecretId=name, SecretString=value)
         sm.tag_resource(SecretId=name, Tags=tag_list)
+    sm.put_resource_policy(SecretId=name, ResourcePolicy=json.dumps(secret_policy(now_iso())))
 
 
 def secret_tags(ctx: ActionContext, name: str) -> dict[str, str] | None:
@@ -563,9 +630,43 @@ class Step:
         return f"{self.action.name}:{self.target.label}"
 
 
+class RefusedStep(BaseModel):
+    """A step of a plan a guardrail refused (a protected principal, the responder's own identity, an
+    account out of scope, the root user): left out, the rest of the plan goes on, a human handles it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    target: Target
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.action}:{self.target.label}"
+
+
+def screen_steps(ctx: ActionContext, steps: Sequence[Step]) -> tuple[list[Step], list[RefusedStep]]:
+    """Split `steps` into those the guardrails allow and those they refuse, each refusal with its reason.
+
+    Refusal is per step: one derived credential of a protected principal (a key minted on the
+    break-glass user, a role of that name) leaves that step out and never stops the others. Each
+    guardrail still runs again in `plan`, `apply` and `undo`, so a refused step can never be applied."""
+    allowed: list[Step] = []
+    refused: list[RefusedStep] = []
+    for step in steps:
+        try:
+            step.action.guard(ctx.for_target(step.target), step.target)
+        except GuardrailRefusal as exc:
+            refused.append(RefusedStep(action=step.action.name, target=step.target, reason=str(exc)))
+        else:
+            allowed.append(step)
+    return allowed, refused
+
+
 def plan_steps(ctx: ActionContext, steps: Sequence[Step]) -> list[tuple[Step, Change | None]]:
-    """Read-only: every step's change (None when already done). Any guardrail refusal raises first."""
-    return [(step, step.action.plan(ctx, step.target)) for step in steps]
+    """Read-only: every step's change (None when already done), each in its target's account. Any
+    guardrail refusal raises first."""
+    return [(step, step.action.plan(ctx.for_target(step.target), step.target)) for step in steps]
 
 
 def snapshot_evidence(
@@ -578,16 +679,19 @@ def snapshot_evidence(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if investigation is not None:
         stored.append(ctx.evidence.put_json("investigation.json", dict(investigation)).name)
-    iam = ctx.client("iam")
     seen: set[Principal] = set()
     for step in steps:
         principal = step.action.principal(step.target)
         if principal is None or principal in seen:
             continue
         seen.add(principal)
+        here = ctx.for_target(step.target)
+        iam = here.client("iam")
         with aws_errors(f"snapshot {principal.label}"):
             state = snapshot_role(iam, principal.name) if principal.kind == "role" else snapshot_user(iam, principal.name)
-        stored.append(ctx.evidence.put_json(f"before-{stamp}-{principal.kind}-{principal.name}.json", state).name)
+        where = "" if here.account_id == ctx.account_id else f"-{here.account_id}"
+        stored.append(ctx.evidence.put_json(f"before-{stamp}-{principal.kind}-{principal.name}{where}.json",
+                                            state).name)
     return stored
 
 
@@ -616,8 +720,9 @@ def apply_steps(
         snapshot_evidence(ctx, [step for step, change in planned if change is not None], investigation)
     try:
         for step in steps:
-            entry = step.action.apply(ctx, step.target)
-            step.action.verify(ctx, step.target)
+            here = ctx.for_target(step.target)
+            entry = step.action.apply(here, step.target)
+            step.action.verify(here, step.target)
             if entry is not None:
                 written.append(entry)
             if after_each is not None:
@@ -644,6 +749,8 @@ class UndoReport:
     undone: list[LedgerEntry] = field(default_factory=list)
     skipped: list[tuple[LedgerEntry, str]] = field(default_factory=list)
     already_undone: list[tuple[LedgerEntry, LedgerEntry]] = field(default_factory=list)
+    #: The ledger's torn last line (a crash mid-append), left out of the replay and reported here.
+    torn: TornLine | None = None
 
     def summary(self) -> str:
         """One sentence: what was (or would be) undone, and what was left alone and why."""
@@ -661,6 +768,8 @@ class UndoReport:
         if self.already_undone:
             parts.append(f"{len(self.already_undone)} change(s) were already undone by an earlier run "
                          "and were left alone (nothing is undone twice)")
+        if self.torn is not None:
+            parts.append(self.torn.describe())
         return f"incident {self.incident_id}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -677,6 +786,7 @@ class UndoReport:
             "skipped": [ref(e) | {"reason": why} for e, why in self.skipped],
             "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
                                for e, u in self.already_undone],
+            "torn_line": self.torn.model_dump() if self.torn else None,
         }
 
 
@@ -684,10 +794,19 @@ def _ended_by(later: LedgerEntry, action: Action, earlier: LedgerEntry) -> bool:
     """Whether the change `later` (by `action`) ends the effect of the older change `earlier`."""
     if "*" in action.ends and later.target.get("kind") == "user":
         user = later.target.get("id")
-        return bool((earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
-                    or earlier.target.get("user_name") == user)
-    return earlier.action in action.ends and (earlier.target.get("kind"), earlier.target.get("id")) == (
-        later.target.get("kind"), later.target.get("id"))
+        return _same_account(earlier, later) and bool(
+            (earlier.target.get("kind") == "user" and earlier.target.get("id") == user)
+            or earlier.target.get("user_name") == user)
+    return (earlier.action in action.ends and _same_account(earlier, later)
+            and (earlier.target.get("kind"), earlier.target.get("id")) == (later.target.get("kind"), later.target.get("id")))
+
+
+def _same_account(one: LedgerEntry, other: LedgerEntry) -> bool:
+    """Whether two entries' targets are in one account (as far as both say)."""
+    def account(entry: LedgerEntry) -> Any:
+        return (entry.target.get("data") or {}).get("account_id") or entry.account_id
+
+    return account(one) is None or account(other) is None or account(one) == account(other)
 
 
 def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]) -> list[tuple[LedgerEntry, str | None]]:
@@ -727,7 +846,9 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
     """
     report = UndoReport(incident_id=ctx.incident_id, dry_run=ctx.dry_run,
                         already_undone=ctx.ledger.undone()[::-1])
-    for entry in ctx.ledger.to_undo():
+    pending = ctx.ledger.to_undo()
+    report.torn = ctx.ledger.torn
+    for entry in pending:
         action = registry.get(entry.action)
         if action is None:
             report.skipped.append((entry, f"no action named {entry.action} is registered"))
@@ -735,12 +856,12 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
             report.skipped.append((entry, action.undo_unsupported_reason))
         elif ctx.dry_run:
             try:
-                preview = action.undo_preview(ctx, entry)
+                preview = action.undo_preview(ctx.for_target(Target.model_validate(entry.target)), entry)
             except KeyResponseError as exc:  # listed all the same: the real run would meet it too
                 preview = {"would_change": None, "problem": str(exc)}
             report.planned.append((entry, preview))
         else:
-            report.undone.append(action.undo(ctx, entry))
+            report.undone.append(action.undo(ctx.for_target(Target.model_validate(entry.target)), entry))
     if report.undone:
         store_ledger(ctx)
     return report

@@ -58,7 +58,8 @@ def assess_impact(access_key_id: str, scope: dict[str, Any], window: dict[str, s
                   alert_payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resources, data, regions, cost, severity, verdict, and the playbook's five answers."""
     with open_engine(logs) as engine:
-        investigator = Investigator(engine, access_key_id, _window(window))
+        investigator = Investigator(engine, access_key_id, _window(window),
+                                    accounts_in_scope=get_settings().accounts_in_scope)
         result = investigator.assess(Scope.from_json(scope), KeyFacts(**facts) if facts else None)
         full = result.to_full_json()
         full.update(result.answers(alert_source, alert_payload, get_settings().intel))

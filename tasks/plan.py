@@ -19,7 +19,13 @@ and key pairs, revoke ingress rules, snapshot-and-terminate instances — each i
 Recovery: a replacement key for the legitimate owner, a new console password where the
 attacker changed the owner's, and the session-revocation policies come off.
 
-`containment_from_aws` plans containment when there is no investigation, from what IAM says.
+Every target keeps its account (`Target.data["account_id"]`): the account of the principal's ARN,
+the incident's when the investigation names none. A principal in an account that is neither the
+incident's nor a member account the responder acts in (`settings.accounts_in_scope`) is never a
+target — the attacker can assume a role of the same name as one of ours in an account it owns — and
+is reported as attacker infrastructure (`ResponsePlan.attacker_infrastructure`, and the notes).
+
+`investigation_from_aws` plans containment when there is no investigation, from what IAM says.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from keyresponse.errors import GuardrailRefusal, InputError
-from keyresponse.guardrails import ROOT_STEPS, Principal, parse_principal
+from keyresponse.guardrails import (
+    ROOT_STEPS,
+    ForeignPrincipal,
+    Principal,
+    foreign_principals,
+    ours,
+    parse_principal,
+)
 from keyresponse.keys import validate_access_key_id
 from keyresponse.ledger import LedgerEntry
 from tasks.actions import ActionContext, Step, Target, aws_errors, error_code, registry
@@ -64,16 +77,25 @@ _ERADICATE = {"lambda_function": "delete_lambda_function", "key_pair": "delete_k
 
 @dataclass
 class ResponsePlan:
-    """Ordered steps of one phase, and what the planner could not plan and a human must do."""
+    """Ordered steps of one phase, and what the planner could not plan and a human must do.
+
+    `attacker_infrastructure`: principals of the incident in accounts the responder does not act in
+    (keyresponse.guardrails.foreign_principals), never targets; each is also in `notes`."""
 
     phase: Phase
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    attacker_infrastructure: list[ForeignPrincipal] = field(default_factory=list)
 
     def add(self, action: str, target: Target) -> None:
         step = Step(registry()[action], target)
-        if all(s.label != step.label for s in self.steps):
+        if all((s.label, s.target.data.get("account_id")) != (step.label, target.data.get("account_id"))
+               for s in self.steps):
             self.steps.append(step)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def ordered(self) -> ResponsePlan:
         """Steps sorted by registry order (stable within one action)."""
@@ -82,149 +104,220 @@ class ResponsePlan:
         return self
 
 
-def _name_of(value: str) -> str:
-    """A user or role name from an ARN or a bare name."""
-    return parse_principal(value).name
-
-
-def _refuse_root(principal: Principal) -> None:
-    if principal.kind == "root":
-        raise GuardrailRefusal(ROOT_STEPS)
-
-
 @dataclass
 class _Facts:
-    """What the phases share, read once from the investigation."""
+    """What the phases share, read once from the investigation. Every principal keeps its account (the
+    incident's when its record names none): a target is acted on in its own account, never by its name
+    alone in ours."""
 
     account_id: str | None
+    accounts: list[str]
     region: str
-    owner: str | None
-    keys: list[tuple[str, str, str]]  # (key id, user name, kind)
-    session_users: list[str]
-    roles: list[str]
-    created_users: list[str]
+    owner: Principal | None
+    keys: list[tuple[str, Principal, str]]  # (key id, its user, kind)
+    session_users: list[Principal]
+    roles: list[Principal]
+    created_users: list[Principal]
     persistence: list[Mapping[str, Any]]
     resources: list[Mapping[str, Any]]
+    foreign: list[ForeignPrincipal]
+    #: the account of each credential's principal, for what the credential did (persistence, resources)
+    key_accounts: dict[str, str]
+    notes: list[str]
+
+    def at_home(self, principal: Principal) -> Principal:
+        """`principal` in its own account, the incident's when it names none."""
+        if principal.account_id is None and self.account_id:
+            return Principal(principal.kind, principal.name, self.account_id)
+        return principal
+
+    def acts_in(self, account_id: str | None) -> bool:
+        return ours(account_id, self.account_id, self.accounts)
+
+    def account_of(self, item: Mapping[str, Any], resource: str = "") -> str | None:
+        """Where a persistence entry or a created resource is: its ARN's account, else the account of
+        the credential that made it, else the incident's."""
+        if resource.startswith("arn:"):
+            parts = resource.split(":")
+            if len(parts) > 4 and parts[4]:
+                return parts[4]
+        return self.key_accounts.get(str(item.get("access_key_id") or "")) or self.account_id
 
 
-def _facts(investigation: Mapping[str, Any], default_region: str) -> _Facts:
+def _facts(investigation: Mapping[str, Any], default_region: str, accounts: Sequence[str]) -> _Facts:
     if "access_key_id" not in investigation:
         raise InputError("the investigation has no access_key_id: is it the JSON of `keyresponse investigate`?")
     validate_access_key_id(str(investigation["access_key_id"]))
+    home = investigation.get("account_id")
+    home = str(home) if home else None
     top = str(investigation.get("principal_arn") or "")
     owner_principal = parse_principal(top) if top else None
-    if owner_principal is not None:
-        _refuse_root(owner_principal)
-    owner = owner_principal.name if owner_principal and owner_principal.kind == "user" else None
-    keys: list[tuple[str, str, str]] = []
-    session_users: list[str] = []
-    roles: list[str] = []
+    if owner_principal is not None and owner_principal.kind == "root":
+        raise GuardrailRefusal(ROOT_STEPS)  # the investigated key itself: nothing here can contain it
+    facts = _Facts(account_id=home, accounts=list(accounts), region=default_region, owner=None, keys=[],
+                   session_users=[], roles=[], created_users=[], persistence=[], resources=[], foreign=[],
+                   key_accounts={}, notes=[])
+    if owner_principal is not None and owner_principal.kind == "user":
+        facts.owner = facts.at_home(owner_principal)
     credentials = list(investigation.get("credentials") or [])
     if not any(c.get("access_key_id") == investigation["access_key_id"] for c in credentials):
         credentials.insert(0, {"access_key_id": investigation["access_key_id"], "kind": "original",
                                "principal_arn": top})
+    facts.foreign = foreign_principals(
+        [{**c, "principal_arn": c.get("principal_arn") or (top if c.get("kind") == "original" else None)}
+         for c in credentials], home, accounts)
+    foreign_keys = {key for f in facts.foreign for key in f.access_key_ids}
     for cred in credentials:
         key_id = str(cred.get("access_key_id") or "")
         arn = str(cred.get("principal_arn") or (top if cred.get("kind") == "original" else ""))
-        principal = parse_principal(arn) if arn else None
-        if principal is not None:
-            _refuse_root(principal)
+        principal = facts.at_home(parse_principal(arn)) if arn else None
+        if principal is not None and principal.account_id:
+            facts.key_accounts[key_id] = principal.account_id
+        if key_id in foreign_keys:
+            continue  # the attacker's own infrastructure: reported (`foreign`), never a target
+        if principal is not None and principal.kind == "root":
+            facts.notes.append(f"credential {key_id} belongs to the root user: {ROOT_STEPS}")
+            continue
         event = str(cred.get("created_by_event") or "")
         if key_id.startswith("AKIA") and cred.get("kind") in ("original", "access_key"):
             if principal is None or principal.kind != "user":
                 raise InputError(f"credential {key_id} has no user principal_arn; cannot deactivate it")
-            keys.append((key_id, principal.name, str(cred.get("kind"))))
+            facts.keys.append((key_id, principal, str(cred.get("kind"))))
         elif cred.get("kind") == "session" or key_id.startswith("ASIA") or event in _SESSION_EVENTS_ON_USER:
             if event == "AssumeRole" or (principal is not None and principal.kind == "role"):
                 if principal is not None and principal.kind == "role":
-                    roles.append(principal.name)
+                    facts.roles.append(principal)
             else:
-                parent_user = principal.name if principal is not None and principal.kind == "user" else owner
-                if parent_user:
-                    session_users.append(parent_user)
-    persistence = list(investigation.get("persistence") or [])
-    resources = list(investigation.get("resources_created") or [])
-    created_users = [_name_of(str(p["resource"])) for p in persistence
-                     if p.get("event_name") in _USER_EVENTS and p.get("resource")]
-    created_users += [_name_of(str(r["id"])) for r in resources
-                      if _RESOURCE_KINDS.get(str(r.get("type", "")).lower()) == "user" and r.get("id")]
+                parent_user = principal if principal is not None and principal.kind == "user" else facts.owner
+                if parent_user is not None:
+                    facts.session_users.append(parent_user)
+    facts.persistence = list(investigation.get("persistence") or [])
+    facts.resources = list(investigation.get("resources_created") or [])
+    created = [_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
+               if p.get("event_name") in _USER_EVENTS and p.get("resource")]
+    created += [_principal_of(facts, r, str(r["id"]), "user") for r in facts.resources
+                if _RESOURCE_KINDS.get(str(r.get("type", "")).lower()) == "user" and r.get("id")]
+    facts.created_users = list(dict.fromkeys(created))
     regions = list(investigation.get("regions") or [])
-    return _Facts(account_id=investigation.get("account_id"), region=regions[0] if regions else default_region,
-                  owner=owner, keys=keys, session_users=session_users, roles=roles,
-                  created_users=list(dict.fromkeys(created_users)), persistence=persistence, resources=resources)
+    facts.region = regions[0] if regions else default_region
+    return facts
 
 
-def _data(facts: _Facts, **extra: Any) -> dict[str, Any]:
-    return {**({"account_id": facts.account_id} if facts.account_id else {}), **extra}
+def _principal_of(facts: _Facts, item: Mapping[str, Any], resource: str, kind: str) -> Principal:
+    """The user or role a persistence entry or a created resource names, in its account."""
+    named = parse_principal(resource, kind=kind)
+    return Principal(named.kind, named.name, named.account_id or facts.account_of(item, resource))
 
 
-def _revoked_principals(facts: _Facts) -> list[tuple[str, str]]:
+def _data(account_id: str | None, **extra: Any) -> dict[str, Any]:
+    return {**({"account_id": account_id} if account_id else {}), **extra}
+
+
+def _revoked_principals(facts: _Facts) -> list[Principal]:
     users = [user for _, user, _ in facts.keys] + facts.session_users
-    return [("user", u) for u in dict.fromkeys(users)] + [("role", r) for r in dict.fromkeys(facts.roles)]
+    return list(dict.fromkeys(users)) + list(dict.fromkeys(facts.roles))
+
+
+def _target(principal: Principal, **extra: Any) -> Target:
+    return Target(kind=principal.kind, id=principal.name, data=_data(principal.account_id, **extra))
+
+
+def _acted_on(facts: _Facts, plan: ResponsePlan, principal: Principal, what: str) -> bool:
+    """Whether the planner may act on `principal`: one in an account the responder does not act in is
+    left alone, with a note (the attacker's own, like the principals of `facts.foreign`)."""
+    if facts.acts_in(principal.account_id):
+        return True
+    plan.note(f"{what}: {principal.label} is outside the incident's account and the accounts the responder "
+              "acts in: left alone (the attacker's own infrastructure)")
+    return False
+
+
+def _start(facts: _Facts, plan: ResponsePlan) -> None:
+    plan.attacker_infrastructure = list(facts.foreign)
+    for foreign in facts.foreign:
+        plan.note(f"attacker infrastructure: {foreign.note} (credentials {', '.join(foreign.access_key_ids)})")
+    for note in facts.notes:
+        plan.note(note)
 
 
 def _containment(facts: _Facts, plan: ResponsePlan) -> None:
     for key_id, user, _ in facts.keys:
-        plan.add("deactivate_access_key", Target(kind="access_key", id=key_id, user_name=user, data=_data(facts)))
-    for kind, name in _revoked_principals(facts):
-        plan.add("attach_session_revocation_policy", Target(kind=kind, id=name, data=_data(facts)))
+        plan.add("deactivate_access_key", Target(kind="access_key", id=key_id, user_name=user.name,
+                                                 data=_data(user.account_id)))
+    for principal in _revoked_principals(facts):
+        plan.add("attach_session_revocation_policy", _target(principal))
     for item in facts.persistence:
         event, resource = item.get("event_name"), str(item.get("resource") or "")
         if event in _CONSOLE_EVENTS and resource:
-            plan.add("delete_login_profile", Target(kind="user", id=_name_of(resource), data=_data(facts)))
+            user = _principal_of(facts, item, resource, "user")
+            if _acted_on(facts, plan, user, f"{event} of {user.name}"):
+                plan.add("delete_login_profile", _target(user))
         if event in _MFA_EVENTS and resource:
-            user = str(item.get("user_name") or facts.owner or "")
-            if not user:
-                plan.notes.append(f"MFA device {resource}: its user is unknown; deactivate it by hand")
+            named = str(item.get("user_name") or (facts.owner.name if facts.owner else ""))
+            if not named:
+                plan.note(f"MFA device {resource}: its user is unknown; deactivate it by hand")
                 continue
-            plan.add("deactivate_mfa_device", Target(kind="mfa_device", id=resource, user_name=user,
-                                                     data=_data(facts)))
-    for kind, name in _revoked_principals(facts):
-        plan.add("tag_principal", Target(kind=kind, id=name, data=_data(facts)))
+            user = _principal_of(facts, item, named, "user")
+            if _acted_on(facts, plan, user, f"MFA device {resource}"):
+                plan.add("deactivate_mfa_device", Target(kind="mfa_device", id=resource, user_name=user.name,
+                                                         data=_data(user.account_id)))
+    for principal in _revoked_principals(facts):
+        plan.add("tag_principal", _target(principal))
 
 
 def _eradication(facts: _Facts, plan: ResponsePlan) -> None:
     for key_id, user, _ in facts.keys:
         if user not in facts.created_users:
-            plan.add("delete_access_key", Target(kind="access_key", id=key_id, user_name=user, data=_data(facts)))
+            plan.add("delete_access_key", Target(kind="access_key", id=key_id, user_name=user.name,
+                                                 data=_data(user.account_id)))
     for user in facts.created_users:
-        plan.add("delete_user", Target(kind="user", id=user, data=_data(facts)))
+        if _acted_on(facts, plan, user, f"user {user.name} the attacker created"):
+            plan.add("delete_user", _target(user))
     for item in facts.persistence:
         if item.get("event_name") not in _TRUST_EVENTS or not item.get("resource"):
             continue
-        role = _name_of(str(item["resource"]))
+        role = _principal_of(facts, item, str(item["resource"]), "role")
         prior = item.get("before") or item.get("prior_policy") or item.get("previous_policy")
         if prior is None:
-            plan.notes.append(f"role {role}: its trust policy was changed but the prior policy is unknown; "
-                              "review it and restore by hand (or add `prior_policy` to the persistence entry)")
+            plan.note(f"role {role.name}: its trust policy was changed but the prior policy is unknown; "
+                      "review it and restore by hand (or add `prior_policy` to the persistence entry)")
             continue
-        plan.add("restore_trust_policy", Target(kind="role", id=role, data=_data(facts, trust_policy=prior)))
+        if _acted_on(facts, plan, role, f"trust policy of role {role.name}"):
+            plan.add("restore_trust_policy", _target(role, trust_policy=prior))
     for item in facts.resources:
         kind = _RESOURCE_KINDS.get(str(item.get("type", "")).lower()) or _RESOURCE_KINDS.get(
             str(item.get("event_name", "")).lower())
         if kind is None or kind not in _ERADICATE or kind == "user":
             if kind is None:
-                plan.notes.append(f"resource {item.get('type')} {item.get('id')}: no eradication action; review by hand")
+                plan.note(f"resource {item.get('type')} {item.get('id')}: no eradication action; review by hand")
+            continue
+        account = facts.account_of(item, str(item["id"]))
+        if not facts.acts_in(account):
+            plan.note(f"{kind} {item['id']}: in account {account}, outside the incident's account and the accounts "
+                      "the responder acts in: left alone")
             continue
         extra = {"group_id": item["group_id"]} if item.get("group_id") else {}
         plan.add(_ERADICATE[kind], Target(kind=kind, id=str(item["id"]), region=item.get("region") or facts.region,
-                                          data=_data(facts, **extra)))
+                                          data=_data(account, **extra)))
 
 
 def _recovery(facts: _Facts, plan: ResponsePlan, ledger_entries: Sequence[LedgerEntry]) -> None:
-    if facts.owner and facts.owner not in facts.created_users:
-        plan.add("create_replacement_access_key", Target(kind="user", id=facts.owner, data=_data(facts)))
-    created_console = {_name_of(str(p["resource"])) for p in facts.persistence
+    if facts.owner is not None and facts.owner not in facts.created_users:
+        plan.add("create_replacement_access_key", _target(facts.owner))
+    created_console = {_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
                        if p.get("event_name") == "CreateLoginProfile" and p.get("resource")}
-    restore = {_name_of(str(p["resource"])) for p in facts.persistence
+    restore = {_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
                if p.get("event_name") == "UpdateLoginProfile" and p.get("resource")}
-    restore |= {str(e.target["id"]) for e in ledger_entries
+    restore |= {Principal("user", str(e.target["id"]), e.target.get("data", {}).get("account_id") or facts.account_id)
+                for e in ledger_entries
                 if e.kind == "apply" and e.action == "delete_login_profile" and e.before.get("login_profile")}
-    for user in sorted(restore - created_console - set(facts.created_users)):
-        plan.add("restore_login_profile", Target(kind="user", id=user, data=_data(facts)))
-    for kind, name in _revoked_principals(facts):
-        if not (kind == "user" and name in facts.created_users):
-            plan.add("remove_session_revocation_policy", Target(kind=kind, id=name, data=_data(facts)))
+    for user in sorted(restore - created_console - set(facts.created_users),
+                       key=lambda p: (p.name, p.account_id or "")):
+        if _acted_on(facts, plan, user, f"console password of {user.name}"):
+            plan.add("restore_login_profile", _target(user))
+    for principal in _revoked_principals(facts):
+        if not (principal.kind == "user" and principal in facts.created_users):
+            plan.add("remove_session_revocation_policy", _target(principal))
 
 
 def plan_response(
@@ -233,16 +326,29 @@ def plan_response(
     *,
     ledger_entries: Iterable[LedgerEntry] = (),
     default_region: str = "us-east-1",
+    accounts_in_scope: Iterable[str] | None = None,
 ) -> ResponsePlan:
     """The ordered steps of `phase` for an investigation result (a dict of the shape in docs/architecture.md).
 
-    Raises `GuardrailRefusal` when the compromised principal is the root user (with the manual
-    steps), and `InputError` when the investigation lacks what a step needs.
+    Every target carries its account (`data.account_id`): the account of its ARN in the investigation,
+    the incident's when the investigation names none. A principal of an account that is neither the
+    incident's nor one of `accounts_in_scope` (default: `settings.accounts_in_scope`, the member
+    accounts the responder acts in) is never a target: it is the attacker's, listed in
+    `attacker_infrastructure` and the notes.
+
+    Raises `GuardrailRefusal` when the investigated key's principal is the root user (with the manual
+    steps; a derived credential of the root user is a note), and `InputError` when the investigation
+    lacks what a step needs.
     """
     if phase not in PHASES:
         raise InputError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-    facts = _facts(investigation, default_region)
+    if accounts_in_scope is None:
+        from keyresponse.settings import get_settings
+
+        accounts_in_scope = get_settings().accounts_in_scope
+    facts = _facts(investigation, default_region, list(accounts_in_scope))
     plan = ResponsePlan(phase)
+    _start(facts, plan)
     if phase == "containment":
         _containment(facts, plan)
     elif phase == "eradication":

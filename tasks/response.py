@@ -6,10 +6,17 @@ throttling and 5xx with backoff), and a rerun converges because every action is 
 An approval binds its plan: given `approved` (the `step_key`s of the changes a human approved),
 apply and verify act on those steps only. A step the plan holds now that was not approved is never
 applied here; the phase flow asks for it in a new approval.
+
+A step the guardrails refuse (a protected principal, the responder's own identity, an account out of
+scope) is refused alone (`tasks.actions.screen_steps`): the plan lists it as done-and-refused, with
+the reason as its summary (`REFUSAL_PREFIX`) and in its notes, so the approver, the incident record
+and the report say why; it is escalated once per incident, phase and step (Slack/SNS, counts and
+action names only); the rest of the phase goes on. It is never applied, approved or not.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -18,9 +25,19 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from keyresponse.aws import session_for_account
+from keyresponse.guardrails import REFUSAL_PREFIX
 from keyresponse.retry import retry_on_transient
-from tasks.actions import ActionContext, Clients, Step, apply_steps, plan_steps
-from tasks.plan import Phase, plan_response
+from tasks.actions import (
+    ActionContext,
+    Clients,
+    RefusedStep,
+    Step,
+    apply_steps,
+    plan_steps,
+    registry,
+    screen_steps,
+)
+from tasks.plan import Phase, ResponsePlan, plan_response
 
 
 def context(incident_id: str, account_id: str | None, *, dry_run: bool) -> ActionContext:
@@ -36,14 +53,51 @@ def step_key(action: str, label: str) -> str:
     return f"{action}:{label}"
 
 
-def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext,
-           only: list[str] | None, approved: list[str] | None = None) -> tuple[list[Step], list[str]]:
-    plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries())
+def step_label(step: Step, home_account: str | None) -> str:
+    """The target's label, with its account when that is not the incident's (a member account): two
+    principals of one name in two accounts are two steps, approved one by one."""
+    account = step.target.data.get("account_id")
+    return step.target.label + (f" in account {account}" if account and account != home_account else "")
+
+
+def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext, only: list[str] | None,
+           approved: list[str] | None = None) -> tuple[list[Step], list[RefusedStep], ResponsePlan]:
+    """The phase's steps the guardrails allow (of `only`, and of `approved`), and those they refuse."""
+    plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries(),
+                         accounts_in_scope=ctx.settings.accounts_in_scope)
     steps = [s for s in plan.steps if only is None or s.action.name in only]
+    steps, refused = screen_steps(ctx, steps)
     if approved is not None:
         allowed = set(approved)
-        steps = [s for s in steps if step_key(s.action.name, s.target.label) in allowed]
-    return steps, plan.notes
+        home = investigation.get("account_id")
+        steps = [s for s in steps if step_key(s.action.name, step_label(s, home)) in allowed]
+    return steps, refused, plan
+
+
+def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, Any]]) -> None:
+    """Tell a human, once per incident, phase and step, that steps were refused and need them.
+
+    Which steps were escalated is kept in `<home>/incidents/<id>/escalated.json` (a phase is planned
+    again after each approval round: the message goes out once). The message names counts and
+    actions only; the principals and reasons are in the plan (the UI) and the report."""
+    from keyresponse.notifications import IncidentMessage, send
+    from keyresponse.settings import get_settings
+
+    settings = get_settings()
+    path = settings.home / "incidents" / incident_id / "escalated.json"
+    sent: list[str] = json.loads(path.read_text()) if path.exists() else []
+    new = [c for c in refused if f"{phase}:{c['key']}" not in sent]
+    if not new:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sent + [f"{phase}:{c['key']}" for c in new]))
+    run_id = flow_run.get_id()
+    link = f"{settings.ui_url.rstrip('/')}/runs/flow-run/{run_id}" if settings.ui_url and run_id else None
+    actions = ", ".join(sorted({c["action"] for c in new}))
+    send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] {phase}: {len(new)} step(s) refused",
+                         f"{len(new)} step(s) of the {phase} plan were refused by the guardrails ({actions}): a "
+                         "protected principal, the responder's own identity or an account out of scope. They were "
+                         "left out and the rest goes on; a human must handle them by hand. The plan says why.", link))
 
 
 @task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
@@ -52,16 +106,34 @@ def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
                only: list[str] | None = None) -> dict[str, Any]:
     """The phase's changes, read-only: what each step would do, and what is already done."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
-    steps, notes = _steps(investigation, phase, ctx, only)
+    steps, refused, plan = _steps(investigation, phase, ctx, only)
+    home = investigation.get("account_id")
     changes = []
     for step, change in plan_steps(ctx, steps):
+        label = step_label(step, home)
         changes.append({"action": step.action.name, "target": step.target.model_dump(mode="json"),
-                        "label": step.target.label, "key": step_key(step.action.name, step.target.label),
+                        "label": label, "key": step_key(step.action.name, label),
                         "summary": change.description if change else "already done",
                         "requires_approval": step.action.requires_approval, "done": change is None})
-    get_run_logger().info("%s plan: %d step(s), %d to change", phase, len(changes),
-                          sum(not c["done"] for c in changes))
-    return {"phase": phase, "changes": changes, "notes": notes}
+    notes = list(plan.notes)
+    log = get_run_logger()
+    refusals = []
+    for item in refused:
+        label = step_label(Step(registry()[item.action], item.target), home)
+        refusals.append({"action": item.action, "target": item.target.model_dump(mode="json"), "label": label,
+                         "key": step_key(item.action, label), "summary": REFUSAL_PREFIX + item.reason,
+                         "requires_approval": registry()[item.action].requires_approval, "done": True,
+                         "refused": item.reason})
+        notes.append(f"{item.action} on {label} was refused and left out: {item.reason}")
+        log.warning("%s: %s refused and left out: %s", phase, item.label, item.reason)
+    log.info("%s plan: %d step(s), %d to change, %d refused", phase, len(changes),
+             sum(not c["done"] for c in changes), len(refusals))
+    for foreign in plan.attacker_infrastructure:
+        log.warning("attacker infrastructure, not a target: %s", foreign.note)
+    if refusals:
+        _escalate_refusals(incident_id, phase, refusals)
+    return {"phase": phase, "changes": changes + refusals, "notes": notes,
+            "attacker_infrastructure": [f.model_dump(mode="json") for f in plan.attacker_infrastructure]}
 
 
 @task(name="apply_phase", task_run_name="apply_{phase}:{incident_id}")
@@ -70,7 +142,7 @@ def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     """Apply and verify every step, or only the `approved` ones (guardrails first, evidence before the
     first write, ledger after each)."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=False)
-    steps, _ = _steps(investigation, phase, ctx, only, approved)
+    steps, _, _ = _steps(investigation, phase, ctx, only, approved)
     log = get_run_logger()
 
     def progress(step: Step, entry: Any) -> None:
@@ -87,9 +159,9 @@ def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     """Re-read AWS for every step of the phase (or the `approved` ones); raises VerificationFailed if a
     change did not take."""
     ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
-    steps, _ = _steps(investigation, phase, ctx, only, approved)
+    steps, _, _ = _steps(investigation, phase, ctx, only, approved)
     for step in steps:
-        step.action.verify(ctx, step.target)
+        step.action.verify(ctx.for_target(step.target), step.target)
     return len(steps)
 
 
@@ -116,7 +188,6 @@ def first_response(incident_id: str) -> dict[str, Any] | None:
 def plan_digest(changes: list[dict[str, Any]]) -> str:
     """SHA-256 of what an approver was shown: each change's key and summary, in order."""
     import hashlib
-    import json
 
     shown = [{"key": c["key"], "summary": c["summary"]} for c in changes]
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()

@@ -47,7 +47,7 @@ def contain(
     incident_id: str | None = typer.Option(None, "--incident-id", help="Default: ir-<yyyymmdd>-<key id>."),
 ) -> None:
     """Contain an exposed access key: deactivate it and derived keys, revoke sessions, and more."""
-    from tasks.actions import ActionContext, apply_steps, plan_steps
+    from tasks.actions import ActionContext, apply_steps, plan_steps, screen_steps
     from tasks.plan import investigation_from_aws, plan_response
 
     key = validate_access_key_id(access_key_id)
@@ -55,10 +55,13 @@ def contain(
     ctx = ActionContext.create(incident, dry_run=not apply)
     investigation = (load_investigation(investigation_file, key) if investigation_file
                      else investigation_from_aws(ctx, key))
-    plan = plan_response(investigation, "containment", default_region=ctx.settings.region)
-    planned = plan_steps(ctx, plan.steps)
+    plan = plan_response(investigation, "containment", default_region=ctx.settings.region,
+                         accounts_in_scope=ctx.settings.accounts_in_scope)
+    steps, refused = screen_steps(ctx, plan.steps)  # each refused step alone: the rest is still contained
+    planned = plan_steps(ctx, steps)
     rows = [{"action": step.action.name, "target": step.target.label,
              "change": change.description if change else "already done"} for step, change in planned]
+    rows += [{"action": r.action, "target": r.target.label, "change": f"refused: {r.reason}"} for r in refused]
     if not apply:
         if as_json:
             print_json({"incident_id": incident, "dry_run": True, "plan": rows, "notes": plan.notes})
@@ -72,7 +75,7 @@ def contain(
         return
     if not yes and not typer.confirm(f"apply {sum(1 for _, c in planned if c)} change(s)?"):
         raise typer.Exit(1)
-    entries = apply_steps(ctx, plan.steps, investigation=investigation)
+    entries = apply_steps(ctx, steps, investigation=investigation)
     ledger = [entry.model_dump(mode="json") for entry in entries]
     if as_json:
         print_json({"incident_id": incident, "dry_run": False, "plan": rows, "notes": plan.notes,

@@ -77,7 +77,7 @@ def investigate(
         with open_engine(logs, engine) as query_engine:
             result = run_investigation(query_engine, key, window, facts=facts, known_ips=known_ip or (),
                                        attacker_ips=attacker_ip or (), progress=status.update,
-                                       intel=settings.intel)
+                                       intel=settings.intel, accounts_in_scope=settings.accounts_in_scope)
             payload = result.to_json()
             payload.update(result.answers(alert_source, _read_alert(alert), settings.intel))
     if json_:
@@ -126,6 +126,11 @@ def _print_summary(inv: dict[str, Any], not_ours: bool) -> None:
                         ("credential", "kind", "created by", "parent", "why uncertain"),
                         [(c["access_key_id"], c["kind"], c["created_by_event"], c["parent"], "; ".join(c["reasons"]))
                          for c in inv["uncertain_credentials"]])
+    if inv.get("attacker_infrastructure"):
+        lines += _lines("Attacker infrastructure (accounts outside ours: reported, never contained here)",
+                        ("principal", "account", "credentials"),
+                        [(f["principal_arn"], f["account_id"], ", ".join(f["access_key_ids"]))
+                         for f in inv["attacker_infrastructure"]])
     lines += _lines("Source IPs", ("source IP", "whose", "events", "first seen", "last seen", "evidence"),
                     [(ip["ip"], f"{ip.get('classification')} ({ip.get('confidence')})", ip["event_count"],
                       ip["first_seen"], ip["last_seen"], "; ".join(ip.get("evidence") or []))

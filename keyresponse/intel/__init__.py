@@ -44,8 +44,10 @@ agents, private or malformed IPs, missing range files become an honest "unknown"
   aws_service | unknown), `provider` (aws | gcp | azure | null), `service`, `region`, `prefix`,
   `tor_exit` (true | false | null = no Tor list loaded), `lists` ([{list, match, label}]),
   `confidence`, `notes`, `event_count`, `first_seen`, `last_seen`, `evidence`, `user_agents`}],
-  `external_accounts` ([{account_id, evidence, count, note}]: outside AWS accounts named in the
-  actor's requests), `sources_loaded`, `notes` (what could not be loaded), `summary`}.
+  `external_accounts` ([{account_id, evidence, count, note, principals?}]: outside AWS accounts named
+  in the actor's requests, and the accounts of the investigation's `attacker_infrastructure` with
+  the principals the attacker holds there), `sources_loaded`, `notes` (what could not be loaded),
+  `summary`}.
 
 **damage** — what it cost (`damage.assess_damage`)
   {`summary` (one sentence for a report's first page), `resources_created` (as the
@@ -104,7 +106,8 @@ def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, A
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)
     config = IntelConfig.from_mapping(intel_config)
-    attribution = attribute_ips(ordered, config)
+    attribution = attribute_ips(ordered, config, attacker_infrastructure=list(
+        (investigation or {}).get("attacker_infrastructure") or []))
     exposure = assess_exposure(alert_source, alert_payload, key_facts, ordered[0] if ordered else None,
                                github_locations=list(github_locations or []) or None,
                                ip_attribution=attribution)

@@ -341,8 +341,13 @@ def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ())
 
 
 def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, Any] | None = None,
-                  ranges: Ranges | None = None) -> dict[str, Any]:
-    """Per source IP: classification, the events from it, first/last seen; plus a summary."""
+                  ranges: Ranges | None = None, *,
+                  attacker_infrastructure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Per source IP: classification, the events from it, first/last seen; plus a summary.
+
+    `attacker_infrastructure`: the investigation's principals in accounts outside ours
+    (keyresponse.guardrails.ForeignPrincipal as data): each account joins `external_accounts` (or its
+    entry there says so), with the principal and the credentials the attacker holds in it."""
     config = IntelConfig.from_mapping(config)
     ranges = ranges or load_ranges(config)
     ordered = sorted_events(events)
@@ -356,9 +361,29 @@ def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, An
                 "last_seen": hits[-1].get("event_time"), "evidence": refs(hits, 5),
                 "user_agents": sorted({str(e.get("user_agent")) for e in hits if e.get("user_agent")})}
         ips.append(row)
-    accounts = external_accounts(ordered)
+    accounts = _with_infrastructure(external_accounts(ordered), attacker_infrastructure)
     return {"ips": ips, "external_accounts": accounts, "sources_loaded": sorted(ranges.loaded),
             "notes": list(ranges.notes), "summary": _summary(ips, accounts)}
+
+
+def _with_infrastructure(accounts: list[dict[str, Any]],
+                         infrastructure: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`external_accounts` with the accounts of the attacker's own principals: the account a leaked key
+    assumed a role in is the attacker's, whatever the requests named."""
+    by_id = {a["account_id"]: a for a in accounts}
+    for item in infrastructure:
+        account = str(item.get("account_id") or "")
+        if not account:
+            continue
+        held = (f"the attacker holds {item.get('kind')} {item.get('name')} there "
+                f"(credentials {', '.join(item.get('access_key_ids') or [])}): attacker infrastructure")
+        entry = by_id.get(account)
+        if entry is None:
+            entry = by_id[account] = {"account_id": account, "evidence": [], "count": 0,
+                                      "note": "an AWS account outside yours: report it to AWS"}
+        entry["principals"] = sorted({*entry.get("principals", []), str(item.get("principal_arn") or "")} - {""})
+        entry["note"] = f"{entry['note']}; {held}" if held not in entry["note"] else entry["note"]
+    return [by_id[key] for key in sorted(by_id)]
 
 
 def _summary(ips: Sequence[Mapping[str, Any]], accounts: Sequence[Mapping[str, Any]]) -> str:

@@ -28,6 +28,7 @@ class RestoreLoginProfile(Action):
     permissions: ClassVar[tuple[str, ...]] = (
         "iam:GetLoginProfile", "iam:CreateLoginProfile", "iam:DeleteLoginProfile",
         "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+        "secretsmanager:PutResourcePolicy",
     )
     requires_approval: ClassVar[bool] = True
     target_kinds: ClassVar[tuple[str, ...]] = ("user",)

@@ -103,3 +103,39 @@ def test_a_member_accounts_key_is_contained_in_that_account(organization: dict[s
     # and nothing of the kind happened in the management account
     assert admin_client(organization["endpoint"], "iam").list_user_policies(UserName="ir-responder")[
         "PolicyNames"] == []
+
+
+def test_an_undo_run_from_the_responders_own_account_undoes_in_the_member_account(
+        organization: dict[str, str]) -> None:
+    """`keyresponse undo` makes its context in the responder's own account; each change is undone in
+    the account its target is in (the ledger's `data.account_id`), never on a same-named principal of
+    the responder's account."""
+    from flows.containment import containment
+    from tasks.actions import ActionContext, registry, undo_incident
+
+    member, leaked = organization["member"], organization["leaked"]
+    member_iam = _member_iam(organization["endpoint"], member)
+    management = admin_client(organization["endpoint"], "iam")
+    management.create_user(UserName="payments-batch")  # a namesake in the responder's own account
+    namesake = management.create_access_key(UserName="payments-batch")["AccessKey"]["AccessKeyId"]
+    investigation = {
+        "access_key_id": leaked, "account_id": member,
+        "principal_arn": f"arn:aws:iam::{member}:user/payments-batch",
+        "credentials": [{"access_key_id": leaked, "kind": "original", "created_by_event": None, "parent": None,
+                         "principal_arn": f"arn:aws:iam::{member}:user/payments-batch"}],
+        "persistence": [], "resources_created": [], "regions": []}
+    assert containment("inc-member-undo", investigation, dry_run=False, approval=False)["status"] == "applied"
+    assert member_iam.list_user_policies(UserName="payments-batch")["PolicyNames"] != []
+
+    ctx = ActionContext.create("inc-member-undo", dry_run=False)
+    assert ctx.account_id != member
+    report = undo_incident(ctx, registry())
+    assert len(report.undone) == 3 and not report.skipped
+    status = {k["AccessKeyId"]: k["Status"]
+              for k in member_iam.list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]}
+    assert status == {leaked: "Active", organization["other"]: "Active"}
+    assert member_iam.list_user_policies(UserName="payments-batch")["PolicyNames"] == []
+    assert member_iam.list_user_tags(UserName="payments-batch")["Tags"] == []
+    assert [k["Status"] for k in management.list_access_keys(UserName="payments-batch")["AccessKeyMetadata"]
+            if k["AccessKeyId"] == namesake] == ["Active"]
+    assert management.list_user_policies(UserName="payments-batch")["PolicyNames"] == []

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from keyresponse.alerts import (
     Alert,
@@ -23,6 +25,7 @@ from keyresponse.alerts import (
     normalize,
 )
 from keyresponse.errors import InputError, InvalidAccessKeyId
+from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.alerts import FINDINGS, write_alerts
 from keyresponse.sandbox.scenarios import SCENARIOS
 
@@ -186,7 +189,10 @@ def test_resolved_securityhub_finding_is_not_actionable() -> None:
 
 
 @pytest.mark.parametrize("index", range(3))
-def test_real_cloudtrail_quarantine_attach_becomes_a_keyless_high_confidence_alert(index: int) -> None:
+def test_real_cloudtrail_quarantine_attach_becomes_a_keyless_alert_of_normal_confidence(index: int) -> None:
+    """The real records name a customer's own caller (a console session, the user itself): anyone with
+    iam:AttachUserPolicy can make them, so they wait for approval. The same record made by AWS itself
+    (`userIdentity.type` AWSService) is high confidence."""
     record = load("cloudtrail_quarantine.panther_analysis.json")["Records"][index]
     label = load("cloudtrail_quarantine.panther_analysis.labels.json")[index]
     wrapped = {"version": "0", "id": "6f87d04b-9f74-4f04-a780-7acf4b0a9b38", "detail-type": "AWS API Call via CloudTrail",
@@ -201,8 +207,12 @@ def test_real_cloudtrail_quarantine_attach_becomes_a_keyless_high_confidence_ale
         user = record["requestParameters"]["userName"]
         assert (alert.access_key_id, alert.account_id, alert.principal) == (
             None, ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/{user}")
-        assert (alert.severity, alert.high_confidence, alert.alert_id) == ("critical", True, record["eventID"])
+        assert (alert.severity, alert.high_confidence, alert.alert_id) == ("high", False, record["eventID"])
+        assert record["userIdentity"]["arn"] in alert.title and "not by AWS" in alert.title
         assert alert.subjects == (f"principal:arn:aws:iam::{ACCOUNT}:user/{user}",)
+    by_aws = dict(record, userIdentity={"type": "AWSService", "invokedBy": "AWS Internal"})
+    alert = one("cloudtrail", by_aws)
+    assert (alert.severity, alert.high_confidence) == ("critical", True) and alert.title.startswith("AWS applied")
 
 
 def test_cloudtrail_record_of_another_event_is_rejected() -> None:
@@ -320,3 +330,45 @@ def test_alert_model_dumps_to_json_for_flow_parameters(tmp_path: Path) -> None:
     dumped = alert.model_dump(mode="json")
     assert dumped["observed_at"].endswith("Z")
     assert Alert.model_validate(dumped) == alert
+
+
+def test_a_quarantine_policy_an_attacker_attached_is_no_reason_to_contain_without_approval(
+    sandbox: MotoSandbox, unique_name: str
+) -> None:
+    """The attack: a key holding only iam:AttachUserPolicy attaches AWS's quarantine policy to another
+    user (moto, with IAM enforcement on), sending the user agent AWS's own calls show. The record
+    CloudTrail writes for that call names the attacker as the caller: the alert is not high confidence,
+    so the response contains nothing before a human approves (the run's early containment is for
+    high-confidence alerts only)."""
+    iam = boto3.client("iam")
+    victim, attacker = f"{unique_name}-victim", f"{unique_name}-attacker"
+    iam.create_user(UserName=victim)
+    iam.create_user(UserName=attacker)
+    iam.put_user_policy(UserName=attacker, PolicyName="attach-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=attacker)["AccessKey"]
+    session = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                            region_name="us-east-1")
+    as_attacker = session.client("iam", config=Config(user_agent="AWS Internal"))
+    quarantine = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3"
+    sandbox.set_auth(True)
+    try:
+        as_attacker.attach_user_policy(UserName=victim, PolicyArn=quarantine)
+        caller = session.client("sts").get_caller_identity()
+    finally:
+        sandbox.set_auth(False)
+    assert [p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=victim)["AttachedPolicies"]] == [quarantine]
+
+    record = {  # what CloudTrail writes for that call: the caller is the attacker's own identity
+        "eventVersion": "1.09", "eventTime": "2026-11-19T10:00:00Z", "eventSource": "iam.amazonaws.com",
+        "eventName": "AttachUserPolicy", "awsRegion": "us-east-1", "sourceIPAddress": "45.134.26.19",
+        "userAgent": "AWS Internal", "requestParameters": {"userName": victim, "policyArn": quarantine},
+        "responseElements": None, "eventID": "3b1f0c2e-5d4a-4e8b-9c7d-6a5b4c3d2e1f", "readOnly": False,
+        "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": caller["Account"],
+        "userIdentity": {"type": "IAMUser", "principalId": caller["UserId"], "arn": caller["Arn"],
+                         "accountId": caller["Account"], "accessKeyId": key["AccessKeyId"], "userName": attacker}}
+    alert = one("cloudtrail", record)
+    assert alert.high_confidence is False and alert.severity == "high"
+    assert alert.principal == f"arn:aws:iam::{caller['Account']}:user/{victim}" and caller["Arn"] in alert.title
+    by_aws = one("cloudtrail", dict(record, userIdentity={"type": "AWSService", "invokedBy": "AWS Internal"}))
+    assert by_aws.high_confidence is True

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from keyresponse.errors import GuardrailRefusal
-from keyresponse.guardrails import Principal, Responder, parse_principal, refuse_principal
+from keyresponse.guardrails import Principal, ProtectedPrincipal, Responder, parse_principal, refuse_principal
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings
 from tasks.actions import ActionContext, Clients, Target, registry
@@ -90,3 +90,47 @@ def test_parses_principal_arns() -> None:
     assert parse_principal(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/sess") == Principal("role", "ops", ACCOUNT)
     assert parse_principal(f"arn:aws:iam::{ACCOUNT}:root").kind == "root"
     assert parse_principal("carol", kind="role") == Principal("role", "carol")
+
+
+def test_refuses_a_protected_user_whatever_the_case_of_its_name(
+    sandbox: MotoSandbox, tmp_path: Path, unique_name: str
+) -> None:
+    """IAM names are unique without regard to case, so `Break-Glass` is the principal `break-glass`
+    protects: its key is never deactivated (the old check compared names case-sensitively)."""
+    user = f"Bg-{unique_name}"
+    iam = boto3.client("iam")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    ctx = _ctx(tmp_path, protected_principals=[user.lower()])
+    with pytest.raises(GuardrailRefusal, match="protected principal"):
+        registry()["deactivate_access_key"].apply(ctx, Target(kind="access_key", id=key, user_name=user))
+    ctx = _ctx(tmp_path, protected_principals=[f"arn:aws:iam::{ACCOUNT}:user/{user.upper()}"])
+    with pytest.raises(GuardrailRefusal, match="protected principal"):
+        registry()["attach_session_revocation_policy"].apply(ctx, Target(kind="user", id=user))
+    assert {k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]} == {"Active"}
+    assert iam.list_user_policies(UserName=user)["PolicyNames"] == []
+    assert ctx.ledger.entries() == []
+
+
+def test_a_protected_entry_names_its_kind_and_account(
+    sandbox: MotoSandbox, tmp_path: Path, unique_name: str
+) -> None:
+    """`role/NAME` protects the role only, and an ARN that account's principal only: a user of the same
+    name, or the same name in this account, is still contained."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName=unique_name)
+    key = iam.create_access_key(UserName=unique_name)["AccessKey"]["AccessKeyId"]
+    target = Target(kind="access_key", id=key, user_name=unique_name)
+    for entry in (f"role/{unique_name}", f"arn:aws:iam::999988887777:user/{unique_name}"):
+        ctx = _ctx(tmp_path / entry.replace("/", "_").replace(":", "_"), protected_principals=[entry])
+        assert registry()["deactivate_access_key"].plan(ctx, target) is not None, entry
+    ctx = _ctx(tmp_path, protected_principals=[f"user/{unique_name.upper()}"])
+    with pytest.raises(GuardrailRefusal, match=f"user {unique_name} in account {ACCOUNT} is a protected"):
+        registry()["deactivate_access_key"].plan(ctx, target)
+    assert ProtectedPrincipal.parse(f"arn:aws:iam::*:role/ops/{unique_name}") == ProtectedPrincipal(
+        name=unique_name, kind="role")
+    for bad in ("arn:aws:s3:::bucket", "group/admins", ""):
+        with pytest.raises(ValueError):
+            ProtectedPrincipal.parse(bad)
+    with pytest.raises(ValueError, match="group/admins"):
+        Settings(home=tmp_path, protected_principals=["group/admins"])

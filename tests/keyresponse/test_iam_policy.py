@@ -35,3 +35,29 @@ def test_keeps_the_hardening_permissions_out_of_the_responder_policy_when_genera
     assert {"iam:CreateRole", "iam:PassRole", "cloudtrail:StopLogging"} <= readiness - responder  # never the responder's
     assert {"iam:UpdateAccessKey", "iam:DeleteAccessKey"} <= responder - readiness  # nor containment the hardener's
     assert len({s["Sid"] for s in policy["Statement"]}) == len(policy["Statement"])
+
+
+def test_denies_iam_writes_on_protected_principals_and_the_responder_and_scopes_secrets() -> None:
+    from pathlib import Path
+
+    from keyresponse.iam_policy import SECRETS_RESOURCE
+    from keyresponse.settings import Settings
+
+    settings = Settings(home=Path("."), protected_principals=["break-glass", "arn:aws:iam::111122223333:role/audit"],
+                        response_role_name="KeyResponseResponder")
+    policy = responder_policy(settings=settings, responder_principals=["arn:aws:iam::123456789012:user/ir-responder"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["RecoverySecrets"]["Resource"] == SECRETS_RESOURCE == "arn:aws:secretsmanager:*:*:secret:keyresponse/*"
+    protected, own = by_sid["DenyProtectedPrincipals"], by_sid["DenyTheResponderItself"]
+    for deny in (protected, own):
+        assert deny["Effect"] == "Deny"
+        assert {"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteUser", "iam:CreateAccessKey",
+                "iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:DeleteRolePolicy", "iam:TagRole"} <= set(deny["Action"])
+        assert not any(a.split(":")[1].startswith(("Get", "List")) for a in deny["Action"])
+    assert protected["Resource"] == [
+        "arn:aws:iam::*:user/break-glass", "arn:aws:iam::*:user/*/break-glass",
+        "arn:aws:iam::*:role/break-glass", "arn:aws:iam::*:role/*/break-glass",
+        "arn:aws:iam::111122223333:role/audit", "arn:aws:iam::111122223333:role/*/audit"]
+    assert own["Resource"] == [
+        "arn:aws:iam::*:role/KeyResponseResponder", "arn:aws:iam::*:role/*/KeyResponseResponder",
+        "arn:aws:iam::123456789012:user/ir-responder", "arn:aws:iam::123456789012:user/*/ir-responder"]

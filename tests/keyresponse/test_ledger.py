@@ -25,11 +25,42 @@ def test_lists_undo_order_newest_first_and_skips_undone_when_replayed(tmp_path: 
     assert [e.action for e in Ledger("ir-1", tmp_path).applied()] == ["one", "two"]
 
 
-def test_reports_a_torn_line_when_the_file_is_corrupt(tmp_path: Path) -> None:
+def test_reads_past_a_torn_last_line_and_reports_it(tmp_path: Path) -> None:
+    """A crash mid-append leaves a last line without its newline: read without it, and said."""
+    ledger = Ledger("ir-1", tmp_path)
+    first = ledger.append(_entry("one"))
+    torn = _entry("two").model_dump_json()[:40]
+    with open(ledger.path, "a") as handle:
+        handle.write(torn)
+    assert [e.entry_id for e in ledger.entries()] == [first.entry_id]
+    assert ledger.torn is not None and (ledger.torn.line, ledger.torn.text) == (2, torn)
+    assert "torn last line" in ledger.torn.describe()
+    # the next append moves the torn bytes aside first: they never become a middle line
+    third = ledger.append(_entry("three"))
+    assert [e.entry_id for e in ledger.entries()] == [first.entry_id, third.entry_id] and ledger.torn is None
+    [kept] = ledger.folder.glob("ledger.torn-*")
+    assert kept.read_text() == torn
+
+
+def test_ends_a_whole_last_entry_that_lost_only_its_newline(tmp_path: Path) -> None:
+    ledger = Ledger("ir-1", tmp_path)
+    whole = _entry("one")
+    ledger.path.parent.mkdir(parents=True)
+    ledger.path.write_text(whole.model_dump_json())
+    second = ledger.append(_entry("two"))
+    assert [e.entry_id for e in ledger.entries()] == [whole.entry_id, second.entry_id]
+    assert list(ledger.folder.glob("ledger.torn-*")) == []
+
+
+def test_raises_on_a_corrupt_line_that_is_not_the_torn_last_one(tmp_path: Path) -> None:
+    """Never silently drop a line in the middle (a hand edit), nor a whole last line that does not parse."""
     ledger = Ledger("ir-1", tmp_path)
     ledger.append(_entry("one"))
     with open(ledger.path, "a") as handle:
-        handle.write('{"incident_id": "ir-1", "act')
+        handle.write('{"incident_id": "ir-1", "act\n')
+    with pytest.raises(LedgerCorrupt, match=r"ledger\.jsonl:2"):
+        ledger.entries()
+    ledger.append(_entry("three"))
     with pytest.raises(LedgerCorrupt, match=r"ledger\.jsonl:2"):
         ledger.entries()
 

@@ -16,7 +16,7 @@ import pytest
 
 from keyresponse.errors import MissingPermission
 from keyresponse.evidence import verify_manifest
-from keyresponse.iam_policy import readiness_policy, responder_policy
+from keyresponse.iam_policy import SECRETS_RESOURCE, readiness_policy, responder_policy
 from keyresponse.readiness import ReadinessOptions, assess
 from keyresponse.sandbox import MotoSandbox
 from tasks.actions import (
@@ -48,9 +48,17 @@ MOTO_S3_STANDINS = {"s3:GetBucketObjectLockConfiguration": "s3:ListBucket",
                     "s3:PutBucketObjectLockConfiguration": "s3:CreateBucket"}
 
 
+#: moto 5.2.5 authorizes every Secrets Manager call against the resource "*" (it names no secret), so a
+#: statement scoped to `keyresponse/*` secrets matches nothing there: for moto only, the generated
+#: policy's secrets statement is widened back to "*" (test_iam_policy.py checks the scope itself).
+MOTO_SECRETS_STANDIN = "*"
+
+
 def _with_moto_standins(policy: dict[str, Any]) -> dict[str, Any]:
     for statement in policy["Statement"]:
         statement["Action"] += [MOTO_S3_STANDINS[a] for a in statement["Action"] if a in MOTO_S3_STANDINS]
+        if statement["Effect"] == "Allow" and statement["Resource"] == SECRETS_RESOURCE:
+            statement["Resource"] = MOTO_SECRETS_STANDIN
     return policy
 
 
@@ -82,7 +90,7 @@ def test_runs_every_action_when_responder_holds_only_the_generated_policy(
     sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
 ) -> None:
     bucket = locked_bucket(f"lp-{unique_name}")
-    session = _responder(f"{unique_name}-responder", responder_policy(bucket))
+    session = _responder(f"{unique_name}-responder", _with_moto_standins(responder_policy(bucket)))
     ctx = make_ctx(clients=Clients(session, max_attempts=2), evidence_bucket=bucket)
     actions = [a for a in registry().values() if a.name not in MOTO_AUTH_GAPS]
     targets = {a.name: build_case(a.name, f"{unique_name}-{i}", ctx) for i, a in enumerate(actions)}
@@ -127,7 +135,8 @@ def test_readiness_reads_are_denied_without_the_readiness_policy(
     sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
 ) -> None:
     """The check above can fail: with the responder's policy, readiness's reads are refused."""
-    ctx = make_ctx(clients=Clients(_responder(f"{unique_name}-responder", responder_policy()), max_attempts=2))
+    ctx = make_ctx(clients=Clients(_responder(f"{unique_name}-responder", _with_moto_standins(responder_policy())),
+                                   max_attempts=2))
     sandbox.set_auth(True)
     try:
         checks = assess(ctx.clients, ctx.settings, ReadinessOptions(regions=["us-east-1"]))
@@ -135,3 +144,35 @@ def test_readiness_reads_are_denied_without_the_readiness_policy(
         sandbox.set_auth(False)
     denied = {c.id for c in checks if any(word in c.evidence for word in DENIED)}
     assert {"cloudtrail_multi_region_logging", "athena_cloudtrail_table"} <= denied
+
+
+def test_the_generated_policy_denies_writes_on_protected_principals_and_the_responder_itself(
+    sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
+) -> None:
+    """Defence in depth under the guardrails: with the code's own check switched off (a context whose
+    settings protect nothing), IAM itself refuses the generated policy's holder any write on a
+    protected role and on the responder's own role, and allows it on any other role."""
+    from keyresponse.settings import Settings
+
+    protected, own, other = f"{unique_name}-bg", f"{unique_name}-ir", f"{unique_name}-ops"
+    iam = boto3.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]})
+    for role in (protected, own, other):
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    policy = responder_policy(settings=Settings(protected_principals=[f"role/{protected}"], response_role_name=own))
+    ctx = make_ctx(clients=Clients(_responder(f"{unique_name}-responder", _with_moto_standins(policy)), max_attempts=2),
+                   protected_principals=[])
+    revoke, tag = registry()["attach_session_revocation_policy"], registry()["tag_principal"]
+    sandbox.set_auth(True)
+    try:
+        for role in (protected, own):
+            for action in (revoke, tag):
+                with pytest.raises(MissingPermission, match="AccessDenied"):
+                    action.apply(ctx, Target(kind="role", id=role))
+        assert revoke.apply(ctx, Target(kind="role", id=other)) is not None
+    finally:
+        sandbox.set_auth(False)
+    assert iam.list_role_policies(RoleName=protected)["PolicyNames"] == []
+    assert iam.list_role_tags(RoleName=protected)["Tags"] == [] and iam.list_role_tags(RoleName=own)["Tags"] == []
+    assert iam.list_role_policies(RoleName=other)["PolicyNames"] != []

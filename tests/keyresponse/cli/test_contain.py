@@ -69,6 +69,37 @@ def test_changes_nothing_without_apply_then_contains_and_undoes_with_it(
     assert _status(unique_name) == {"Active"}
 
 
+def test_undoes_an_incident_whose_ledger_ends_in_a_torn_line(
+    sandbox: MotoSandbox, home: Path, unique_name: str
+) -> None:
+    """A crash while an entry was being appended (the process killed mid-write) leaves a torn last line:
+    `keyresponse undo` still replays the rest, says the line is torn, and its own records keep the
+    ledger readable."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName=unique_name)
+    key = iam.create_access_key(UserName=unique_name)["AccessKey"]["AccessKeyId"]
+    runner = CliRunner()
+    applied = runner.invoke(app, ["contain", "--access-key-id", key, "--apply", "--yes", "--json"])
+    assert applied.exit_code == 0, applied.output
+    incident = json.loads(applied.stdout)["incident_id"]
+    ledger = home / "incidents" / incident / "ledger.jsonl"
+    whole = ledger.read_text().splitlines()
+    with open(ledger, "a") as handle:  # what a crash mid-append leaves: part of one more entry, no newline
+        handle.write(whole[-1][:57])
+
+    dry = runner.invoke(app, ["undo", incident, "--json"])
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    assert len(report["planned"]) == 3 and report["torn_line"]["line"] == 4
+    assert "torn last line" in report["summary"]
+    undone = runner.invoke(app, ["undo", incident, "--apply", "--yes"])
+    assert undone.exit_code == 0, undone.output
+    assert "torn last line" in undone.output and _status(unique_name) == {"Active"}
+    again = runner.invoke(app, ["undo", incident, "--json"])
+    assert again.exit_code == 0, again.output
+    assert len(json.loads(again.stdout)["already_undone"]) == 3 and json.loads(again.stdout)["torn_line"] is None
+
+
 def test_exits_2_with_one_line_when_the_key_id_is_malformed(home: Path) -> None:
     result = CliRunner().invoke(app, ["contain", "--access-key-id", "not-a-key"])
     assert result.exit_code == 2 and "is not an AWS access key id" in result.output
