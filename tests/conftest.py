@@ -146,9 +146,9 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
 # folders (the fixtures above), so workers share nothing but the machine. The scheduler below hands
 # out whole files (a module's fixtures: a receiver, a seeded account, a played scenario set, are
 # built once, on one worker), and the files that use the session's `played` scenarios as one unit,
-# so the eight simulations run once. Slow files go first, so the longest ones do not start last
-# while the other workers sit idle. (xdist's own `--dist loadgroup` cannot do this under pytest 9.2:
-# it renames the items' `_nodeid`, which pytest no longer reads.)
+# so the eight simulations run once. The longest units go first (`UNIT_SECONDS`), so that none of them
+# starts late while the other workers run out of work. (xdist's own `--dist loadgroup` cannot do this
+# under pytest 9.2: it renames the items' `_nodeid`, which pytest no longer reads.)
 
 #: The test files that use the `played` fixture: handed to one worker together.
 PLAYED_FILES = frozenset({
@@ -158,6 +158,38 @@ PLAYED_FILES = frozenset({
     "tests/keyresponse/intel/test_scenarios.py",
 })
 PLAYED_GROUP = "played-scenarios"
+
+#: Seconds each long unit took on one worker (`make test`, three workers on two cores, 2026-12-04; a
+#: loaded machine, so only their order matters). Units are handed out longest first (LPT), then the
+#: other `slow` files, then the rest in collection order. A unit of a few long tests on one worker costs
+#: less than splitting it: each piece would build the module's fixtures again (a seeded sandbox, a
+#: receiver and runner), and the suite keeps both cores busy, so that is time added, not overlapped.
+UNIT_SECONDS = {
+    "tests/flows/test_alert_sources_end_to_end.py": 374,
+    "tests/resilience/test_load.py": 344,
+    "tests/resilience/test_faults.py": 237,
+    "tests/keyresponse/test_demo.py": 229,
+    "tests/flows/test_respond_to_exposed_key.py": 125,
+    "tests/keyresponse/cli/test_simulate_cli.py": 122,
+    "tests/keyresponse/engines/test_indicator_materialisation.py": 117,
+    PLAYED_GROUP: 112,
+    "tests/keyresponse/cli/test_incidents_cli.py": 85,
+    "tests/keyresponse/cli/test_investigate_cli.py": 84,
+    "tests/tasks/test_resilience.py": 64,
+    "tests/keyresponse/sandbox/test_habits_styles.py": 61,
+    "tests/keyresponse/sandbox/test_accuracy_grid.py": 51,
+    "tests/flows/test_approval_in_browser.py": 50,
+    "tests/keyresponse/test_readiness.py": 42,
+    "tests/tasks/test_credential_report.py": 39,
+    "tests/tasks/test_action_contracts.py": 37,
+    "tests/flows/test_member_account.py": 33,
+    "tests/resilience/test_hostile_input.py": 33,
+    "tests/test_prefect_yaml.py": 32,
+    "tests/flows/test_approval_binds_the_plan.py": 32,
+    "tests/tasks/test_least_privilege.py": 28,
+    "tests/tasks/hardening/test_hardening_actions.py": 23,
+    "tests/flows/test_preventive_key_scan.py": 19,
+}
 
 
 def work_unit(nodeid: str) -> str:
@@ -174,6 +206,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
+        def _reschedule(self, node: Any) -> None:
+            # xdist hands a worker its next unit once it has two tests left; with units of a few
+            # minute-long tests, that unit then waits behind them while another worker may be idle.
+            # Here only at the last test (a worker runs a test once it knows the next one, to tell
+            # whether the module's fixtures end there: it cannot be zero).
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
     config.option.loadscopereorder = False  # keep the order below, not "most tests first"
     return FileScheduling(config, log)
 
@@ -184,8 +230,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if strays:
         raise pytest.UsageError(f"tests/conftest.py: add {strays} to PLAYED_FILES (they use the `played` fixture)")
     slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
-    # a stable sort: slow units first, each unit's tests together and in their collected order
+    # a stable sort: the longest units first, then other slow ones; each unit's tests together and in
+    # their collected order
     first_index: dict[str, int] = {}
     for index, item in enumerate(items):
         first_index.setdefault(work_unit(item.nodeid), index)
-    items.sort(key=lambda item: (work_unit(item.nodeid) not in slow, first_index[work_unit(item.nodeid)]))
+
+    def order(item: pytest.Item) -> tuple[int, bool, int]:
+        unit = work_unit(item.nodeid)
+        return -UNIT_SECONDS.get(unit, 0), unit not in slow, first_index[unit]
+
+    items.sort(key=order)
