@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from keyresponse.approval import phase_of  # noqa: E402
 from keyresponse.children import die_with_parent  # noqa: E402
 from keyresponse.prefect_server import PrefectServer, free_port  # noqa: E402
 from keyresponse.sandbox import MotoSandbox  # noqa: E402
@@ -333,15 +334,19 @@ class Watcher:
                     paused = api.post("/flow_runs/filter", json={
                         "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 200}).json()
                     for run in paused:
-                        phase, _, incident = str(run.get("name", "")).partition(":")
-                        if incident not in self.incidents or run["id"] in self.answered:
+                        incident = str(run.get("name", "")).partition(":")[2]
+                        # the response run suspends itself at each phase: the pause key names the question
+                        key = ((run.get("state") or {}).get("state_details") or {}).get("pause_key")
+                        phase = phase_of(key) or "?"
+                        question = f"{run['id']}:{key}"
+                        if incident not in self.incidents or question in self.answered:
                             continue
                         decision = "approve" if phase == "containment" else "deny"
                         answer = api.post(f"/flow_runs/{run['id']}/resume", json={"run_input": {
                             "approver": APPROVER, "decision": decision,
                             "reason": f"load bench: {decision} {phase}"}}).json()
                         if answer.get("status") == "ACCEPT":
-                            self.answered.add(run["id"])
+                            self.answered.add(question)
                             self.approvals[f"{phase}:{decision}"] += 1
                 self._stop.wait(0.5)
 

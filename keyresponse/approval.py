@@ -155,12 +155,21 @@ def with_uncertain(investigation: Mapping[str, Any], chosen: Sequence[str]) -> d
     return {**investigation, "credentials": credentials + added, "uncertain_credentials": rest}
 
 
-def paused_phase(run: Any) -> str | None:
-    """The phase a paused run waits on an approval of (from its pause key `approve-<phase>-<round>`)."""
-    details = run.state.state_details if run.state else None
-    key = str(getattr(details, "pause_key", "") or "")
-    parts = key.split("-")
+def pause_key(phase: str, round_: int) -> str:
+    """The pause key of one approval question: the same question gets the same answer back."""
+    return f"approve-{phase}-{round_}"
+
+
+def phase_of(key: str | None) -> str | None:
+    """The phase a pause key (`pause_key`) asks about; None for any other pause."""
+    parts = str(key or "").split("-")
     return parts[1] if len(parts) >= 3 and parts[0] == "approve" else None
+
+
+def paused_phase(run: Any) -> str | None:
+    """The phase a paused run (a Prefect client's flow run) waits on an approval of."""
+    details = run.state.state_details if run.state else None
+    return phase_of(getattr(details, "pause_key", None))
 
 
 def paused_runs(client: Any, *, within: UUID | str | None = None) -> list[Any]:

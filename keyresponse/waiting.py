@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from keyresponse.approval import phase_of
 from keyresponse.files import write_atomic
 from keyresponse.ledger import validate_incident_id
 from keyresponse.notifications import IncidentMessage, send
@@ -56,7 +57,7 @@ def escalate(client: Any, *, settings: Settings | None = None, now: datetime | N
         if not write_atomic(marker, b"{}", exclusive=True):
             continue  # sent already
         link = f"{settings.ui_url.rstrip('/')}/runs/flow-run/{run.id}" if settings.ui_url else None
-        phase = key.split("-")[1] if key.startswith("approve-") else "the response"
+        phase = phase_of(key) or "the response"
         send(IncidentMessage(str(incident), "escalation", f"[{incident}] {phase} waits for approval",
                              f"No answer for {int(waited // 60)} min ({count} escalation(s)). The response waits; "
                              "nothing more changes until someone decides.", link), settings)
