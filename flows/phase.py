@@ -18,7 +18,7 @@ from typing import Any
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from keyresponse.approval import request_approval, with_uncertain
+from keyresponse.approval import pause_key, request_approval, with_uncertain
 from keyresponse.journal import Journal
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
@@ -51,6 +51,10 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
         outcome["status"] = "dry_run"
         return outcome
     if not pending:
+        earlier = _journaled_answers(journal, phase)
+        if earlier and earlier[0]["decision"] == "approve":  # died after applying, before the phase was closed
+            outcome.update(approvals=earlier, approval=earlier[0], status="applied")
+            return outcome
         outcome["status"] = "nothing_to_do"
         return outcome
     if approval:
@@ -65,6 +69,22 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     send(IncidentMessage(incident_id, "outcome", f"[{incident_id}] {phase} applied",
                          f"{len(outcome['ledger'])} change(s) applied and verified.", _link()))
     return outcome
+
+
+def _answer(phase: Phase, round_: int) -> str:
+    """The journal's name for the answer to one approval question."""
+    return f"approval-{phase}-{round_}"
+
+
+def _journaled_answers(journal: Journal | None, phase: Phase) -> list[dict[str, Any]]:
+    """The answers this run was given for `phase` before it was executed again, in order."""
+    answers = []
+    for round_ in range(1, APPROVAL_ROUNDS + 1):
+        given = journal.get(_answer(phase, round_)) if journal is not None else None
+        if given is None:
+            break
+        answers.append(given["answer"])
+    return answers
 
 
 def _apply(outcome: dict[str, Any], incident_id: str, investigation: dict[str, Any], phase: Phase,
@@ -83,9 +103,10 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
     Each decision is stored with the changes it approved and their SHA-256, then those changes are
     applied at once (the attacker may be racing). Then the plan is made again: a step it gained (an
     uncertain credential the approver added, a key minted on a user in scope since the logs were
-    read) is asked for in a new approval, showing only those steps; denied, nothing more runs. Each question has its own pause key; a run executed
-    again gets the same questions' answers back (from Prefect, and from the journal with the
-    changes each approved, which are what it approves: never the plan of now)."""
+    read) is asked for in a new approval, showing only those steps; denied, nothing more runs. Each
+    question has its own pause key; a run executed again gets the same questions' answers back
+    (from Prefect, and from the journal with the changes each approved, which are what it approves:
+    never the plan of now)."""
     settings = get_settings()
     log = get_run_logger()
     offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
@@ -95,19 +116,19 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         asked = [c for c in shown["changes"] if not c["done"]]
         answer = request_approval(phase, incident_id, shown, timeout=settings.approval_timeout_seconds,
                                   poll_interval=settings.approval_poll_seconds,
-                                  key=f"approve-{phase}-{round_}")
-        given = journal.get(f"approval-{phase}-{round_}") if journal is not None else None
+                                  key=pause_key(phase, round_))
+        given = journal.get(_answer(phase, round_)) if journal is not None else None
         if given is not None:  # answered before this run was executed again: bound to what it approved then
             answer, asked = given["answer"], given["changes"]
             log.info("%s of %s: answer %d from an earlier execution of this run (%s by %s)", phase, incident_id,
                      round_, answer["decision"], answer["approver"])
         outcome["approvals"].append(answer)
         outcome["approval"] = outcome["approval"] or answer
+        if given is None and answer["decision"] == "approve":
+            answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
+                                                    asked, round_)
         if given is None and journal is not None and answer["decision"] in ("approve", "deny"):
-            if answer["decision"] == "approve":
-                answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
-                                                        asked, round_)
-            journal.put(f"approval-{phase}-{round_}", {"answer": answer, "changes": asked})
+            journal.put(_answer(phase, round_), {"answer": answer, "changes": asked})
         if answer["decision"] != "approve":
             if round_ == 1:
                 _refused(phase, incident_id, answer, outcome, log)
@@ -116,9 +137,6 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
                         "what was", phase, incident_id, len(asked), answer["decision"])
             outcome["unapproved"] = [c["key"] for c in asked]
             break
-        if "plan_sha256" not in answer:
-            answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
-                                                    asked, round_)
         approved += [c["key"] for c in asked]
         log.info("%s of %s approved by %s (%d step(s), plan sha256 %s)", phase, incident_id, answer["approver"],
                  len(asked), answer["plan_sha256"][:12])

@@ -279,18 +279,13 @@ UNDO_DEPLOYMENT = "undo-incident/undo-incident"
 
 
 def _left_in_place(incident_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
-    """Every change still in effect, from the incident's ledger (the receiver's first response and
-    any earlier undo included), with how to undo it; None when nothing is."""
-    from keyresponse.errors import KeyResponseError
-    from keyresponse.ledger import Ledger, LedgerEntry
+    """Every change still in effect, from the record's ledger (the incident's whole ledger, read by
+    `_whole_ledger`: the receiver's first response and any earlier undo included), with how to undo
+    it; None when nothing is."""
+    from keyresponse.ledger import LedgerEntry
     from tasks.actions import Target, left_in_place, registry
 
-    try:
-        entries = Ledger(incident_id).entries()
-    except KeyResponseError as exc:  # a torn ledger: what this run recorded still says enough
-        get_run_logger().warning("could not read the ledger of %s: %s", incident_id, exc)
-        entries = []
-    entries = entries or [LedgerEntry.model_validate(e) for e in record["ledger"]]
+    entries = [LedgerEntry.model_validate(e) for e in record["ledger"]]
     actions = registry()
     changes = []
     for entry, reason in left_in_place(entries, actions):

@@ -35,7 +35,8 @@ DEMO_APPROVER = "demo-approver@keyresponse.local"
 STEP_TIMEOUT_S = 300
 
 
-def _wait(predicate: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT_S, every: float = 0.25) -> Any:
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT_S, every: float = 0.25) -> Any:
+    """`predicate()`'s first truthy value, asked every `every` s; TimeoutError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -119,9 +120,9 @@ class Stack:
                                        env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                        preexec_fn=die_with_parent)
         log.close()
-        _wait(lambda: _ok(f"{self.base}/healthz"), "the receiver")
+        wait_until(lambda: _ok(f"{self.base}/healthz"), "the receiver")
         with self.client() as client:
-            _wait(lambda: _deployment_ready(client), "the response deployment")
+            wait_until(lambda: _deployment_ready(client), "the response deployment")
 
     def stop_serve(self, *, kill: bool = False) -> None:
         """Stop `keyresponse serve`: SIGTERM (a clean stop), or SIGKILL with `kill` (a crash: the runner
@@ -229,7 +230,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
         answer = stack.post("guardduty", body)
         run_id = answer["flow_run_id"]
         say(f"alert posted: incident {answer['incident_id']}, flow run {ui}/runs/flow-run/{run_id}")
-        _wait(lambda: _status(iam, owner, key) in ("Inactive", "deleted"), "the key to be deactivated")
+        wait_until(lambda: _status(iam, owner, key) in ("Inactive", "deleted"), "the key to be deactivated")
         contained_s = time.perf_counter() - posted
         say(f"key {key} Inactive {contained_s:.1f} s after the alert (automatic containment)")
         approvals = 0

@@ -58,11 +58,3 @@ class Journal:
         data = json.dumps(value, sort_keys=True, default=str).encode()
         write_atomic(self._path(name), data)
         return json.loads(data)
-
-    def names(self) -> list[str]:
-        """The stages finished, oldest first."""
-        if not self.folder.exists():
-            return []
-        files = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        return [p.stem for p in files if not p.name.startswith(".")]
-

@@ -4,6 +4,8 @@ approval in the Resume Flow Run dialog as a person would."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -16,6 +18,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: Playwright's default wait for every action and assertion (ms); the page is local, so this is generous.
 UI_TIMEOUT_MS = 15_000
 APPROVAL = {"approver": "ana@example.com", "decision": "approve", "reason": "SEC-42 approved in the browser"}
+
+
+@contextmanager
+def local_page(foreign: list[str]) -> Iterator[Any]:
+    """A page of headless Chromium (1280×900, UI_TIMEOUT_MS for every action) whose requests to any host
+    but 127.0.0.1 are aborted and listed in `foreign`; the browser is closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(UI_TIMEOUT_MS)
+            keep_traffic_local(context, foreign)
+            yield context.new_page()
+        finally:
+            browser.close()
 
 
 def keep_traffic_local(context: Any, foreign: list[str]) -> None:

@@ -54,31 +54,43 @@ def _key_status(iam: Any, user: str, key: str) -> str:
                 if k["AccessKeyId"] == key)
 
 
-@pytest.mark.parametrize("second", ["approve", "deny"])
-def test_steps_added_after_an_approval_are_asked_for_again_and_only_approved_steps_run(
-        prefect_server: str, sandbox: MotoSandbox, unique_name: str, second: str) -> None:
-    from prefect import get_client
-
-    from flows.containment import containment
-
+def _owner_and_other(sandbox: MotoSandbox, unique_name: str) -> tuple[Any, str, tuple[str, str], tuple[str, str]]:
+    """(iam client, account, (owner, owner's key), (other user, its key)): two users made for one test."""
     iam = admin_client(sandbox.endpoint, "iam")
     account = admin_client(sandbox.endpoint, "sts").get_caller_identity()["Account"]
-    user, other = f"{unique_name[:50]}-own", f"{unique_name[:50]}-unc"
-    for name in (user, other):
+    users = (f"{unique_name[:50]}-own", f"{unique_name[:50]}-unc")
+    keys = []
+    for name in users:
         iam.create_user(UserName=name)
-    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-    other_key = iam.create_access_key(UserName=other)["AccessKey"]["AccessKeyId"]
-    incident_id = f"INC-BIND-{second}-{time.monotonic_ns() % 10**9}"
+        keys.append(iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"])
+    return iam, account, (users[0], keys[0]), (users[1], keys[1])
+
+
+def _contain_in_thread(incident_id: str, investigation: dict[str, Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """The containment flow in a thread; its `outcome` (or `error`) lands in the dict returned."""
+    from flows.containment import containment
+
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["outcome"] = containment(incident_id, _investigation(account, user, key, other, other_key))
+            result["outcome"] = containment(incident_id, investigation)
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    return thread, result
+
+
+@pytest.mark.parametrize("second", ["approve", "deny"])
+def test_steps_added_after_an_approval_are_asked_for_again_and_only_approved_steps_run(
+        prefect_server: str, sandbox: MotoSandbox, unique_name: str, second: str) -> None:
+    from prefect import get_client
+
+    iam, account, (user, key), (other, other_key) = _owner_and_other(sandbox, unique_name)
+    incident_id = f"INC-BIND-{second}-{time.monotonic_ns() % 10**9}"
+    thread, result = _contain_in_thread(incident_id, _investigation(account, user, key, other, other_key))
     seen: set[str] = set()
     try:
         with get_client(sync_client=True) as client:
@@ -127,29 +139,12 @@ def test_a_key_the_attacker_mints_while_the_approver_reads_is_asked_for_never_ap
     the new key deactivated."""
     from prefect import get_client
 
-    from flows.containment import containment
-
-    iam = admin_client(sandbox.endpoint, "iam")
-    account = admin_client(sandbox.endpoint, "sts").get_caller_identity()["Account"]
-    user, other = f"{unique_name[:50]}-own", f"{unique_name[:50]}-unc"
-    for name in (user, other):
-        iam.create_user(UserName=name)
-    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-    other_key = iam.create_access_key(UserName=other)["AccessKey"]["AccessKeyId"]
+    iam, account, (user, key), (other, other_key) = _owner_and_other(sandbox, unique_name)
     investigation = _investigation(account, user, key, other, other_key)
     investigation["window"] = {"start": "2026-01-01T00:00:00Z",
                                "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))}
     incident_id = f"INC-MINT-{second}-{time.monotonic_ns() % 10**9}"
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["outcome"] = containment(incident_id, investigation)
-        except BaseException as exc:  # reported by the main thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, result = _contain_in_thread(incident_id, investigation)
     seen: set[str] = set()
     try:
         with get_client(sync_client=True) as client:

@@ -23,10 +23,9 @@ import pytest
 from browser import (
     APPROVAL,
     CHROMIUM,
-    CHROMIUM_ARGS,
     UI_TIMEOUT_MS,
     approve_in_resume_dialog,
-    keep_traffic_local,
+    local_page,
 )
 
 from keyresponse.sandbox import MotoSandbox
@@ -80,7 +79,7 @@ def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactiv
     prefect_server: str, sandbox: MotoSandbox, seeded: SeededAccount, unique_name: str, tmp_path: Path,
     responder_env: None,
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
@@ -112,29 +111,21 @@ def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactiv
         run = _wait_until_paused(client, f"containment:{incident_id}", thread)
         paused = time.monotonic()
         try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            with local_page(foreign) as page:
+                page_errors: list[str] = []
+                page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
                 try:
-                    context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    context.set_default_timeout(UI_TIMEOUT_MS)
-                    keep_traffic_local(context, foreign)
-                    page = context.new_page()
-                    page_errors: list[str] = []
-                    page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
-                    try:
-                        body = approve_in_resume_dialog(page, ui_url, str(run.id), key)
-                    except Exception:
-                        page.screenshot(path=str(screenshot), full_page=True)
-                        print(f"screenshot of the failing page: {screenshot}; page errors: {page_errors}")
-                        raise
-                    assert body["state"]["type"] == "RUNNING", body
-                    submitted = time.monotonic()
-                    thread.join(30)
-                    assert not thread.is_alive(), "the flow did not finish within 30 s of the resume"
-                    # The run page follows the run to its end.
-                    expect(page.locator(".state-badge").first).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
-                finally:
-                    browser.close()
+                    body = approve_in_resume_dialog(page, ui_url, str(run.id), key)
+                except Exception:
+                    page.screenshot(path=str(screenshot), full_page=True)
+                    print(f"screenshot of the failing page: {screenshot}; page errors: {page_errors}")
+                    raise
+                assert body["state"]["type"] == "RUNNING", body
+                submitted = time.monotonic()
+                thread.join(30)
+                assert not thread.is_alive(), "the flow did not finish within 30 s of the resume"
+                # The run page follows the run to its end.
+                expect(page.locator(".state-badge").first).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
         finally:
             if thread.is_alive():  # the browser failed: unblock the flow with a denial, so it changes nothing
                 with contextlib.suppress(Exception):  # e.g. NotPausedError: the UI's resume went through

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,13 @@ import pytest
 from browser import (
     APPROVAL,
     CHROMIUM,
-    CHROMIUM_ARGS,
-    UI_TIMEOUT_MS,
     approve_in_resume_dialog,
-    keep_traffic_local,
+    local_page,
 )
 from local_servers import LocalHTTPServer, reply
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
-from keyresponse.demo import Stack
+from keyresponse.demo import Stack, wait_until
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
 from keyresponse.sandbox.server import admin_client
@@ -59,20 +56,8 @@ class _SlackHandler(BaseHTTPRequestHandler):
         pass
 
 
-def _wait(what: str, predicate: Any, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_and_are_approved_in_the_ui(
         tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)"
     with MotoSandbox() as box:
         account = seed_account(box)
@@ -97,34 +82,26 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
                                         if paused_phase(r) == "containment"), None) for key, run_id in runs.items()}
                 return found if all(found.values()) else None
 
-            _wait("three containment approvals", all_waiting)
+            wait_until(all_waiting, "three containment approvals", timeout=240, every=0.5)
             stack.stop_serve()  # a clean restart: SIGTERM
             stack.start_serve()
             assert all_waiting(), "a waiting approval did not survive the restart of keyresponse serve"
             stack.restart_prefect()
-            waiting = _wait("the approvals after the Prefect server's restart", all_waiting, timeout=60)
+            waiting = wait_until(all_waiting, "the approvals after the Prefect server's restart", timeout=60, every=0.5)
             incidents = [p.name for p in (tmp_path / "home" / "incidents").iterdir()]
 
             def escalated() -> bool:
                 said = [m for m in slack.messages if "containment waits for approval" in m]
                 return all(any(f"[{i}]" in m for m in said) for i in incidents)
 
-            _wait("an escalation of each waiting approval", escalated, timeout=120)
+            wait_until(escalated, "an escalation of each waiting approval", timeout=120, every=0.5)
             assert all_waiting(), "an escalation ended a waiting response"
 
             foreign: list[str] = []
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                try:
-                    context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    context.set_default_timeout(UI_TIMEOUT_MS)
-                    keep_traffic_local(context, foreign)
-                    page = context.new_page()
-                    for key, run in waiting.items():
-                        body = approve_in_resume_dialog(page, stack.ui_url, str(run.id), key, state="Suspended")
-                        assert body["status"] == "ACCEPT", body
-                finally:
-                    browser.close()
+            with local_page(foreign) as page:
+                for key, run in waiting.items():
+                    body = approve_in_resume_dialog(page, stack.ui_url, str(run.id), key, state="Suspended")
+                    assert body["status"] == "ACCEPT", body
             assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
 
             def all_ended() -> bool:
@@ -135,7 +112,7 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
                                                              "reason": "restart test: containment is enough"})
                     return all(client.read_flow_run(r).state.is_final() for r in runs.values())
 
-            _wait("the three runs to end", all_ended, timeout=300)
+            wait_until(all_ended, "the three runs to end", timeout=300, every=0.5)
             with stack.client() as client:
                 states = {key: client.read_flow_run(run_id).state.name for key, run_id in runs.items()}
             assert states == dict.fromkeys(victims.values(), "Completed"), states

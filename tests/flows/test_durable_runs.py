@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
-from keyresponse.demo import Stack
+from keyresponse.demo import Stack, wait_until
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
 from keyresponse.sandbox.simulate import run_simulation
@@ -42,16 +42,6 @@ APPROVE = {"approver": "ops@example.com", "decision": "approve", "reason": "dura
 
 def _faults(box: MotoSandbox, body: dict[str, Any]) -> None:
     httpx.post(f"{box.endpoint}/_keyresponse/faults", json=body, timeout=10).raise_for_status()
-
-
-def _wait(what: str, predicate: Any, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -76,7 +66,7 @@ def test_killed_during_every_approval_and_every_apply_the_incident_completes_onc
                     return next((r for r in runs if paused_phase(r) == phase), None)
 
                 for phase in ("containment", "eradication", "recovery"):
-                    _wait(f"the {phase} approval", lambda p=phase: waiting_on(p))
+                    wait_until(lambda p=phase: waiting_on(p), f"the {phase} approval", timeout=240, every=0.3)
                     stack.stop_serve(kill=True)
                     kills["approval"] += 1
                     stack.start_serve()
@@ -86,7 +76,7 @@ def test_killed_during_every_approval_and_every_apply_the_incident_completes_onc
                     _faults(box, {"service": "iam", "delay_s": HELD_S, "delay_actions": WRITES})
                     before = len(_lines(intents))
                     assert answer_pause(client, run.id, APPROVE)
-                    _wait(f"a {phase} write", lambda n=before: len(_lines(intents)) > n, timeout=120)
+                    wait_until(lambda n=before: len(_lines(intents)) > n, f"a {phase} write", timeout=120, every=0.3)
                     time.sleep(HELD_S / 3)  # moto has made the change; its answer is held back
                     stack.stop_serve(kill=True)
                     kills["apply"] += 1
@@ -97,8 +87,8 @@ def test_killed_during_every_approval_and_every_apply_the_incident_completes_onc
                     _faults(box, {})
                     stack.start_serve()
 
-                final = _wait("the run to end", lambda: (lambda r: r if r.state.is_final() else None)(
-                    client.read_flow_run(run_id)), timeout=300)
+                final = wait_until(lambda: (lambda r: r if r.state.is_final() else None)(
+                    client.read_flow_run(run_id)), "the run to end", timeout=300, every=0.3)
             assert final.state.name == "Completed", final.state
     serve_log = (tmp_path / "serve.log").read_text()
     assert serve_log.count("had no process left: retried") == 3, serve_log[-3000:]
@@ -126,3 +116,49 @@ def test_killed_during_every_approval_and_every_apply_the_incident_completes_onc
           f"{len(entries)} ({len(notes)} recorded after an interruption); changes duplicated: {len(duplicated)}; "
           f"changes missing from the report: {len(missing)}")
     assert sim.ground_truth["compromised_access_key_id"] in report
+
+
+def test_a_run_killed_after_its_last_write_but_before_closing_the_phase_keeps_its_approval(
+        prefect_server: str, sandbox: MotoSandbox, unique_name: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window the kills above cannot hit for sure: every step of the phase applied and recorded,
+    the journal not yet told the phase is over. Executed again, the phase has nothing left to do:
+    it must still say applied, with the approval that allowed it, not "nothing to do" without one."""
+    from prefect import flow
+
+    from flows.phase import run_phase
+    from keyresponse.journal import Journal
+    from keyresponse.sandbox.server import admin_client
+    from keyresponse.settings import get_settings
+
+    monkeypatch.setenv("KEYRESPONSE_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    iam = admin_client(sandbox.endpoint, "iam")
+    account = admin_client(sandbox.endpoint, "sts").get_caller_identity()["Account"]
+    user = unique_name[:60]
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName=user, AccessKeyId=key, Status="Inactive")  # applied before the kill
+    arn = f"arn:aws:iam::{account}:user/{user}"
+    investigation = {"access_key_id": key, "account_id": account, "principal_arn": arn,
+                     "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
+                                      "parent": None, "principal_arn": arn}],
+                     "persistence": [], "resources_created": [], "regions": []}
+    answer = {"phase": "containment", "approver": "ops@example.com", "decision": "approve", "reason": "INC",
+              "at": "2026-12-04T00:00:00Z", "also_contain": [], "plan_sha256": "0" * 64}
+    incident = f"INC-CLOSE-{unique_name[:20]}"
+    run_id = "00000000-0000-4000-8000-000000000001"
+    Journal(incident, run_id).put("approval-containment-1", {"answer": answer, "changes": []})
+
+    @flow(name="phase-executed-again")
+    def again() -> dict[str, Any]:
+        return run_phase("containment", incident, investigation, dry_run=False, approval=True,
+                         only=["deactivate_access_key"], journal=Journal(incident, run_id))
+
+    try:
+        outcome = again()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert outcome["status"] == "applied", outcome
+    assert outcome["approvals"] == [answer] and outcome["approval"] == answer
