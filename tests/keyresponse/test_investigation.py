@@ -21,7 +21,8 @@ INTEL = {"aws_ranges": str(Path(__file__).parents[1] / "fixtures" / "intel" / "a
 WINDOW = ("2026-11-18T00:00:00Z", "2026-11-20T00:00:00Z")
 CONTRACT = ["access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen", "event_count",
             "source_ips", "regions", "credentials", "principals", "persistence", "data_access", "resources_created",
-            "recon_errors", "severity", "verdict", "logging_gaps", "bytes_scanned", "engine", "uncertain_credentials", "key_creation"]
+            "recon_errors", "severity", "verdict", "logging_gaps", "bytes_scanned", "engine", "uncertain_credentials", "key_creation",
+            "attacker_infrastructure"]
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_prints_exactly_the_investigation_object_and_reports_corrupt_files(trail
     assert {p["event_name"] for p in payload["persistence"]} == {"UpdateAssumeRolePolicy"}
     gaps = " ".join(payload["logging_gaps"])
     assert "corruptcorrupt01" in gaps and "notjsonnotjson01" in gaps
-    assert "AWS not reachable" in gaps
+    assert "no AWS credentials found" in gaps
     assert payload["engine"] == "duckdb"
 
 
