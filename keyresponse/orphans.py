@@ -7,7 +7,10 @@ whole life (`hold_run_lock`; the kernel frees it however the process ends). So a
 shows Running or Pending, whose lock file is in this home and free, has no process: it is an orphan.
 
 `keyresponse serve` reclaims orphans when it starts, before its runner takes new work: each is
-marked Crashed (saying why) and scheduled again (AwaitingRetry, as the UI's Retry does). The run is
+marked Crashed (saying why) and scheduled again (AwaitingRetry, as the UI's Retry does). A response
+run that the previous runner cancelled while shutting down (`RUNNER_SHUTDOWN`: a clean stop cancels
+every run whose process is still alive, even one that has just suspended itself for an approval and
+is exiting) is scheduled again too: a person's cancel says something else. The run is
 then executed from the top by the new runner and resumes from its journal (`keyresponse.journal`):
 nothing applied twice, nothing asked twice. Runs whose lock file is not in this home (another host,
 another home) are left alone. Only the response deployment is retried; other orphans (a scan, an
@@ -26,6 +29,9 @@ from uuid import UUID
 from keyresponse.settings import get_settings
 
 RETRIED_FLOWS = ("respond-to-exposed-key",)
+#: The message a Prefect runner that is shutting down gives the runs it cancels: its processes, even
+#: one that had just suspended its run for an approval and was still exiting.
+RUNNER_SHUTDOWN = "Runner is shutting down."
 _held: list[IO[bytes]] = []
 
 
@@ -90,7 +96,9 @@ def _reclaim(client: Any, home: Path) -> dict[str, Any]:
             run = client.read_flow_run(UUID(run_id))
         except (ObjectNotFound, ValueError):  # another server's run, or not a run id
             continue
-        if run.state is None or not (run.state.is_running() or run.state.is_pending()
+        stopped = (run.state is not None and run.state.is_cancelled()
+                   and (run.state.message or "") == RUNNER_SHUTDOWN)
+        if run.state is None or not (run.state.is_running() or run.state.is_pending() or stopped
                                      or run.state.type.value == "CANCELLING"):
             with contextlib.suppress(OSError):
                 path.unlink()  # it ended (or waits suspended, with no process): nothing to reclaim
@@ -98,9 +106,14 @@ def _reclaim(client: Any, home: Path) -> dict[str, Any]:
         if run.deployment_id is None:
             continue
         flow = client.read_flow(run.flow_id).name
-        client.set_flow_run_state(run.id, Crashed(
-            message="its process is gone (the runner was stopped or killed); found by keyresponse serve at start"),
-            force=True)
+        if stopped and flow not in RETRIED_FLOWS:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        if not stopped:
+            client.set_flow_run_state(run.id, Crashed(
+                message="its process is gone (the runner was stopped or killed); found by keyresponse serve at start"),
+                force=True)
         action = "crashed"
         if flow in RETRIED_FLOWS:
             client.set_flow_run_state(run.id, AwaitingRetry(
