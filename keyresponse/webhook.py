@@ -2,7 +2,7 @@
 
     POST /alerts/{guardduty,health,securityhub,cloudtrail,generic}
         X-Keyresponse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}." + body)>
-        or Authorization: Bearer <token>
+        or Authorization: Bearer <token>   (the EventBridge connection's token, or the static bearer token)
     POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)> (GitHub's scheme)
     GET  /healthz
 
@@ -99,13 +99,18 @@ def _default_spool() -> Path:
 class WebhookSettings(BaseSettings):
     """The receiver's settings; environment variables carry the `KEYRESPONSE_WEBHOOK_` prefix.
 
-    `KEYRESPONSE_WEBHOOK_SECRET` is also what `Settings.webhook_secret` reads.
+    `KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN` is one setting for both ends of AWS's delivery: the EventBridge
+    connection that `keyresponse readiness --apply` creates sends `Authorization: Bearer <it>`
+    (`Settings.webhook_eventbridge_token` reads the same variable), and the receiver accepts it.
     """
 
     model_config = SettingsConfigDict(env_prefix="KEYRESPONSE_WEBHOOK_", env_file=None, extra="ignore")
 
     secret: SecretStr | None = Field(default=None, description="HMAC secret for X-Keyresponse-Signature.")
     secrets: list[SecretStr] = Field(default_factory=list, description="More HMAC secrets (rotation), JSON list.")
+    eventbridge_token: SecretStr | None = Field(
+        default=None, description="Token of the EventBridge connection (Authorization: Bearer), the one "
+        "`readiness --apply` puts in it from the same variable, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN.")
     bearer_token: SecretStr | None = Field(default=None, description="Token for Authorization: Bearer.")
     github_secret: SecretStr | None = Field(
         default=None, description="GitHub webhook secret (X-Hub-Signature-256); defaults to the HMAC secret(s)."
@@ -831,11 +836,13 @@ def _authenticate(request: Request, body: bytes, settings: WebhookSettings) -> N
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
-        expected = settings.bearer_token.get_secret_value() if settings.bearer_token else ""
         if scheme.lower() != "bearer" or not token.strip():
             raise Rejected(401, "bad_token", "Authorization must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
-        if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        given = token.strip().encode()
+        expected = [t.get_secret_value().encode() for t in (settings.eventbridge_token, settings.bearer_token)
+                    if t is not None and t.get_secret_value()]
+        if not any([hmac.compare_digest(given, e) for e in expected]):
             raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
         return
     raise Rejected(401, "missing_credentials",
@@ -893,9 +900,11 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
     an open incident's run (default: the launcher, when it can, as a `PrefectLauncher` does); without
     one, an alert about a key with an open incident is attached to it unchecked.
     """
-    if not settings.hmac_secrets() and settings.bearer_token is None and not settings.github_secrets():
-        raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_BEARER_TOKEN "
-                                 "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
+    if (not settings.hmac_secrets() and settings.bearer_token is None and settings.eventbridge_token is None
+            and not settings.github_secrets()):
+        raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN, "
+                                 "KEYRESPONSE_WEBHOOK_BEARER_TOKEN or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never "
+                                 "accepts unauthenticated alerts")
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
     if runs is None and isinstance(launcher, RunReader):
         runs = launcher
