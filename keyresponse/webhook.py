@@ -48,13 +48,14 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 import httpx
@@ -327,18 +328,31 @@ class OpenIncident(BaseModel):
     opened_at: datetime
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 class AlertSpool:
-    """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open."""
+    """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open.
+
+    One bad file never stops the others: a file that cannot be read as what it should be (cut short,
+    not JSON, another schema, a folder) is moved to `<spool>/quarantine/` with an error in the log, and
+    the spool goes on as if it were not there; the temporary files of `write_atomic` (`.tmp-*`) are never
+    read as records, and `remove_temp_files` deletes those a process left behind when it died mid-write
+    (the receiver calls it at start: no other process writes files in the spool, the flow and
+    `keyresponse release` only delete them).
+    """
 
     def __init__(self, folder: Path, *, incident_open_seconds: int = 72 * 3600) -> None:
         self.folder = Path(folder)
         self.alerts_dir = self.folder / "alerts"
         self.open_dir = self.folder / "open"
+        self.quarantine_dir = self.folder / "quarantine"
         self.incident_open = timedelta(seconds=incident_open_seconds)
+        self.quarantined = 0  # files this instance moved to quarantine
 
     def record_path(self, alert: Alert) -> Path:
         return self.path_for(alert.source, alert.alert_id)
@@ -347,14 +361,63 @@ class AlertSpool:
         return self.alerts_dir / f"{source}-{_digest(idempotency_key(source, alert_id))}.json"
 
     def load(self, path: Path) -> SpoolRecord:
+        """The record at `path`; raises when it is missing or unreadable (see `read`)."""
         return SpoolRecord.model_validate_json(path.read_bytes())
+
+    def read(self, path: Path) -> SpoolRecord | None:
+        """The record at `path`; None when there is none, or when it is unreadable (then quarantined)."""
+        return self._read(path, SpoolRecord)
+
+    def _read(self, path: Path, model: type[_M]) -> _M | None:
+        try:
+            return model.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            self.quarantine(path, f"{type(exc).__name__}: " + " ".join(str(exc).split("\n")[:2]))
+            return None
+
+    def quarantine(self, path: Path, reason: str) -> Path | None:
+        """Move an unreadable spool file to `<spool>/quarantine/` (its name kept, with where it was and when)."""
+        destination = self.quarantine_dir / f"{path.parent.name}-{path.name}.{time.time_ns()}"
+        try:
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
+        except FileNotFoundError:  # another reader moved it a moment ago
+            return None
+        except OSError as exc:
+            log.error("spool file %s is unreadable (%s) and could not be moved to %s: %s; it is skipped",
+                      path, reason[:300], self.quarantine_dir, exc)
+            return None
+        self.quarantined += 1
+        log.error("spool file %s is unreadable (%s): moved to %s; the spool goes on without it",
+                  path, reason[:300], destination)
+        return destination
+
+    def _files(self, folder: Path) -> list[Path]:
+        """The spool files of `folder`, never `write_atomic`'s temporary files (`.tmp-*.json`)."""
+        if not folder.exists():
+            return []
+        return [p for p in folder.glob("*.json") if not p.name.startswith(".")]
+
+    def remove_temp_files(self) -> int:
+        """Delete the temporary files a writer that died mid-write left behind; how many there were."""
+        removed = 0
+        for folder in (self.alerts_dir, self.open_dir):
+            for path in folder.glob(".tmp-*") if folder.exists() else []:
+                with suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        if removed:
+            log.warning("removed %d temporary file(s) a process left in the spool %s when it stopped mid-write",
+                        removed, self.folder)
+        return removed
 
     def find(self, alert: Alert) -> SpoolRecord | None:
         return self.find_id(alert.source, alert.alert_id)
 
     def find_id(self, source: str, alert_id: str) -> SpoolRecord | None:
-        path = self.path_for(source, alert_id)
-        return self.load(path) if path.exists() else None
+        return self.read(self.path_for(source, alert_id))
 
     def save(self, record: SpoolRecord) -> Path:
         path = self.record_path(record.alert)
@@ -366,9 +429,8 @@ class AlertSpool:
 
     def open_incident(self, subject: str, now: datetime) -> OpenIncident | None:
         path = self._open_path(subject)
-        try:
-            entry = OpenIncident.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
+        entry = self._read(path, OpenIncident)
+        if entry is None:
             return None
         if now - entry.opened_at > self.incident_open:
             with suppress(FileNotFoundError):
@@ -387,19 +449,16 @@ class AlertSpool:
 
     def opener(self, holder: OpenIncident) -> SpoolRecord | None:
         """The spooled alert that opened `holder` (where its flow run id is), None when it is gone."""
-        try:
-            return self.load(self.alerts_dir / holder.alert_file)
-        except FileNotFoundError:
-            return None
+        return self.read(self.alerts_dir / holder.alert_file)
 
     def open_incidents(self, now: datetime) -> list[OpenIncident]:
         """Every key (or user) attached to an incident that is open, oldest first."""
         found: list[OpenIncident] = []
-        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
-            with suppress(FileNotFoundError, ValueError):
-                entry = self.open_incident(OpenIncident.model_validate_json(path.read_bytes()).subject, now)
-                if entry is not None:
-                    found.append(entry)
+        for path in self._files(self.open_dir):
+            listed = self._read(path, OpenIncident)
+            entry = self.open_incident(listed.subject, now) if listed is not None else None
+            if entry is not None:
+                found.append(entry)
         return sorted(found, key=lambda e: (e.opened_at, e.subject))
 
     def release(self, subject: str, now: datetime) -> OpenIncident | None:
@@ -413,18 +472,17 @@ class AlertSpool:
     def close_incident(self, incident_id: str) -> int:
         """Forget which keys belong to `incident_id` (call when it ends); returns how many were mapped."""
         closed = 0
-        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
-            with suppress(FileNotFoundError, ValueError):
-                if OpenIncident.model_validate_json(path.read_bytes()).incident_id == incident_id:
+        for path in self._files(self.open_dir):
+            entry = self._read(path, OpenIncident)
+            if entry is not None and entry.incident_id == incident_id:
+                with suppress(FileNotFoundError):
                     path.unlink()
                     closed += 1
         return closed
 
     def pending(self) -> list[SpoolRecord]:
         """Accepted alerts that opened an incident but have no flow run yet, oldest first."""
-        if not self.alerts_dir.exists():
-            return []
-        records = [self.load(p) for p in self.alerts_dir.glob("*.json")]
+        records = [r for r in map(self.read, self._files(self.alerts_dir)) if r is not None]
         waiting = [r for r in records if r.flow_run_id is None and r.duplicate_of is None]
         return sorted(waiting, key=lambda r: r.received_at)
 
@@ -629,9 +687,8 @@ class AlertIntake:
                                                 timeout=self.answer_within_seconds)
                 flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
         elif record.incident_record is not None:  # the opener's run, which may have started since
-            opener = self.spool.alerts_dir / record.incident_record
-            if opener.exists():
-                first = self.spool.load(opener)
+            first = self.spool.read(self.spool.alerts_dir / record.incident_record)
+            if first is not None:
                 if first.incident_id == record.incident_id:
                     flow_run_id, ui_url = first.flow_run_id, first.ui_url
                 elif first.replaced is not None and first.replaced.incident_id == record.incident_id:
@@ -652,6 +709,8 @@ class AlertIntake:
                 launched.append(await self._launch(current, bounded=False))
             except (DeploymentUnavailable, LaunchFailed) as exc:
                 log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
+            except Exception:  # one alert's failure never stops the others' relaunch
+                log.exception("relaunch of %s failed", record.idempotency_key)
         return launched
 
     async def _launch(self, record: SpoolRecord, *, bounded: bool = True) -> Accepted:
@@ -923,6 +982,7 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(spool.remove_temp_files)  # left by a receiver that died mid-write
         clients["github"] = github_client or httpx.AsyncClient(timeout=10.0)
         background: asyncio.Task[None] | None = None
         if relaunch_every is not None:
