@@ -2,8 +2,27 @@
 
     POST /alerts/{guardduty,health,securityhub,cloudtrail,generic}
         X-Keyresponse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}." + body)>
-        or Authorization: Bearer <token>   (the EventBridge connection's token, or the static bearer token)
-    POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)> (GitHub's scheme)
+        or Authorization: Bearer <EventBridge connection token>   (not on /alerts/generic)
+        or Authorization: Bearer <static bearer token>             (never automatic containment)
+    POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(github secret, body)> (GitHub's scheme)
+
+One secret per source, each its own variable; the receiver refuses to start when two are the same:
+
+| credential | variable | routes | may trigger automatic containment |
+|---|---|---|---|
+| `hmac` | KEYRESPONSE_WEBHOOK_SECRET (+ _SECRETS) | all but github | yes: signed with a timestamp, replays refused after `replay_window_seconds` |
+| `eventbridge` | KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN | guardduty, health, securityhub, cloudtrail | yes: AWS's own delivery (below) |
+| `bearer` | KEYRESPONSE_WEBHOOK_BEARER_TOKEN | all but github | no: a static header anyone who sees it once can send |
+| `github` | KEYRESPONSE_WEBHOOK_GITHUB_SECRET | github | no: GitHub signs without a timestamp (a delivery can be replayed) and its alerts are never high-confidence |
+
+An alert accepted with a credential that may not trigger automatic containment is kept with
+`high_confidence` false: neither the receiver's first response nor the flow's early containment runs,
+and its containment waits for an approval like any other (the answer says so: `"automatic_containment":
+false`). The EventBridge connection's token is the exception among static tokens: EventBridge API
+destinations cannot sign a request, the token lives only in the connection (EventBridge keeps it in
+Secrets Manager) and in the receiver's environment, it is accepted only on the routes AWS's events
+arrive on, and the first response still checks with STS and IAM that the key is in an account in
+scope and not the responder's or a protected principal's.
     GET  /healthz            counters kept in memory (never a read of the spool); 429 past a per-address rate
 
 Order of checks: body size (413), authentication (401), JSON (400), alert contents (422); a well-formed
@@ -115,8 +134,7 @@ class WebhookSettings(BaseSettings):
         "`readiness --apply` puts in it from the same variable, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN.")
     bearer_token: SecretStr | None = Field(default=None, description="Token for Authorization: Bearer.")
     github_secret: SecretStr | None = Field(
-        default=None, description="GitHub webhook secret (X-Hub-Signature-256); defaults to the HMAC secret(s)."
-    )
+        default=None, description="GitHub webhook secret (X-Hub-Signature-256), for /alerts/github only.")
     replay_window_seconds: int = Field(default=300, ge=1, description="Max age (and skew) of a signature.")
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413 before parsing.")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL.")
@@ -146,9 +164,37 @@ class WebhookSettings(BaseSettings):
         return [v.get_secret_value().encode() for v in values if v.get_secret_value()]
 
     def github_secrets(self) -> list[bytes]:
+        """GitHub's secret, and no other: it never falls back to the HMAC secret."""
         if self.github_secret and self.github_secret.get_secret_value():
             return [self.github_secret.get_secret_value().encode()]
-        return self.hmac_secrets()
+        return []
+
+    def credentials(self) -> list[tuple[str, SecretStr]]:
+        """Every secret configured, with the variable it comes from."""
+        named: list[tuple[str, SecretStr | None]] = [
+            ("KEYRESPONSE_WEBHOOK_SECRET", self.secret),
+            *((f"KEYRESPONSE_WEBHOOK_SECRETS[{i}]", value) for i, value in enumerate(self.secrets)),
+            ("KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN", self.eventbridge_token),
+            ("KEYRESPONSE_WEBHOOK_BEARER_TOKEN", self.bearer_token),
+            ("KEYRESPONSE_WEBHOOK_GITHUB_SECRET", self.github_secret),
+        ]
+        return [(name, value) for name, value in named if value is not None]
+
+    def check(self) -> None:
+        """Refuse a configuration the receiver must not start with: no credential at all, or one secret
+        used by two sources (each source's secret is its own: a leak of one must not open the others)."""
+        credentials = self.credentials()
+        if not credentials:
+            raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN, "
+                                     "KEYRESPONSE_WEBHOOK_BEARER_TOKEN or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never "
+                                     "accepts unauthenticated alerts")
+        first_use: dict[str, str] = {}
+        for name, value in credentials:
+            text = value.get_secret_value().strip()
+            if text in first_use:
+                raise ConfigurationError(f"{first_use[text]} and {name} hold the same secret: give each source its "
+                                         "own (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+            first_use[text] = name
 
 
 # --- signing (what a client does) -----------------------------------------------------------------
@@ -1094,11 +1140,25 @@ def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int
         raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body")
 
 
-def _authenticate(request: Request, body: bytes, settings: WebhookSettings) -> None:
+#: How an alert was authenticated (module docstring: which routes take each, which may contain).
+Credential = Literal["hmac", "eventbridge", "bearer", "github"]
+#: The routes AWS's events arrive on through EventBridge (the rules of `keyresponse/readiness.py`, and a
+#: hand-made Security Hub rule): the only ones the EventBridge connection's token is accepted on.
+AWS_SOURCES: frozenset[Source] = frozenset({"guardduty", "health", "securityhub", "cloudtrail"})
+#: The credentials whose alerts may trigger automatic containment (the receiver's first response and the
+#: flow's early containment): a signature with a timestamp, and AWS's own delivery.
+CONTAINING_CREDENTIALS: frozenset[Credential] = frozenset({"hmac", "eventbridge"})
+
+
+def _token(secret: SecretStr | None) -> bytes | None:
+    return secret.get_secret_value().strip().encode() if secret is not None else None
+
+
+def _authenticate(request: Request, body: bytes, settings: WebhookSettings, source: Source) -> Credential:
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is not None:
         _check_signature(signature, body, settings.hmac_secrets(), settings.replay_window_seconds)
-        return
+        return "hmac"
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
@@ -1106,11 +1166,17 @@ def _authenticate(request: Request, body: bytes, settings: WebhookSettings) -> N
             raise Rejected(401, "bad_token", "Authorization must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
         given = token.strip().encode()
-        expected = [t.get_secret_value().encode() for t in (settings.eventbridge_token, settings.bearer_token)
-                    if t is not None and t.get_secret_value()]
-        if not any([hmac.compare_digest(given, e) for e in expected]):
-            raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
-        return
+        eventbridge, bearer = _token(settings.eventbridge_token), _token(settings.bearer_token)
+        is_eventbridge = eventbridge is not None and hmac.compare_digest(given, eventbridge)
+        is_bearer = bearer is not None and hmac.compare_digest(given, bearer)
+        if is_eventbridge and source in AWS_SOURCES:
+            return "eventbridge"
+        if is_eventbridge:
+            raise Rejected(401, "bad_token", "the EventBridge connection's token is accepted only on "
+                           f"/alerts/{{{','.join(sorted(AWS_SOURCES))}}}", headers={"WWW-Authenticate": "Bearer"})
+        if is_bearer:
+            return "bearer"
+        raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
     raise Rejected(401, "missing_credentials",
                    f"send {SIGNATURE_HEADER}: t=<unix>,v1=<hmac> or Authorization: Bearer <token>",
                    headers={"WWW-Authenticate": "Bearer"})
@@ -1166,11 +1232,7 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
     an open incident's run (default: the launcher, when it can, as a `PrefectLauncher` does); without
     one, an alert about a key with an open incident is attached to it unchecked.
     """
-    if (not settings.hmac_secrets() and settings.bearer_token is None and settings.eventbridge_token is None
-            and not settings.github_secrets()):
-        raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN, "
-                                 "KEYRESPONSE_WEBHOOK_BEARER_TOKEN or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never "
-                                 "accepts unauthenticated alerts")
+    settings.check()
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
     if runs is None and isinstance(launcher, RunReader):
         runs = launcher
@@ -1228,7 +1290,12 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), exc.detail,
                       dict(exc.headers) if exc.headers else None)
 
-    async def _accept(alerts: list[Alert]) -> JSONResponse:
+    async def _accept(alerts: list[Alert], credential: Credential) -> JSONResponse:
+        held_back = credential not in CONTAINING_CREDENTIALS and any(a.high_confidence for a in alerts)
+        if held_back:  # kept, but its containment waits for an approval (module docstring)
+            log.warning("alert %s is high-confidence but came with the %s credential: no automatic containment",
+                        ", ".join(a.idempotency_key for a in alerts), credential)
+            alerts = [a.model_copy(update={"high_confidence": False}) for a in alerts]
         accepted: list[Accepted] = []
         for alert in alerts:
             try:
@@ -1247,6 +1314,10 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         body = accepted[0].body()
         if len(accepted) > 1:
             body["alerts"] = [a.body() for a in accepted]
+        if held_back:
+            body["automatic_containment"] = False
+            body["note"] = (f"accepted with the {credential} credential, which may not trigger automatic "
+                            "containment: the containment waits for an approval")
         return JSONResponse(body, status_code=202)
 
     def _normalize(source: Source, payload: dict[str, Any]) -> list[Alert]:
@@ -1260,8 +1331,8 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
     def _route(source: Source) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def receive(request: Request) -> JSONResponse:
             body = await _read_body(request, settings.max_body_bytes)
-            _authenticate(request, body, settings)
-            return await _accept(_normalize(source, _parse_json(body)))
+            credential = _authenticate(request, body, settings, source)
+            return await _accept(_normalize(source, _parse_json(body)), credential)
 
         receive.__name__ = f"receive_{source}"
         return receive
@@ -1285,13 +1356,13 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
             ref = github_alert_ref(payload)
             known = await intake.find_id("github", ref.alert_id)
             if known is not None:  # a redelivery: its key is in the spool, GitHub's API is not asked again
-                return await _accept([known.alert])
+                return await _accept([known.alert], "github")
             enriched = await _fetch_github_secret(clients["github"], payload, ref, settings)
         except NotActionable as exc:
             raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None
         except InputError as exc:
             raise Rejected(422, "invalid_alert", str(exc)) from None
-        return await _accept(_normalize("github", enriched))
+        return await _accept(_normalize("github", enriched), "github")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
