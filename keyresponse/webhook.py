@@ -68,6 +68,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -181,9 +182,13 @@ class WebhookSettings(BaseSettings):
         return [(name, value) for name, value in named if value is not None]
 
     def check(self) -> None:
-        """Refuse a configuration the receiver must not start with: no credential at all, or one secret
-        used by two sources (each source's secret is its own: a leak of one must not open the others)."""
+        """Refuse a configuration the receiver must not start with: no credential at all, an empty one, or
+        one secret used by two sources (each source's secret is its own: a leak of one must not open the
+        others)."""
         credentials = self.credentials()
+        for name, value in credentials:
+            if not value.get_secret_value().strip():  # it would start, refuse every alert and look healthy
+                raise ConfigurationError(f"{name} is set but empty: unset it, or set it to a secret of its own")
         if not credentials:
             raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN, "
                                      "KEYRESPONSE_WEBHOOK_BEARER_TOKEN or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never "
@@ -1064,8 +1069,9 @@ def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
-            raise Rejected(400, "bad_content_length", f"Content-Length {declared[:20]!r} is not a number")
+        if not _LENGTH_RE.fullmatch(declared):
+            raise Rejected(400, "bad_content_length", f"Content-Length {declared[:20]!r} is not a number of at "
+                           "most 19 digits")
         if int(declared) > limit:
             raise Rejected(413, "body_too_large", f"body of {declared} bytes is over the limit of {limit} bytes")
     chunks: list[bytes] = []
@@ -1115,6 +1121,13 @@ def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
     return deepest
 
 
+#: A signature's timestamp: ASCII digits only (`str.isdigit` also takes "²" and other scripts' digits,
+#: which `int` refuses), at most 12 of them (never a 5,000-digit number to convert before authentication).
+_STAMP_RE = re.compile(r"[0-9]{1,12}", re.ASCII)
+#: A Content-Length the receiver reads: ASCII digits, at most 19 (any larger is over every limit anyway).
+_LENGTH_RE = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
 def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int) -> None:
     if not secrets:
         raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} is not accepted: no HMAC secret is configured")
@@ -1126,7 +1139,7 @@ def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int
             break
         parts.setdefault(name, []).append(value)
     stamps, given = parts.get("t", []), parts.get("v1", [])
-    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
+    if len(stamps) != 1 or not _STAMP_RE.fullmatch(stamps[0]) or not given:
         raise Rejected(401, "bad_signature",
                        f"malformed {SIGNATURE_HEADER}: expected t=<unix seconds>,v1=<hex hmac-sha256>")
     stamp = int(stamps[0])
