@@ -5,8 +5,10 @@
         or Authorization: Bearer <EventBridge connection token>   (not on /alerts/generic)
         or Authorization: Bearer <static bearer token>             (never automatic containment)
     POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(github secret, body)> (GitHub's scheme)
+    GET  /healthz            counters kept in memory (never a read of the spool); 429 past a per-address rate
 
-One secret per source, each its own variable; the receiver refuses to start when two are the same:
+One secret per source, each its own variable; the receiver refuses to start when two are the same, or
+one is set but empty:
 
 | credential | variable | routes | may trigger automatic containment |
 |---|---|---|---|
@@ -23,7 +25,6 @@ destinations cannot sign a request, the token lives only in the connection (Even
 Secrets Manager) and in the receiver's environment, it is accepted only on the routes AWS's events
 arrive on, and the first response still checks with STS and IAM that the key is in an account in
 scope and not the responder's or a protected principal's.
-    GET  /healthz            counters kept in memory (never a read of the spool); 429 past a per-address rate
 
 Order of checks: body size (413), authentication (401), JSON (400), alert contents (422); a well-formed
 alert that asks for nothing (GitHub alert about another secret type, sample finding) is 200 "ignored".
