@@ -397,7 +397,8 @@ def run_load(alerts: int = 500, keys: int = 25, *, api_url: str | None = None, f
                 time.sleep(1)
             runs = parent_runs(api, incidents)
             spool = AlertSpool(stack.home / "spool")
-            records = list(spool.alerts_dir.glob("*.json")) if spool.alerts_dir.exists() else []
+            records = [p for folder in (spool.alerts_dir, spool.archive_dir) if folder.exists()  # waiting, settled
+                       for p in folder.glob("*.json") if not p.name.startswith(".")]
             first_sent: dict[str, float] = {}
             for item in sent:
                 first_sent[item.key] = min(first_sent.get(item.key, item.sent_at), item.sent_at)

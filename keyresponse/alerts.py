@@ -49,10 +49,10 @@ Source = Literal["guardduty", "health", "github", "securityhub", "cloudtrail", "
 Severity = Literal["low", "medium", "high", "critical"]
 SOURCES: tuple[Source, ...] = get_args(Source)
 
-ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
-IAM_USER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:user/")
-QUARANTINE_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/AWSCompromisedKeyQuarantine(V\d+)?$")
-QUARANTINE_POLICY_NAME_RE = re.compile(r"^AWSCompromisedKeyQuarantine(V\d+)?$")
+ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$", re.ASCII)
+IAM_USER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:user/", re.ASCII)
+QUARANTINE_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/AWSCompromisedKeyQuarantine(V[0-9]+)?$", re.ASCII)
+QUARANTINE_POLICY_NAME_RE = re.compile(r"^AWSCompromisedKeyQuarantine(V[0-9]+)?$", re.ASCII)
 GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 #: GitHub secret types whose `secret` is an access key id (github/docs secret-scanning patterns).
 GITHUB_AWS_KEY_ID_TYPES = frozenset({"aws_access_key_id", "aws_temporary_access_key_id"})
@@ -226,7 +226,8 @@ def _account(node: _Node | None) -> str | None:
 
 
 _TIME_RE = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:?\d{2})?$",
+    re.ASCII,
 )
 
 
@@ -352,7 +353,7 @@ def normalize_guardduty(payload: Any) -> list[Alert]:
                   title=detail.opt_str("title") or finding_type, raw=root.obj())]
 
 
-_HEALTH_USER_RE = re.compile(r"belonging to IAM User (?P<user>[\w+=,.@-]+)")
+_HEALTH_USER_RE = re.compile(r"belonging to IAM User (?P<user>[\w+=,.@-]+)", re.ASCII)
 
 
 def normalize_health(payload: Any) -> list[Alert]:

@@ -78,6 +78,7 @@ class Stack:
         self.home = folder / "home"
         self.logs = logs
         self.secret = secrets.token_hex(16)
+        self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/webhook.py)
         self.extra_env = extra_env or {}
         self._prefect: PrefectServer | None = None
         self._child: subprocess.Popen[bytes] | None = None
@@ -92,7 +93,8 @@ class Stack:
                "KEYRESPONSE_EVIDENCE_BUCKET": account.evidence_bucket,
                "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
                "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1",
-               "KEYRESPONSE_WEBHOOK_SECRET": self.secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(self.home / "spool"),
+               "KEYRESPONSE_WEBHOOK_SECRET": self.secret, "KEYRESPONSE_WEBHOOK_GITHUB_SECRET": self.github_secret,
+               "KEYRESPONSE_WEBHOOK_SPOOL": str(self.home / "spool"),
                "KEYRESPONSE_WEBHOOK_LAUNCH_TIMEOUT_SECONDS": "60", "KEYRESPONSE_WEBHOOK_RETRY_AFTER_SECONDS": "5",
                "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         if self.logs:
@@ -184,7 +186,7 @@ class Stack:
         if source == "github":
             def headers() -> dict[str, str]:
                 return {"X-GitHub-Event": "secret_scanning_alert",
-                        "X-Hub-Signature-256": sign_github(body, self.secret)}
+                        "X-Hub-Signature-256": sign_github(body, self.github_secret)}
         else:
             def headers() -> dict[str, str]:
                 return {"X-Keyresponse-Signature": sign(body, self.secret)}

@@ -9,7 +9,11 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
-    """Write `path` whole or not at all (fsynced); with `exclusive`, only if it does not exist (False if it did)."""
+    """Write `path` whole or not at all; with `exclusive`, only if it does not exist (False if it did).
+
+    Durable once it returns True: the data is fsynced before the rename (or link), and the folder after
+    it, so the new name survives a power cut too (without the folder's fsync, the rename may be lost).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
@@ -24,10 +28,20 @@ def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
                 return False
         else:
             os.replace(tmp, path)
+        fsync_folder(path.parent)
         return True
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in `folder` durable (a file created, renamed or linked into it survives a power cut)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def data_folder(package: str, *, pattern: str) -> Path:

@@ -12,7 +12,8 @@ It is the same `deactivate_access_key` action the flow uses, with the same guard
 responder's own key, never a protected principal, never an account out of scope) and the same
 ledger, so `keyresponse undo` reverses it like any other change. Only that one key is touched;
 everything else waits for the flow and its approvals. Runs only when `KEYRESPONSE_AUTO_CONTAIN` is
-on (the default).
+on (the default), and only for an alert that came with a credential that may trigger it (the receiver
+keeps any other with `high_confidence` false: see the table in `keyresponse/webhook.py`).
 
 The outcome goes to `<home>/incidents/<id>/first_response.json`: `pending` from the moment the alert
 is accepted, then `applied`, `nothing_to_do`, `skipped` (not ours, owner unknown) or `failed`. The

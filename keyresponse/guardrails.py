@@ -41,7 +41,7 @@ ROOT_STEPS = (
 #: approver sees, the incident record's plan and the report all say it so).
 REFUSAL_PREFIX = "refused by the guardrails: "
 
-_ARN = re.compile(r"^arn:aws[\w-]*:(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>.+)$")
+_ARN = re.compile(r"^arn:aws[\w-]*:(?P<service>iam|sts)::(?P<account>[0-9]{12}):(?P<resource>.+)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Principal:
 
 def parse_principal(arn_or_name: str, *, kind: str = "user") -> Principal:
     """A `Principal` from an ARN (user, role, assumed-role, root) or from a bare name of `kind`."""
-    match = _ARN.match(arn_or_name)
+    match = _ARN.fullmatch(arn_or_name)
     if not match:
         if arn_or_name in ("root", "<root_account>"):
             return Principal("root", "root")

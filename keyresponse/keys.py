@@ -8,9 +8,9 @@ from keyresponse.errors import InvalidAccessKeyId
 
 #: Long-term user keys start AKIA, temporary (STS) keys ASIA, then 16 upper-case letters or digits
 #: (AWS issues base32, A-Z2-7; moto issues A-Z0-9, so we accept both).
-ACCESS_KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
+ACCESS_KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$", re.ASCII)
 #: The same, for finding key ids inside free text (logs, alert bodies).
-ACCESS_KEY_ID_IN_TEXT_RE = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+ACCESS_KEY_ID_IN_TEXT_RE = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", re.ASCII)
 
 
 def validate_access_key_id(value: str) -> str:

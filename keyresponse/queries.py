@@ -48,7 +48,7 @@ PARAM_TYPES = ("varchar", "array(varchar)", "day", "timestamp", "bigint")
 COLUMN_TYPES = ("varchar", "bigint", "boolean", "json")
 
 _HEADER = re.compile(r"\A\s*/\*(?P<header>.*?)\*/", re.DOTALL)
-_DAY = re.compile(r"^\d{4}/\d{2}/\d{2}$")
+_DAY = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$", re.ASCII)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -229,7 +229,7 @@ def _coerce_day(value: Any, bad: str) -> str:
         return value.strftime("%Y/%m/%d")
     if isinstance(value, str):
         text = value.strip().replace("-", "/")
-        if _DAY.match(text):
+        if _DAY.fullmatch(text):
             try:
                 datetime.strptime(text, "%Y/%m/%d")
             except ValueError:
@@ -343,7 +343,7 @@ _DDL_CHECKS = {
     "table": re.compile(r"^[a-z0-9_]+$"),
     "bucket": re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
     "logs_prefix": re.compile(r"^([A-Za-z0-9!_.*()-]+/)+$"),
-    "accounts": re.compile(r"^\d{12}(,\d{12})*$"),
+    "accounts": re.compile(r"^[0-9]{12}(,[0-9]{12})*$", re.ASCII),
     "regions": re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$"),
     "start_day": _DAY,
 }
@@ -365,7 +365,7 @@ def render_ddl(
         "accounts": ",".join(accounts), "regions": ",".join(regions), "start_day": start_day,
     }
     for key, value in values.items():
-        if not _DDL_CHECKS[key].match(value):
+        if not _DDL_CHECKS[key].fullmatch(value):  # fullmatch: `$` alone lets a trailing newline through
             raise InputError(f"DDL value {key}={value!r} is not valid")
     text = _HEADER.sub("", DDL_PATH.read_text(encoding="utf-8"), count=1).strip() + "\n"
     for key, value in values.items():

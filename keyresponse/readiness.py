@@ -14,7 +14,7 @@ preparation part of AWS's credential-compromise playbook (IRP-CredCompromise, "P
 | `cloudtrail_data_events` | account | that trail records the data events asked for (S3 objects, Lambda invocations) |
 | `trail_bucket_object_lock` | account | the trail bucket has Object Lock with a default retention |
 | `athena_cloudtrail_table` | account | the Glue/Athena table of the trail exists, with partition projection |
-| `alerts_guardduty_findings` | region | an EventBridge rule sends GuardDuty access-key findings to our webhook |
+| `alerts_guardduty_findings` | region | an EventBridge rule sends GuardDuty access-key findings to our webhook (each route: through an AUTHORIZED connection, with a dead-letter queue and a retry policy on the rule's target) |
 | `alerts_health_exposure` | home region | a rule sends AWS Health `AWS_RISK_CREDENTIALS_*` events to our webhook |
 | `alerts_quarantine_policy` | home region | a rule sends `AttachUserPolicy` of `AWSCompromisedKeyQuarantine*` to our webhook |
 | `responder_role` | account | the responder can act there (its role exists, or it is the responder's own account) |
@@ -67,6 +67,8 @@ PERMISSIONS: tuple[str, ...] = (
 TRAIL_NAME = "keyresponse-trail"
 CONNECTION_NAME = "keyresponse-webhook"
 DELIVERY_ROLE_NAME = "keyresponse-eventbridge-webhook"
+#: Where EventBridge keeps an alert it could not deliver (one queue per region with an alert rule).
+DEAD_LETTER_QUEUE_NAME = "keyresponse-alerts-dlq"
 DATA_EVENT_TYPES = ("AWS::S3::Object", "AWS::Lambda::Function")
 QUARANTINE_POLICY_PREFIX = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine"
 
@@ -437,9 +439,10 @@ def check_athena_table(clients: Callable[..., Any], settings: Settings, account_
 
 
 def _route_fix(route: AlertRoute) -> str:
-    return (f"Create the EventBridge rule {route.rule_name} with an API destination to the webhook (hardening actions "
-            "create_webhook_delivery_role, create_webhook_connection, create_webhook_destination, put_alert_rule; "
-            "AWS::Events::Rule, AWS::Events::Connection, AWS::Events::ApiDestination).")
+    return (f"Create the EventBridge rule {route.rule_name} with an API destination to the webhook, a dead-letter "
+            "queue and a retry policy (hardening actions create_webhook_delivery_role, create_webhook_connection, "
+            "create_webhook_destination, create_alert_dead_letter_queue, put_alert_rule; AWS::Events::Rule, "
+            "AWS::Events::Connection, AWS::Events::ApiDestination, AWS::SQS::Queue).")
 
 
 def check_alert_route(
@@ -470,6 +473,10 @@ def check_alert_route(
                 state = events.describe_connection(Name=connection_name).get("ConnectionState")
                 if state != "AUTHORIZED":
                     seen.append(f"connection {connection_name} is {state}")
+                    continue
+                if not (target.get("DeadLetterConfig") or {}).get("Arn") or not target.get("RetryPolicy"):
+                    seen.append(f"rule {rule['Name']} delivers to {endpoint} without a dead-letter queue and retry "
+                                "policy: an alert the receiver refuses or misses is lost")
                     continue
                 return Check(id=route.check_id, title=title, account_id=account_id, region=region, status="pass",
                              evidence=f"rule {rule['Name']} -> API destination {name} -> {endpoint}", fix="")

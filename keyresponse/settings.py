@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     cloudtrail_logs: str | None = Field(
         default=None, description="Where the CloudTrail files are: a folder or s3://bucket/prefix."
     )
-    webhook_secret: str | None = Field(default=None, description="HMAC secret / bearer token for alerts.")
+    webhook_eventbridge_token: str | None = Field(
+        default=None,
+        description="KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN: the bearer token of the EventBridge connection. "
+                    "`readiness --apply` puts `Authorization: Bearer <it>` in the connection, and the receiver "
+                    "(`WebhookSettings.eventbridge_token`, the same variable) accepts it on the AWS alert routes.")
     engine: str = Field(default="duckdb", pattern="^(duckdb|athena)$",
                         description="Query engine of the analysis phase: duckdb (cloudtrail_logs) or athena.")
     auto_contain: bool = Field(

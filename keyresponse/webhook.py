@@ -2,9 +2,29 @@
 
     POST /alerts/{guardduty,health,securityhub,cloudtrail,generic}
         X-Keyresponse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}." + body)>
-        or Authorization: Bearer <token>
-    POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)> (GitHub's scheme)
-    GET  /healthz
+        or Authorization: Bearer <EventBridge connection token>   (not on /alerts/generic)
+        or Authorization: Bearer <static bearer token>             (never automatic containment)
+    POST /alerts/github      X-Hub-Signature-256: sha256=<hex HMAC-SHA256(github secret, body)> (GitHub's scheme)
+    GET  /healthz            counters kept in memory (never a read of the spool); 429 past a per-address rate
+
+One secret per source, each its own variable; the receiver refuses to start when two are the same, or
+one is set but empty:
+
+| credential | variable | routes | may trigger automatic containment |
+|---|---|---|---|
+| `hmac` | KEYRESPONSE_WEBHOOK_SECRET (+ _SECRETS) | all but github | yes: signed with a timestamp, replays refused after `replay_window_seconds` |
+| `eventbridge` | KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN | guardduty, health, securityhub, cloudtrail | yes: AWS's own delivery (below) |
+| `bearer` | KEYRESPONSE_WEBHOOK_BEARER_TOKEN | all but github | no: a static header anyone who sees it once can send |
+| `github` | KEYRESPONSE_WEBHOOK_GITHUB_SECRET | github | no: GitHub signs without a timestamp (a delivery can be replayed) and its alerts are never high-confidence |
+
+An alert accepted with a credential that may not trigger automatic containment is kept with
+`high_confidence` false: neither the receiver's first response nor the flow's early containment runs,
+and its containment waits for an approval like any other (the answer says so: `"automatic_containment":
+false`). The EventBridge connection's token is the exception among static tokens: EventBridge API
+destinations cannot sign a request, the token lives only in the connection (EventBridge keeps it in
+Secrets Manager) and in the receiver's environment, it is accepted only on the routes AWS's events
+arrive on, and the first response still checks with STS and IAM that the key is in an account in
+scope and not the responder's or a protected principal's.
 
 Order of checks: body size (413), authentication (401), JSON (400), alert contents (422); a well-formed
 alert that asks for nothing (GitHub alert about another secret type, sample finding) is 200 "ignored".
@@ -48,13 +68,16 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 import httpx
@@ -99,17 +122,21 @@ def _default_spool() -> Path:
 class WebhookSettings(BaseSettings):
     """The receiver's settings; environment variables carry the `KEYRESPONSE_WEBHOOK_` prefix.
 
-    `KEYRESPONSE_WEBHOOK_SECRET` is also what `Settings.webhook_secret` reads.
+    `KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN` is one setting for both ends of AWS's delivery: the EventBridge
+    connection that `keyresponse readiness --apply` creates sends `Authorization: Bearer <it>`
+    (`Settings.webhook_eventbridge_token` reads the same variable), and the receiver accepts it.
     """
 
     model_config = SettingsConfigDict(env_prefix="KEYRESPONSE_WEBHOOK_", env_file=None, extra="ignore")
 
     secret: SecretStr | None = Field(default=None, description="HMAC secret for X-Keyresponse-Signature.")
     secrets: list[SecretStr] = Field(default_factory=list, description="More HMAC secrets (rotation), JSON list.")
+    eventbridge_token: SecretStr | None = Field(
+        default=None, description="Token of the EventBridge connection (Authorization: Bearer), the one "
+        "`readiness --apply` puts in it from the same variable, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN.")
     bearer_token: SecretStr | None = Field(default=None, description="Token for Authorization: Bearer.")
     github_secret: SecretStr | None = Field(
-        default=None, description="GitHub webhook secret (X-Hub-Signature-256); defaults to the HMAC secret(s)."
-    )
+        default=None, description="GitHub webhook secret (X-Hub-Signature-256), for /alerts/github only.")
     replay_window_seconds: int = Field(default=300, ge=1, description="Max age (and skew) of a signature.")
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413 before parsing.")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL.")
@@ -125,6 +152,11 @@ class WebhookSettings(BaseSettings):
         default=4.0, gt=0, description="Answer 202 `launching` (alert spooled, launch going on) when the launch "
         "takes longer than this; EventBridge API destinations give up after 5 s.")
     retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 503.")
+    unauthenticated_rate_per_second: float = Field(
+        default=5.0, gt=0, description="Requests a second one client address may make to the routes that take no "
+        "credentials (/healthz, and any path that is not an alert route), after its burst; more get 429.")
+    unauthenticated_burst: int = Field(
+        default=20, ge=1, description="How many such requests one client address may make at once.")
     run_check_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Max wait for the state of an open incident's flow run; past it (or when "
         "Prefect cannot be reached) the alert stays attached to the incident and the answer says so.")
@@ -134,9 +166,41 @@ class WebhookSettings(BaseSettings):
         return [v.get_secret_value().encode() for v in values if v.get_secret_value()]
 
     def github_secrets(self) -> list[bytes]:
+        """GitHub's secret, and no other: it never falls back to the HMAC secret."""
         if self.github_secret and self.github_secret.get_secret_value():
             return [self.github_secret.get_secret_value().encode()]
-        return self.hmac_secrets()
+        return []
+
+    def credentials(self) -> list[tuple[str, SecretStr]]:
+        """Every secret configured, with the variable it comes from."""
+        named: list[tuple[str, SecretStr | None]] = [
+            ("KEYRESPONSE_WEBHOOK_SECRET", self.secret),
+            *((f"KEYRESPONSE_WEBHOOK_SECRETS[{i}]", value) for i, value in enumerate(self.secrets)),
+            ("KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN", self.eventbridge_token),
+            ("KEYRESPONSE_WEBHOOK_BEARER_TOKEN", self.bearer_token),
+            ("KEYRESPONSE_WEBHOOK_GITHUB_SECRET", self.github_secret),
+        ]
+        return [(name, value) for name, value in named if value is not None]
+
+    def check(self) -> None:
+        """Refuse a configuration the receiver must not start with: no credential at all, an empty one, or
+        one secret used by two sources (each source's secret is its own: a leak of one must not open the
+        others)."""
+        credentials = self.credentials()
+        for name, value in credentials:
+            if not value.get_secret_value().strip():  # it would start, refuse every alert and look healthy
+                raise ConfigurationError(f"{name} is set but empty: unset it, or set it to a secret of its own")
+        if not credentials:
+            raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN, "
+                                     "KEYRESPONSE_WEBHOOK_BEARER_TOKEN or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never "
+                                     "accepts unauthenticated alerts")
+        first_use: dict[str, str] = {}
+        for name, value in credentials:
+            text = value.get_secret_value().strip()
+            if text in first_use:
+                raise ConfigurationError(f"{first_use[text]} and {name} hold the same secret: give each source its "
+                                         "own (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+            first_use[text] = name
 
 
 # --- signing (what a client does) -----------------------------------------------------------------
@@ -322,18 +386,47 @@ class OpenIncident(BaseModel):
     opened_at: datetime
 
 
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def settled(record: SpoolRecord) -> bool:
+    """A record the receiver has nothing more to do for: its incident has a flow run, or it was attached to
+    another incident. Only the others (waiting for a launch) stay in `<spool>/alerts/`."""
+    return record.flow_run_id is not None or record.duplicate_of is not None
+
+
 class AlertSpool:
-    """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open."""
+    """Accepted alerts, one JSON file per alert id, and which incident each key belongs to while open.
+
+    `<spool>/alerts/` holds only the alerts still waiting for a flow run, so the relaunch pass reads no
+    more than those; a settled record (`settled`) is written to `<spool>/archive/` under the same name
+    instead. Lookups by alert id (`find`, a redelivery) and by name (`opener`, the alert that opened an
+    incident) read the waiting record first, then the archived one, so the duplicate detection and the
+    incident generations see every alert as before. The archive is never listed; its files can be
+    deleted by hand once no sender would deliver them again (EventBridge retries for 24 h, GitHub lets a
+    person redeliver for 3 days): a redelivery after that opens a new incident.
+
+    One bad file never stops the others: a file that cannot be read as what it should be (cut short,
+    not JSON, another schema, a folder) is moved to `<spool>/quarantine/` with an error in the log, and
+    the spool goes on as if it were not there; the temporary files of `write_atomic` (`.tmp-*`) are never
+    read as records, and `remove_temp_files` deletes those a process left behind when it died mid-write
+    (the receiver calls it at start: no other process writes files in the spool, the flow and
+    `keyresponse release` only delete them).
+    """
 
     def __init__(self, folder: Path, *, incident_open_seconds: int = 72 * 3600) -> None:
         self.folder = Path(folder)
         self.alerts_dir = self.folder / "alerts"
         self.open_dir = self.folder / "open"
+        self.archive_dir = self.folder / "archive"
+        self.quarantine_dir = self.folder / "quarantine"
         self.incident_open = timedelta(seconds=incident_open_seconds)
+        self.quarantined = 0  # files this instance moved to quarantine
 
     def record_path(self, alert: Alert) -> Path:
         return self.path_for(alert.source, alert.alert_id)
@@ -342,28 +435,113 @@ class AlertSpool:
         return self.alerts_dir / f"{source}-{_digest(idempotency_key(source, alert_id))}.json"
 
     def load(self, path: Path) -> SpoolRecord:
+        """The record at `path`; raises when it is missing or unreadable (see `read`)."""
         return SpoolRecord.model_validate_json(path.read_bytes())
+
+    def read(self, path: Path) -> SpoolRecord | None:
+        """The record at `path`; None when there is none, or when it is unreadable (then quarantined)."""
+        return self._read(path, SpoolRecord)
+
+    def _read(self, path: Path, model: type[_M]) -> _M | None:
+        try:
+            return model.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            self.quarantine(path, f"{type(exc).__name__}: " + " ".join(str(exc).split("\n")[:2]))
+            return None
+
+    def quarantine(self, path: Path, reason: str) -> Path | None:
+        """Move an unreadable spool file to `<spool>/quarantine/` (its name kept, with where it was and when)."""
+        destination = self.quarantine_dir / f"{path.parent.name}-{path.name}.{time.time_ns()}"
+        try:
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
+        except FileNotFoundError:  # another reader moved it a moment ago
+            return None
+        except OSError as exc:
+            log.error("spool file %s is unreadable (%s) and could not be moved to %s: %s; it is skipped",
+                      path, reason[:300], self.quarantine_dir, exc)
+            return None
+        self.quarantined += 1
+        log.error("spool file %s is unreadable (%s): moved to %s; the spool goes on without it",
+                  path, reason[:300], destination)
+        return destination
+
+    def _files(self, folder: Path) -> list[Path]:
+        """The spool files of `folder`, never `write_atomic`'s temporary files (`.tmp-*.json`)."""
+        if not folder.exists():
+            return []
+        return [p for p in folder.glob("*.json") if not p.name.startswith(".")]
+
+    def remove_temp_files(self) -> int:
+        """Delete the temporary files a writer that died mid-write left behind; how many there were."""
+        removed = 0
+        for folder in (self.alerts_dir, self.open_dir, self.archive_dir):
+            for path in folder.glob(".tmp-*") if folder.exists() else []:
+                with suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        if removed:
+            log.warning("removed %d temporary file(s) a process left in the spool %s when it stopped mid-write",
+                        removed, self.folder)
+        return removed
 
     def find(self, alert: Alert) -> SpoolRecord | None:
         return self.find_id(alert.source, alert.alert_id)
 
     def find_id(self, source: str, alert_id: str) -> SpoolRecord | None:
-        path = self.path_for(source, alert_id)
-        return self.load(path) if path.exists() else None
+        return self._current(self.path_for(source, alert_id))
+
+    def _current(self, live: Path) -> SpoolRecord | None:
+        """The record of `<spool>/alerts/<name>`: the waiting one, or the archived one when it is newer
+        (its generation, or the same one settled: a save whose removal of the waiting copy was cut short)."""
+        record = self.read(live)
+        if record is not None and settled(record):
+            return record  # an older receiver's spool, not archived yet
+        archived = self.read(self.archive_dir / live.name)
+        if archived is None or (record is not None and record.generation > archived.generation):
+            return record
+        return archived
 
     def save(self, record: SpoolRecord) -> Path:
+        """Write `record` (a settled one to the archive); returns its path in `<spool>/alerts/`."""
         path = self.record_path(record.alert)
-        write_atomic(path, record.model_dump_json(indent=2).encode())
+        data = record.model_dump_json(indent=2).encode()
+        if not settled(record):
+            write_atomic(path, data)
+            return path
+        write_atomic(self.archive_dir / path.name, data)
+        with suppress(FileNotFoundError):
+            path.unlink()
         return path
+
+    def waiting_files(self) -> list[Path]:
+        """The files of `<spool>/alerts/` (records waiting for a launch, and those an older receiver left)."""
+        return self._files(self.alerts_dir)
+
+    def archive_if_settled(self, path: Path) -> bool:
+        """Move the record at `path` (in `<spool>/alerts/`) to the archive if it is settled."""
+        record = self.read(path)
+        if record is None or not settled(record):
+            return False
+        archived = self.read(self.archive_dir / path.name)
+        if archived is not None and archived.generation > record.generation:
+            with suppress(FileNotFoundError):
+                path.unlink()
+            return True
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        with suppress(FileNotFoundError):  # not fsynced: a move lost in a crash is made again at the next start
+            os.replace(path, self.archive_dir / path.name)
+        return True
 
     def _open_path(self, subject: str) -> Path:
         return self.open_dir / f"{_digest(subject)}.json"
 
     def open_incident(self, subject: str, now: datetime) -> OpenIncident | None:
         path = self._open_path(subject)
-        try:
-            entry = OpenIncident.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
+        entry = self._read(path, OpenIncident)
+        if entry is None:
             return None
         if now - entry.opened_at > self.incident_open:
             with suppress(FileNotFoundError):
@@ -382,19 +560,20 @@ class AlertSpool:
 
     def opener(self, holder: OpenIncident) -> SpoolRecord | None:
         """The spooled alert that opened `holder` (where its flow run id is), None when it is gone."""
-        try:
-            return self.load(self.alerts_dir / holder.alert_file)
-        except FileNotFoundError:
-            return None
+        return self.named(holder.alert_file)
+
+    def named(self, name: str) -> SpoolRecord | None:
+        """The record whose file in `<spool>/alerts/` is (or was, before it was archived) `name`."""
+        return self._current(self.alerts_dir / Path(name).name)
 
     def open_incidents(self, now: datetime) -> list[OpenIncident]:
         """Every key (or user) attached to an incident that is open, oldest first."""
         found: list[OpenIncident] = []
-        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
-            with suppress(FileNotFoundError, ValueError):
-                entry = self.open_incident(OpenIncident.model_validate_json(path.read_bytes()).subject, now)
-                if entry is not None:
-                    found.append(entry)
+        for path in self._files(self.open_dir):
+            listed = self._read(path, OpenIncident)
+            entry = self.open_incident(listed.subject, now) if listed is not None else None
+            if entry is not None:
+                found.append(entry)
         return sorted(found, key=lambda e: (e.opened_at, e.subject))
 
     def release(self, subject: str, now: datetime) -> OpenIncident | None:
@@ -408,20 +587,19 @@ class AlertSpool:
     def close_incident(self, incident_id: str) -> int:
         """Forget which keys belong to `incident_id` (call when it ends); returns how many were mapped."""
         closed = 0
-        for path in self.open_dir.glob("*.json") if self.open_dir.exists() else []:
-            with suppress(FileNotFoundError, ValueError):
-                if OpenIncident.model_validate_json(path.read_bytes()).incident_id == incident_id:
+        for path in self._files(self.open_dir):
+            entry = self._read(path, OpenIncident)
+            if entry is not None and entry.incident_id == incident_id:
+                with suppress(FileNotFoundError):
                     path.unlink()
                     closed += 1
         return closed
 
     def pending(self) -> list[SpoolRecord]:
-        """Accepted alerts that opened an incident but have no flow run yet, oldest first."""
-        if not self.alerts_dir.exists():
-            return []
-        records = [self.load(p) for p in self.alerts_dir.glob("*.json")]
-        waiting = [r for r in records if r.flow_run_id is None and r.duplicate_of is None]
-        return sorted(waiting, key=lambda r: r.received_at)
+        """Accepted alerts that opened an incident but have no flow run yet, oldest first (reads only
+        `<spool>/alerts/`: the waiting records, and any settled one not archived yet)."""
+        records = [r for r in map(self.read, self._files(self.alerts_dir)) if r is not None]
+        return sorted((r for r in records if not settled(r)), key=lambda r: r.received_at)
 
 
 # --- intake -----------------------------------------------------------------------------------------
@@ -483,14 +661,18 @@ class Accepted:
 class AlertIntake:
     """Spool, then launch: one incident per key, however many alerts arrive at once.
 
-    Deciding (find the spooled alert, find or claim the key's open incident, spool) is synchronous
-    file work, so on the event loop it is atomic; only launching and reading a run's state await, and
-    an alert is always spooled before either. A launch in flight is shared: a redelivery of that
-    alert, or a duplicate about the same key, waits for it instead of launching again, and alerts
-    about other keys launch in parallel. Reads of one run's state at once are shared too. With a
-    `first_responder`, a new incident's key is contained in the background the moment the alert is
-    spooled (see `keyresponse.first_response`). With `runs`, an alert about a key with an open
-    incident first reads that incident's run: an ended run frees the key (module docstring).
+    Every file of the spool is read and written in worker threads (`asyncio.to_thread`), never on the
+    event loop, so a slow disk or a large spool never holds up other requests. Deciding (find the
+    spooled alert, find or claim the key's open incident, spool) happens under one lock (`_deciding`),
+    one alert at a time, as it did when that work ran on the event loop and was atomic there; launching
+    and reading a run's state happen outside it, and an alert is always spooled before either. A launch
+    in flight is shared: a redelivery of that alert, or a duplicate about the same key, waits for it
+    instead of launching again, and alerts about other keys launch in parallel. Reads of one run's
+    state at once are shared too. With a `first_responder`, a new incident's key is contained in the
+    background the moment the alert is spooled (see `keyresponse.first_response`). With `runs`, an
+    alert about a key with an open incident first reads that incident's run: an ended run frees the key
+    (module docstring). `counts` (accepted, launched, first responses, ...) and `pending` (as the last
+    relaunch pass found it) are what `/healthz` reports, without reading the spool.
     """
 
     def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0,
@@ -505,46 +687,82 @@ class AlertIntake:
         self.run_check_timeout_seconds = run_check_timeout_seconds
         self._inflight: dict[str, asyncio.Future[Accepted]] = {}  # by incident id
         self._reads: dict[str, asyncio.Future[RunState]] = {}  # by flow run id
+        self._deciding = asyncio.Lock()
+        self.counts: Counter[str] = Counter()
+        self.pending: int | None = None  # alerts waiting for a launch, as the last relaunch pass found them
+
+    @staticmethod
+    async def _io(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """`work` (spool file I/O) in a worker thread: the event loop goes on serving other requests."""
+        return await asyncio.to_thread(work, *args, **kwargs)
 
     async def accept(self, alert: Alert) -> Accepted:
         now = datetime.now(UTC)
-        existing = self.spool.find(alert)
-        if existing is not None:
-            return await self._again(existing, now)
-        replaced: Replaced | None = None
-        for subject in alert.subjects:
-            holder = self.spool.open_incident(subject, now)
-            if holder is None:
-                continue
-            attached = self._attach_record(alert, holder, now, generation=0)  # spooled before any wait
-            check = await self._check(holder)
-            if not check.ended:
-                return await self._answer(attached, "duplicate", check)
-            replaced = self._release(check)
-        return await self._open(alert, 1, now, replaced=replaced)
+        async with self._deciding:
+            existing = await self._io(self.spool.find, alert)
+            then = await (self._again(existing, now) if existing is not None else self._first(alert, now))
+        return await then
 
-    async def _again(self, existing: SpoolRecord, now: datetime) -> Accepted:
-        """An alert already spooled: answered from the spool, unless the incident it belongs to still
-        holds its key and that incident's run has ended; then it opens its next generation."""
+    async def find_id(self, source: Source, alert_id: str) -> SpoolRecord | None:
+        """The spooled alert of `source` with `alert_id` (a GitHub redelivery is answered from it)."""
+        return await self._io(self.spool.find_id, source, alert_id)
+
+    async def _first(self, alert: Alert, now: datetime) -> Awaitable[Accepted]:
+        """(Under `_deciding`.) An alert not spooled before: attached to its key's open incident, or opening one."""
+        holder = await self._io(self._holder, alert, None, now)
+        if holder is None:
+            return await self._open(alert, 1, now, replaced=None)
+        attached = await self._io(self._attach_record, alert, holder, now, generation=0)  # spooled before any wait
+        return self._attached(attached, holder, now)
+
+    async def _attached(self, attached: SpoolRecord, holder: OpenIncident, now: datetime) -> Accepted:
+        check = await self._check(holder)
+        if not check.ended:
+            return await self._answer(attached, "duplicate", check)
+        return await self._reopen(attached.alert, 1, now, check)
+
+    async def _again(self, existing: SpoolRecord, now: datetime) -> Awaitable[Accepted]:
+        """(Under `_deciding`.) An alert already spooled: answered from the spool, unless the incident it
+        belongs to still holds its key and that incident's run has ended; then it opens its next generation."""
         if existing.duplicate_of is None:
             if existing.incident_id in self._inflight:
-                launched = await self._launch(existing)
-                return replace(launched, status="redelivered" if launched.flow_run_id else launched.status)
-            if existing.flow_run_id is None:
-                return await self._launch(existing)  # spooled before, launch failed: try again
+                return self._rejoin(existing, self._inflight[existing.incident_id])
+            if existing.flow_run_id is None:  # spooled before, launch failed: try again
+                return self._finish_launch(existing, self._start_launch(existing))
         belongs_to = existing.duplicate_of or existing.incident_id
-        holder = next((h for s in existing.alert.subjects
-                       if (h := self.spool.open_incident(s, now)) is not None and h.incident_id == belongs_to), None)
+        holder = await self._io(self._holder, existing.alert, belongs_to, now)
         if holder is None:  # its incident closed, was released or expired: nothing to follow
-            return await self._answer(existing, "redelivered")
+            return self._answer(existing, "redelivered")
+        return self._redelivered(existing, holder, now)
+
+    async def _rejoin(self, existing: SpoolRecord, task: asyncio.Future[Accepted]) -> Accepted:
+        launched = await self._finish_launch(existing, task)
+        return replace(launched, status="redelivered" if launched.flow_run_id else launched.status)
+
+    async def _redelivered(self, existing: SpoolRecord, holder: OpenIncident, now: datetime) -> Accepted:
         check = await self._check(holder)
         if not check.ended:
             return await self._answer(existing, "redelivered", check)
-        return await self._open(existing.alert, existing.generation + 1, now, replaced=self._release(check))
+        return await self._reopen(existing.alert, existing.generation + 1, now, check)
+
+    async def _reopen(self, alert: Alert, generation: int, now: datetime, check: RunCheck) -> Accepted:
+        """The incident `alert` belongs to has ended: free its keys, open the alert's `generation`-th."""
+        async with self._deciding:
+            replaced = await self._io(self._release, check)
+            then = await self._open(alert, generation, now, replaced=replaced)
+        return await then
+
+    def _holder(self, alert: Alert, incident_id: str | None, now: datetime) -> OpenIncident | None:
+        """(Worker thread.) The open incident holding one of the alert's subjects (`incident_id`'s, if given)."""
+        for subject in alert.subjects:
+            holder = self.spool.open_incident(subject, now)
+            if holder is not None and incident_id in (None, holder.incident_id):
+                return holder
+        return None
 
     async def _check(self, holder: OpenIncident) -> RunCheck:
         """The state of `holder`'s flow run: one read by id (shared with concurrent checks of that run)."""
-        opener = self.spool.opener(holder)
+        opener = await self._io(self.spool.opener, holder)
         if opener is None:
             return RunCheck(holder.incident_id, None, error=f"the alert that opened {holder.incident_id} is gone "
                             "from the spool, so its run is unknown (`keyresponse release KEY` frees the key)")
@@ -581,7 +799,7 @@ class AlertIntake:
         return task
 
     def _release(self, check: RunCheck) -> Replaced:
-        """The incident's run has ended: free its keys (the run is left as it is)."""
+        """(Worker thread.) The incident's run has ended: free its keys (the run is left as it is)."""
         assert check.state is not None
         if freed := self.spool.close_incident(check.incident_id):  # 0: another alert freed them a moment ago
             log.warning("incident %s: flow run %s is %s; %d key(s) freed for a new incident", check.incident_id,
@@ -589,29 +807,42 @@ class AlertIntake:
         return Replaced(incident_id=check.incident_id, flow_run_id=check.flow_run_id, run_state=check.state.name)
 
     async def _open(self, alert: Alert, generation: int, now: datetime, *, replaced: Replaced | None,
-                    bounded: bool = True) -> Accepted:
-        """Spool the alert as the opener of its `generation`-th incident, claim its key, contain, launch."""
+                    bounded: bool = True) -> Awaitable[Accepted]:
+        """(Under `_deciding`.) Spool the alert as the opener of its `generation`-th incident, claim its key,
+        start the first response and the launch; what is returned waits for the launch (or answers)."""
         record = SpoolRecord(alert=alert, incident_id=alert.incident_id_at(generation), generation=generation,
                              idempotency_key=alert.launch_key(generation), received_at=now, replaced=replaced)
-        path = self.spool.save(record)
-        for subject in alert.subjects:
-            holder = self.spool.claim(subject, record.incident_id, path, now)
-            if holder.incident_id != record.incident_id:  # another alert (or process) won the key first
-                path.unlink()
-                attached = self._attach_record(alert, holder, now, generation=generation - 1)
-                return await self._answer(attached, "duplicate")
+        attached = await self._io(self._spool_and_claim, record, now)
+        self.counts["accepted"] += 1
+        if attached is not None:  # another alert (or process) won the key first
+            return self._answer(attached, "duplicate")
         if self.first_responder is not None:
             try:
-                self.first_responder.start(alert, record.incident_id)
+                if await self._io(self.first_responder.start, alert, record.incident_id):
+                    self.counts["first_responses"] += 1
             except Exception:  # never lose the alert over it: the flow contains the key anyway
                 log.exception("first response for %s could not start", record.incident_id)
-        return await self._launch(record, bounded=bounded)
+        return self._finish_launch(record, self._start_launch(record), bounded=bounded)
+
+    def _spool_and_claim(self, record: SpoolRecord, now: datetime) -> SpoolRecord | None:
+        """(Worker thread.) Spool `record`, claim its subjects; the alert attached to the incident that
+        holds one of them already, or None when they are all this incident's."""
+        path = self.spool.save(record)
+        for subject in record.alert.subjects:
+            holder = self.spool.claim(subject, record.incident_id, path, now)
+            if holder.incident_id != record.incident_id:
+                with suppress(FileNotFoundError):
+                    path.unlink()
+                return self._attach_record(record.alert, holder, now, generation=record.generation - 1)
+        return None
 
     def _attach_record(self, alert: Alert, holder: OpenIncident, now: datetime, *, generation: int) -> SpoolRecord:
+        """(Worker thread.)"""
         record = SpoolRecord(alert=alert, incident_id=holder.incident_id, idempotency_key=alert.idempotency_key,
                              received_at=now, generation=generation, duplicate_of=holder.incident_id,
                              incident_record=holder.alert_file)
         self.spool.save(record)
+        self.counts["attached"] += 1
         return record
 
     async def _answer(self, record: SpoolRecord, status: Status, check: RunCheck | None = None) -> Accepted:
@@ -624,9 +855,8 @@ class AlertIntake:
                                                 timeout=self.answer_within_seconds)
                 flow_run_id, ui_url = opened.flow_run_id, opened.ui_url
         elif record.incident_record is not None:  # the opener's run, which may have started since
-            opener = self.spool.alerts_dir / record.incident_record
-            if opener.exists():
-                first = self.spool.load(opener)
+            first = await self._io(self.spool.named, record.incident_record)
+            if first is not None:
                 if first.incident_id == record.incident_id:
                     flow_run_id, ui_url = first.flow_run_id, first.ui_url
                 elif first.replaced is not None and first.replaced.incident_id == record.incident_id:
@@ -639,25 +869,47 @@ class AlertIntake:
     async def relaunch_pending(self) -> list[Accepted]:
         """Launch every spooled alert that opened an incident but never got a flow run; skip failures."""
         launched: list[Accepted] = []
-        for record in self.spool.pending():
-            current = self.spool.find(record.alert)
-            if current is None or current.flow_run_id is not None or current.incident_id in self._inflight:
-                continue
+        waiting = await self._io(self.spool.pending)
+        self.pending = len(waiting)
+        for record in waiting:
+            async with self._deciding:
+                current = await self._io(self.spool.find, record.alert)
+                if current is None or current.flow_run_id is not None or current.incident_id in self._inflight:
+                    continue
+                task = self._start_launch(current)
             try:
-                launched.append(await self._launch(current, bounded=False))
+                launched.append(await self._finish_launch(current, task, bounded=False))
             except (DeploymentUnavailable, LaunchFailed) as exc:
                 log.warning("relaunch of %s failed: %s", record.idempotency_key, exc)
+            except Exception:  # one alert's failure never stops the others' relaunch
+                log.exception("relaunch of %s failed", record.idempotency_key)
         return launched
 
-    async def _launch(self, record: SpoolRecord, *, bounded: bool = True) -> Accepted:
-        """Launch (or join the launch in flight); with `bounded`, answer `launching` after
-        `answer_within_seconds` while the launch goes on in the background (the alert is spooled, and
-        a launch that then fails is retried by the relaunch loop)."""
+    async def archive_settled(self) -> int:
+        """Move the settled records an older receiver left in `<spool>/alerts/` to the archive, one at a
+        time between alerts; returns how many. Run once at start."""
+        moved = 0
+        for path in await self._io(self.spool.waiting_files):
+            async with self._deciding:
+                moved += await self._io(self.spool.archive_if_settled, path)
+        if moved:
+            log.info("moved %d settled alert record(s) to %s", moved, self.spool.archive_dir)
+        return moved
+
+    def _start_launch(self, record: SpoolRecord) -> asyncio.Future[Accepted]:
+        """(Under `_deciding`.) The launch of `record`'s incident: the one in flight, or a new one."""
         task = self._inflight.get(record.incident_id)
         if task is None:
             task = asyncio.ensure_future(self._launch_now(record))
             self._inflight[record.incident_id] = task
             task.add_done_callback(lambda done: self._launched(record.incident_id, done))
+        return task
+
+    async def _finish_launch(self, record: SpoolRecord, task: asyncio.Future[Accepted], *,
+                             bounded: bool = True) -> Accepted:
+        """Wait for the launch; with `bounded`, answer `launching` after `answer_within_seconds` while the
+        launch goes on in the background (the alert is spooled, and a launch that then fails is retried by
+        the relaunch loop)."""
         if not bounded:
             return await asyncio.shield(task)
         try:
@@ -672,28 +924,33 @@ class AlertIntake:
         if not task.cancelled():
             task.exception()  # retrieved here: `_launch_now` has logged it and the spool records it
 
+    async def _save(self, record: SpoolRecord) -> None:
+        async with self._deciding:
+            await self._io(self.spool.save, record)
+
     async def _launch_now(self, record: SpoolRecord) -> Accepted:
+        self.counts["launch_attempts"] += 1
         try:
             result = await asyncio.wait_for(
                 self.launcher.launch(record.alert, record.incident_id, record.idempotency_key),
                 timeout=self.launch_timeout_seconds,
             )
         except DeploymentUnavailable as exc:
-            self.spool.save(record.model_copy(update={"launch_error": str(exc)}))
+            await self._save(record.model_copy(update={"launch_error": str(exc)}))
             exc.incident_id = record.incident_id
             raise
         except Exception as exc:  # Prefect unreachable, timeout, ...: the alert stays spooled
             log.exception("launching %s failed; the alert stays spooled", record.idempotency_key)
             message = f"{type(exc).__name__}: {exc}"[:300]
-            self.spool.save(record.model_copy(update={"launch_error": message}))
+            await self._save(record.model_copy(update={"launch_error": message}))
             failed = LaunchFailed(message)
             failed.incident_id = record.incident_id
             raise failed from exc
         if result.state is not None and result.state.terminal:
             return await self._launched_an_ended_run(record, result)
-        launched = record.model_copy(update={"flow_run_id": result.flow_run_id, "ui_url": result.ui_url,
-                                             "launch_error": None})
-        self.spool.save(launched)
+        await self._save(record.model_copy(update={"flow_run_id": result.flow_run_id, "ui_url": result.ui_url,
+                                                   "launch_error": None}))
+        self.counts["launched"] += 1
         return Accepted(alert=record.alert, incident_id=record.incident_id, status="launched",
                         flow_run_id=result.flow_run_id, ui_url=result.ui_url, replaced=record.replaced)
 
@@ -706,13 +963,22 @@ class AlertIntake:
             failed = LaunchFailed(f"{record.idempotency_key}: Prefect answered with an ended run "
                                   f"({result.state.name}) for {MAX_GENERATIONS} generations of this alert")
             failed.incident_id = record.incident_id
-            self.spool.save(record.model_copy(update={"launch_error": str(failed)}))
+            await self._save(record.model_copy(update={"launch_error": str(failed)}))
             raise failed
         log.warning("launching %s answered flow run %s, already %s: the alert opens generation %d",
                     record.idempotency_key, result.flow_run_id, result.state.name, record.generation + 1)
         check = RunCheck(record.incident_id, result.flow_run_id, state=result.state)
-        return await self._open(record.alert, record.generation + 1, datetime.now(UTC),
-                                replaced=self._release(check), bounded=False)
+        async with self._deciding:
+            replaced = await self._io(self._release, check)
+            then = await self._open(record.alert, record.generation + 1, datetime.now(UTC), replaced=replaced,
+                                    bounded=False)
+        return await then
+
+    def health(self) -> dict[str, Any]:
+        """What `/healthz` reports: counters kept in memory, never a read of the spool."""
+        return {"spool": str(self.spool.folder), "pending": self.pending, "quarantined": self.spool.quarantined,
+                **{name: self.counts[name] for name in ("accepted", "attached", "launch_attempts", "launched",
+                                                        "first_responses")}}
 
 
 async def relaunch_pending(spool: AlertSpool, launcher: Launcher,
@@ -726,6 +992,63 @@ async def relaunch_pending(spool: AlertSpool, launcher: Launcher,
 
 
 # --- the app ----------------------------------------------------------------------------------------
+
+
+class TokenBuckets:
+    """A token bucket per client address: `burst` requests at once, then `rate` a second.
+
+    In the receiver's process only (one process serves the receiver), and bounded: past `max_clients`
+    addresses, the idle ones (whose bucket has filled up again) are forgotten, then the longest unseen.
+    """
+
+    def __init__(self, rate: float, burst: int, *, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.max_clients, self.clock = rate, float(burst), max_clients, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, when they were counted)
+
+    def take(self, client: str) -> bool:
+        """Take one token from `client`'s bucket; False when it is empty (the request is refused)."""
+        now = self.clock()
+        tokens, then = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        allowed = tokens >= 1
+        self._buckets[client] = (tokens - 1 if allowed else tokens, now)  # re-inserted: newest last
+        if len(self._buckets) > self.max_clients:
+            self._forget(now)
+        return allowed
+
+    def _forget(self, now: float) -> None:
+        for client, (tokens, then) in list(self._buckets.items()):
+            if tokens + (now - then) * self.rate >= self.burst:
+                del self._buckets[client]
+        for client in list(self._buckets)[:max(0, len(self._buckets) - self.max_clients // 2)]:
+            del self._buckets[client]  # the longest unseen first (insertion order)
+
+
+class _Throttle:
+    """ASGI middleware: the routes that take no credentials answer 429 to a client address over its rate.
+
+    The alert routes are left alone: each request there is authenticated (an HMAC or a token compared in
+    constant time over at most `max_body_bytes`), and EventBridge delivers from addresses AWS shares. The
+    client address is the socket's peer, or what a trusted proxy says in X-Forwarded-For (uvicorn's
+    `--forwarded-allow-ips`, 127.0.0.1 by default).
+    """
+
+    def __init__(self, app: Any, buckets: TokenBuckets, authenticated: frozenset[str]) -> None:
+        self.app, self.buckets, self.authenticated = app, buckets, authenticated
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") not in self.authenticated:
+            client = scope.get("client")
+            if not self.buckets.take(str(client[0]) if client else "unknown"):
+                retry = max(1, int(1 / self.buckets.rate + 0.999))
+                answer = _error(429, "rate_limited", f"over {self.buckets.rate:g} requests a second (burst "
+                                f"{self.buckets.burst:g}) from this address to a route that takes no credentials",
+                                headers={"Retry-After": str(retry)})
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
 
 
 class Rejected(Exception):
@@ -747,8 +1070,9 @@ def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
-            raise Rejected(400, "bad_content_length", f"Content-Length {declared[:20]!r} is not a number")
+        if not _LENGTH_RE.fullmatch(declared):
+            raise Rejected(400, "bad_content_length", f"Content-Length {declared[:20]!r} is not a number of at "
+                           "most 19 digits")
         if int(declared) > limit:
             raise Rejected(413, "body_too_large", f"body of {declared} bytes is over the limit of {limit} bytes")
     chunks: list[bytes] = []
@@ -798,6 +1122,13 @@ def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
     return deepest
 
 
+#: A signature's timestamp: ASCII digits only (`str.isdigit` also takes "²" and other scripts' digits,
+#: which `int` refuses), at most 12 of them (never a 5,000-digit number to convert before authentication).
+_STAMP_RE = re.compile(r"[0-9]{1,12}", re.ASCII)
+#: A Content-Length the receiver reads: ASCII digits, at most 19 (any larger is over every limit anyway).
+_LENGTH_RE = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
 def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int) -> None:
     if not secrets:
         raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} is not accepted: no HMAC secret is configured")
@@ -809,7 +1140,7 @@ def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int
             break
         parts.setdefault(name, []).append(value)
     stamps, given = parts.get("t", []), parts.get("v1", [])
-    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
+    if len(stamps) != 1 or not _STAMP_RE.fullmatch(stamps[0]) or not given:
         raise Rejected(401, "bad_signature",
                        f"malformed {SIGNATURE_HEADER}: expected t=<unix seconds>,v1=<hex hmac-sha256>")
     stamp = int(stamps[0])
@@ -823,21 +1154,43 @@ def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int
         raise Rejected(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body")
 
 
-def _authenticate(request: Request, body: bytes, settings: WebhookSettings) -> None:
+#: How an alert was authenticated (module docstring: which routes take each, which may contain).
+Credential = Literal["hmac", "eventbridge", "bearer", "github"]
+#: The routes AWS's events arrive on through EventBridge (the rules of `keyresponse/readiness.py`, and a
+#: hand-made Security Hub rule): the only ones the EventBridge connection's token is accepted on.
+AWS_SOURCES: frozenset[Source] = frozenset({"guardduty", "health", "securityhub", "cloudtrail"})
+#: The credentials whose alerts may trigger automatic containment (the receiver's first response and the
+#: flow's early containment): a signature with a timestamp, and AWS's own delivery.
+CONTAINING_CREDENTIALS: frozenset[Credential] = frozenset({"hmac", "eventbridge"})
+
+
+def _token(secret: SecretStr | None) -> bytes | None:
+    return secret.get_secret_value().strip().encode() if secret is not None else None
+
+
+def _authenticate(request: Request, body: bytes, settings: WebhookSettings, source: Source) -> Credential:
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is not None:
         _check_signature(signature, body, settings.hmac_secrets(), settings.replay_window_seconds)
-        return
+        return "hmac"
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
-        expected = settings.bearer_token.get_secret_value() if settings.bearer_token else ""
         if scheme.lower() != "bearer" or not token.strip():
             raise Rejected(401, "bad_token", "Authorization must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
-        if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
-        return
+        given = token.strip().encode()
+        eventbridge, bearer = _token(settings.eventbridge_token), _token(settings.bearer_token)
+        is_eventbridge = eventbridge is not None and hmac.compare_digest(given, eventbridge)
+        is_bearer = bearer is not None and hmac.compare_digest(given, bearer)
+        if is_eventbridge and source in AWS_SOURCES:
+            return "eventbridge"
+        if is_eventbridge:
+            raise Rejected(401, "bad_token", "the EventBridge connection's token is accepted only on "
+                           f"/alerts/{{{','.join(sorted(AWS_SOURCES))}}}", headers={"WWW-Authenticate": "Bearer"})
+        if is_bearer:
+            return "bearer"
+        raise Rejected(401, "bad_token", "bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
     raise Rejected(401, "missing_credentials",
                    f"send {SIGNATURE_HEADER}: t=<unix>,v1=<hmac> or Authorization: Bearer <token>",
                    headers={"WWW-Authenticate": "Bearer"})
@@ -893,9 +1246,7 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
     an open incident's run (default: the launcher, when it can, as a `PrefectLauncher` does); without
     one, an alert about a key with an open incident is attached to it unchecked.
     """
-    if not settings.hmac_secrets() and settings.bearer_token is None and not settings.github_secrets():
-        raise ConfigurationError("the webhook needs KEYRESPONSE_WEBHOOK_SECRET, KEYRESPONSE_WEBHOOK_BEARER_TOKEN "
-                                 "or KEYRESPONSE_WEBHOOK_GITHUB_SECRET: it never accepts unauthenticated alerts")
+    settings.check()
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
     if runs is None and isinstance(launcher, RunReader):
         runs = launcher
@@ -904,8 +1255,13 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                          runs=runs, run_check_timeout_seconds=settings.run_check_timeout_seconds)
     clients: dict[str, httpx.AsyncClient] = {}
 
-    async def _relaunch_loop(every: float) -> None:
-        while True:
+    async def _maintain(every: float | None) -> None:
+        """Archive what an older receiver left settled in alerts/; then, with `every`, relaunch forever."""
+        try:
+            await intake.archive_settled()
+        except Exception:
+            log.exception("archiving settled alert records failed")
+        while every is not None:
             try:
                 await intake.relaunch_pending()
             except Exception:  # a broken spool file must not stop the loop
@@ -914,14 +1270,13 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(spool.remove_temp_files)  # left by a receiver that died mid-write
         clients["github"] = github_client or httpx.AsyncClient(timeout=10.0)
-        background: asyncio.Task[None] | None = None
-        if relaunch_every is not None:
-            background = asyncio.create_task(_relaunch_loop(relaunch_every))
+        background = asyncio.create_task(_maintain(relaunch_every))
         try:
             yield
         finally:
-            if background is not None and not background.done():
+            if not background.done():
                 background.cancel()
             if github_client is None:
                 await clients["github"].aclose()
@@ -930,6 +1285,9 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
                   openapi_url=None)
     app.state.spool = spool
     app.state.intake = intake
+    app.add_middleware(_Throttle, buckets=TokenBuckets(settings.unauthenticated_rate_per_second,
+                                                       settings.unauthenticated_burst),
+                       authenticated=frozenset(f"/alerts/{source}" for source in SOURCES))
 
     @app.exception_handler(Rejected)
     async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
@@ -946,7 +1304,12 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), exc.detail,
                       dict(exc.headers) if exc.headers else None)
 
-    async def _accept(alerts: list[Alert]) -> JSONResponse:
+    async def _accept(alerts: list[Alert], credential: Credential) -> JSONResponse:
+        held_back = credential not in CONTAINING_CREDENTIALS and any(a.high_confidence for a in alerts)
+        if held_back:  # kept, but its containment waits for an approval (module docstring)
+            log.warning("alert %s is high-confidence but came with the %s credential: no automatic containment",
+                        ", ".join(a.idempotency_key for a in alerts), credential)
+            alerts = [a.model_copy(update={"high_confidence": False}) for a in alerts]
         accepted: list[Accepted] = []
         for alert in alerts:
             try:
@@ -965,6 +1328,10 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         body = accepted[0].body()
         if len(accepted) > 1:
             body["alerts"] = [a.body() for a in accepted]
+        if held_back:
+            body["automatic_containment"] = False
+            body["note"] = (f"accepted with the {credential} credential, which may not trigger automatic "
+                            "containment: the containment waits for an approval")
         return JSONResponse(body, status_code=202)
 
     def _normalize(source: Source, payload: dict[str, Any]) -> list[Alert]:
@@ -978,8 +1345,8 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
     def _route(source: Source) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def receive(request: Request) -> JSONResponse:
             body = await _read_body(request, settings.max_body_bytes)
-            _authenticate(request, body, settings)
-            return await _accept(_normalize(source, _parse_json(body)))
+            credential = _authenticate(request, body, settings, source)
+            return await _accept(_normalize(source, _parse_json(body)), credential)
 
         receive.__name__ = f"receive_{source}"
         return receive
@@ -1001,18 +1368,19 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         payload = _parse_json(body)
         try:
             ref = github_alert_ref(payload)
-            known = spool.find_id("github", ref.alert_id)
+            known = await intake.find_id("github", ref.alert_id)
             if known is not None:  # a redelivery: its key is in the spool, GitHub's API is not asked again
-                return await _accept([known.alert])
+                return await _accept([known.alert], "github")
             enriched = await _fetch_github_secret(clients["github"], payload, ref, settings)
         except NotActionable as exc:
             raise Rejected(200, "ignored", str(exc), extra={"status": "ignored"}) from None
         except InputError as exc:
             raise Rejected(422, "invalid_alert", str(exc)) from None
-        return await _accept(_normalize("github", enriched))
+        return await _accept(_normalize("github", enriched), "github")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "spool": str(spool.folder), "pending": len(spool.pending())}
+        """O(1): counters in memory, never a read of the spool (anyone may call it)."""
+        return {"status": "ok", **intake.health()}
 
     return app

@@ -18,8 +18,9 @@ def serve_webhook(
 ) -> None:
     """Receive alerts (GuardDuty, AWS Health, GitHub, Security Hub, CloudTrail, generic) and start responses.
 
-    Settings come from KEYRESPONSE_WEBHOOK_* variables (SECRET, BEARER_TOKEN, GITHUB_SECRET, GITHUB_TOKEN,
-    DEPLOYMENT_NAME, SPOOL, ...); at least one of SECRET, BEARER_TOKEN or GITHUB_SECRET is required.
+    Settings come from KEYRESPONSE_WEBHOOK_* variables (SECRET, EVENTBRIDGE_TOKEN, BEARER_TOKEN, GITHUB_SECRET,
+    GITHUB_TOKEN, DEPLOYMENT_NAME, SPOOL, ...); at least one of SECRET, EVENTBRIDGE_TOKEN, BEARER_TOKEN or
+    GITHUB_SECRET is required, each a secret of its own (keyresponse/webhook.py: which routes take each).
     """
     import uvicorn
 
@@ -27,6 +28,7 @@ def serve_webhook(
     from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
 
     settings = WebhookSettings()
+    settings.check()  # before seconds of imports: a receiver that must not start says so at once
     launcher = PrefectLauncher(settings.deployment_name, ui_url=settings.prefect_ui_url)
     app = create_app(settings, launcher, relaunch_every=settings.retry_after_seconds if relaunch else None,
                      first_responder=FirstResponder())

@@ -55,7 +55,7 @@ MAX_DAYS_LISTED_PER_DAY = 62
 
 _SUFFIXES = (".json.gz", ".json")
 _REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
 
 _USERIDENTITY = json.dumps({
@@ -267,15 +267,15 @@ def _subdirs(path: Path) -> list[str]:
 
 def _cloudtrail_dirs(root: Path, depth: int = 5) -> Iterator[tuple[str, Path]]:
     """(account, path) of each `…/<account>/CloudTrail` folder at most `depth` levels under `root`."""
-    if root.name == "CloudTrail" and _ACCOUNT.match(root.parent.name):
+    if root.name == "CloudTrail" and _ACCOUNT.fullmatch(root.parent.name):
         yield root.parent.name, root
         return
     if depth == 0:
         return
     for name in _subdirs(root):
-        if name == "CloudTrail" and _ACCOUNT.match(root.name):
+        if name == "CloudTrail" and _ACCOUNT.fullmatch(root.name):
             yield root.name, root / name
-        elif name in ("AWSLogs",) or _ACCOUNT.match(name) or _ORG.match(name) or depth > 3:
+        elif name in ("AWSLogs",) or _ACCOUNT.fullmatch(name) or _ORG.match(name) or depth > 3:
             yield from _cloudtrail_dirs(root / name, depth - 1)
 
 
@@ -432,9 +432,9 @@ class S3Mirror:
 
     def _trails(self, prefix: str, depth: int = 4) -> Iterator[str]:
         for name in self._children(prefix):
-            if name == "CloudTrail" and _ACCOUNT.match(prefix.rstrip("/").rsplit("/", 1)[-1]):
+            if name == "CloudTrail" and _ACCOUNT.fullmatch(prefix.rstrip("/").rsplit("/", 1)[-1]):
                 yield f"{prefix}{name}/"
-            elif depth > 0 and (name == "AWSLogs" or _ACCOUNT.match(name) or _ORG.match(name)):
+            elif depth > 0 and (name == "AWSLogs" or _ACCOUNT.fullmatch(name) or _ORG.match(name)):
                 yield from self._trails(f"{prefix}{name}/", depth - 1)
 
     def sync(self, window: tuple[str, str] | None, regions: Sequence[str] | None = None) -> int:

@@ -19,9 +19,9 @@ from isal import igzip
 
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
 _REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
-_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?$", re.ASCII)
 
 
 def record_time(record: Mapping[str, Any]) -> datetime | None:
@@ -50,7 +50,7 @@ def write_trail_files(
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         account = str(record.get("recipientAccountId") or "")
-        account = account if _ACCOUNT.match(account) else DEFAULT_ACCOUNT
+        account = account if _ACCOUNT.fullmatch(account) else DEFAULT_ACCOUNT
         region = str(record.get("awsRegion") or "")
         region = region if _REGION.match(region) else DEFAULT_REGION
         when = record_time(record) or default_time

@@ -42,8 +42,8 @@ DOCUMENTATION = tuple(ipaddress.ip_network(n) for n in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20"))
 SHARED = ipaddress.ip_network("100.64.0.0/10")
 FETCH_TIMEOUT_S = 20
-_ACCOUNT_IN_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:(\d{12}):")
-_ACCOUNT_FIELDS = re.compile(r'"(?:userId|accountId|AccountId|principal|Principal|AWS)"\s*:\s*"(\d{12})"')
+_ACCOUNT_IN_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:([0-9]{12}):", re.ASCII)
+_ACCOUNT_FIELDS = re.compile(r'"(?:userId|accountId|AccountId|principal|Principal|AWS)"\s*:\s*"([0-9]{12})"', re.ASCII)
 
 
 def default_fetch(url: str) -> bytes:  # pragma: no cover - network; never used by tests

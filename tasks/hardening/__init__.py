@@ -2,7 +2,7 @@
 
 One action per module; the registry is explicit, in the order a plan applies them (the trail bucket
 is locked and opened to CloudTrail before the trail writes to it; the delivery role, connection and
-API destinations exist before the rules that use them). Undo runs in reverse.
+API destinations and the dead-letter queues exist before the rules that use them). Undo runs in reverse.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from tasks.actions import Action
 from tasks.hardening import (
     configure_trail,
+    create_alert_dead_letter_queue,
     create_athena_table,
     create_webhook_connection,
     create_webhook_delivery_role,
@@ -29,6 +30,7 @@ ACTIONS: tuple[Action, ...] = (
     create_webhook_delivery_role.ACTION,
     create_webhook_connection.ACTION,
     create_webhook_destination.ACTION,
+    create_alert_dead_letter_queue.ACTION,
     put_alert_rule.ACTION,
 )
 

@@ -11,6 +11,7 @@ user, responder role in member accounts) and checks that could not be verified b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 from keyresponse.readiness import (
     ALERT_ROUTES,
     CONNECTION_NAME,
+    DEAD_LETTER_QUEUE_NAME,
     DELIVERY_ROLE_NAME,
     ROUTES_BY_CHECK,
     AlertRoute,
@@ -30,8 +32,10 @@ from keyresponse.settings import Settings
 from tasks.actions import Step, Target
 from tasks.hardening import ACTIONS, registry
 from tasks.hardening.configure_trail import data_event_selectors
+from tasks.hardening.create_alert_dead_letter_queue import RETENTION_SECONDS, dead_letter_policy
 from tasks.hardening.create_athena_table import table_input_for
 from tasks.hardening.create_webhook_delivery_role import POLICY_NAME, delivery_policy, delivery_trust_policy
+from tasks.hardening.put_alert_rule import RETRY_POLICY
 from tasks.hardening.put_trail_bucket_policy import trail_bucket_statements
 
 _AUTOMATIC = {"guardduty_enabled", "cloudtrail_multi_region_logging", "cloudtrail_data_events",
@@ -122,9 +126,10 @@ def _add_route(plan: HardeningPlan, route: AlertRoute, region: str, options: Rea
     plan.add("create_webhook_destination", Target(kind="api_destination", id=route.destination_name, region=region,
                                                   data={"endpoint": webhook_endpoint(options, route),
                                                         "connection": CONNECTION_NAME}))
+    plan.add("create_alert_dead_letter_queue", Target(kind="queue", id=DEAD_LETTER_QUEUE_NAME, region=region))
     plan.add("put_alert_rule", Target(kind="event_rule", id=route.rule_name, region=region, data={
         "pattern": route.pattern, "destination": route.destination_name, "role": DELIVERY_ROLE_NAME,
-        "description": route.description}))
+        "dead_letter_queue": DEAD_LETTER_QUEUE_NAME, "description": route.description}))
 
 
 # -- the same plan as CloudFormation ------------------------------------------------------------
@@ -196,6 +201,17 @@ def cloudformation_template(plan: HardeningPlan, options: ReadinessOptions, sett
         resources["WebhookConnection"] = {"Type": "AWS::Events::Connection", "Properties": {
             "Name": CONNECTION_NAME, "AuthorizationType": "API_KEY", "AuthParameters": {"ApiKeyAuthParameters": {
                 "ApiKeyName": "Authorization", "ApiKeyValue": {"Fn::Sub": "Bearer ${WebhookToken}"}}}}}
+        resources["AlertDeadLetterQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": DEAD_LETTER_QUEUE_NAME, "MessageRetentionPeriod": RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True}}
+        queue_policy = json.loads(json.dumps(dead_letter_policy("${AWS::AccountId}", "${AWS::Region}",
+                                                                DEAD_LETTER_QUEUE_NAME)))
+        statement = queue_policy["Statement"][0]
+        statement["Resource"] = {"Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]}
+        statement["Condition"]["ArnLike"]["aws:SourceArn"] = {
+            "Fn::Sub": statement["Condition"]["ArnLike"]["aws:SourceArn"]}
+        resources["AlertDeadLetterQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [{"Ref": "AlertDeadLetterQueue"}], "PolicyDocument": queue_policy}}
     for route in ALERT_ROUTES:
         if route.rule_name not in routes:
             continue
@@ -209,7 +225,9 @@ def cloudformation_template(plan: HardeningPlan, options: ReadinessOptions, sett
             "Name": route.rule_name, "Description": route.description, "State": "ENABLED",
             "EventPattern": route.pattern, "Targets": [{
                 "Id": "keyresponse-webhook", "Arn": {"Fn::GetAtt": [destination, "Arn"]},
-                "RoleArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{DELIVERY_ROLE_NAME}"}}]}}
+                "RoleArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{DELIVERY_ROLE_NAME}"},
+                "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]}},
+                "RetryPolicy": dict(RETRY_POLICY)}]}}
 
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -226,5 +244,6 @@ def cloudformation_template(plan: HardeningPlan, options: ReadinessOptions, sett
     if routes:
         template["Parameters"]["WebhookToken"] = {
             "Type": "String", "NoEcho": True, "MinLength": 16,
-            "Description": "Bearer token the webhook accepts (KEYRESPONSE_WEBHOOK_SECRET)."}
+            "Description": "Bearer token of the EventBridge connection: the receiver's "
+                           "KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN."}
     return template

@@ -1,8 +1,10 @@
 """The EventBridge connection that authenticates alerts to our webhook (Authorization: Bearer <token>).
 
 Target: `Target(kind="connection", id="keyresponse-webhook", region=<region>)`. The token is
-`settings.webhook_secret`; it goes to EventBridge (which keeps it in Secrets Manager) and never to
-the target, the plan or the ledger. An existing connection of that name is kept as it is (it holds
+`settings.webhook_eventbridge_token`, read from KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN: the one setting
+the receiver reads too (`WebhookSettings.eventbridge_token`), so what the connection sends is what the
+receiver accepts. It goes to EventBridge (which keeps it in Secrets Manager) and never to the target,
+the plan or the ledger. An existing connection of that name is kept as it is (it holds
 credentials keyresponse cannot read back). Undo deletes the connection this action created.
 """
 
@@ -45,18 +47,19 @@ class CreateWebhookConnection(Action):
 
     def plan(self, ctx: ActionContext, target: Target) -> Change | None:
         change = super().plan(ctx, target)
-        if change is not None and not ctx.settings.webhook_secret:
-            raise ConfigurationError("the webhook connection needs the webhook's bearer token: set "
-                                     "KEYRESPONSE_WEBHOOK_SECRET (it is stored by EventBridge, never by keyresponse)")
+        if change is not None and not ctx.settings.webhook_eventbridge_token:
+            raise ConfigurationError("the webhook connection needs the receiver's EventBridge token: set "
+                                     "KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN here and where the receiver runs (it is "
+                                     "stored by EventBridge, never by keyresponse)")
         return change
 
     def describe(self, target: Target, before: Mapping[str, Any]) -> str:
         return f"create EventBridge connection {target.id} in {target.region} (API key {API_KEY_NAME}: Bearer <token>)"
 
     def write(self, ctx: ActionContext, target: Target, before: Mapping[str, Any]) -> None:
-        token = ctx.settings.webhook_secret
+        token = ctx.settings.webhook_eventbridge_token
         if not token:
-            raise ConfigurationError("KEYRESPONSE_WEBHOOK_SECRET is not set")
+            raise ConfigurationError("KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN is not set")
         events = ctx.client("events", target.region)
         try:
             events.create_connection(

@@ -1,9 +1,16 @@
 """An EventBridge rule that sends one kind of alert to our webhook's API destination.
 
 Target: `Target(kind="event_rule", id=<rule name>, region=<region>, data={"pattern": {...},
-"destination": <API destination name>, "role": <delivery role name>, "description": "…"})`.
-Done when the rule is ENABLED with that pattern and targets the destination with the delivery role.
-Undo deletes a rule this action created, or puts the previous pattern, state and targets back.
+"destination": <API destination name>, "role": <delivery role name>, "dead_letter_queue": <SQS queue
+name>, "description": "…"})`. Done when the rule is ENABLED with that pattern and targets the
+destination with the delivery role, the dead-letter queue (`create_alert_dead_letter_queue`) and the
+retry policy below. Undo deletes a rule this action created, or puts the previous pattern, state and
+targets back.
+
+The target's `RetryPolicy` is EventBridge's longest (185 attempts within 24 h, written out so nobody
+shortens it by accident): a receiver that is restarting, or answers 503 while the response deployment
+is being registered, gets the alert again. What still cannot be delivered (a 4xx other than 429, or
+24 h of failures) goes to the dead-letter queue instead of being dropped.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from tasks.actions import Action, ActionContext, Target, error_code
+from tasks.hardening.create_alert_dead_letter_queue import queue_arn
 
 TARGET_ID = "keyresponse-webhook"
+RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+_TARGET_FIELDS = ("Id", "Arn", "RoleArn", "DeadLetterConfig", "RetryPolicy")
 
 
 class PutAlertRule(Action):
@@ -39,13 +49,16 @@ class PutAlertRule(Action):
         targets = events.list_targets_by_rule(Rule=target.id).get("Targets", [])
         return {"exists": True, "state": rule.get("State"), "description": rule.get("Description"),
                 "pattern": json.loads(rule["EventPattern"]) if rule.get("EventPattern") else None,
-                "targets": sorted(({k: t[k] for k in ("Id", "Arn", "RoleArn") if k in t} for t in targets),
+                "targets": sorted(({k: t[k] for k in _TARGET_FIELDS if k in t} for t in targets),
                                   key=lambda t: str(t["Id"]))}
 
-    def _wanted_target(self, ctx: ActionContext, target: Target) -> dict[str, str]:
+    def _wanted_target(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         destination = ctx.client("events", target.region).describe_api_destination(Name=str(target.data["destination"]))
         return {"Id": TARGET_ID, "Arn": str(destination["ApiDestinationArn"]),
-                "RoleArn": f"arn:aws:iam::{ctx.account_id}:role/{target.data['role']}"}
+                "RoleArn": f"arn:aws:iam::{ctx.account_id}:role/{target.data['role']}",
+                "DeadLetterConfig": {"Arn": queue_arn(ctx.account_id, str(target.region),
+                                                      str(target.data["dead_letter_queue"]))},
+                "RetryPolicy": dict(RETRY_POLICY)}
 
     def is_done(self, ctx: ActionContext, target: Target, state: Mapping[str, Any]) -> bool:
         if not (state["exists"] and state["state"] == "ENABLED" and state["pattern"] == target.data["pattern"]):

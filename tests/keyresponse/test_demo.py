@@ -49,8 +49,8 @@ def test_demo_json_names_every_credential_in_scope_and_how_each_was_contained(de
 def test_demo_report_timeline_has_the_alert_received_before_the_key_was_contained(demo: dict[str, Any]) -> None:
     record = _record(demo)
     timeline = record["timeline"]
-    spool = Path(demo["out"]) / "home" / "spool" / "alerts"
-    spooled = [json.loads(p.read_text()) for p in spool.glob("*.json")]
+    spool = Path(demo["out"]) / "home" / "spool"
+    spooled = [json.loads(p.read_text()) for p in (*spool.glob("alerts/*.json"), *spool.glob("archive/*.json"))]
     opened = next(s for s in spooled if s["incident_id"] == demo["incident_id"] and not s.get("duplicate_of"))
     # the receiver's spool time, to the second, not a later stamp of the run
     assert timeline["alert_received_at"] == opened["received_at"][:19] + "Z", (timeline, opened["received_at"])

@@ -74,7 +74,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         for key, value in box.env().items():
             env.setenv(key, value)
         account = seed_account(box)
-        settings = Settings(home=tmp_path_factory.mktemp("home"), webhook_secret=TOKEN, evidence_bucket=None)
+        settings = Settings(home=tmp_path_factory.mktemp("home"), webhook_eventbridge_token=TOKEN, evidence_bucket=None)
         options = ReadinessOptions(regions=REGIONS, trail_bucket=account.trail_bucket)
         ctx = ActionContext.create("hardening-test", dry_run=False, settings=settings)
         before = assess(ctx.clients, settings, options)
@@ -124,7 +124,7 @@ def test_plans_one_step_per_gap_in_registry_order_when_gaps_are_found(story: Sto
     labels = [s.label for s in story.plan.steps]
     assert labels[:2] == ["enable_guardduty_detector:region:us-east-1@us-east-1",
                           "enable_guardduty_detector:region:eu-west-1@eu-west-1"]
-    assert len(labels) == len(set(labels)) == 17
+    assert len(labels) == len(set(labels)) == 19  # a dead-letter queue per region with an alert rule
     assert [s.action.name for s in story.plan.steps].count("put_alert_rule") == 4
     assert any(note.startswith("long_lived_access_keys:") for note in story.plan.manual)
     assert sum(note.startswith("root_") for note in story.plan.manual) == 2
@@ -162,8 +162,11 @@ def test_emits_a_valid_cloudformation_template_when_every_gap_is_planned(story: 
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
     types = {r["Type"] for r in template["Resources"].values()}
     assert {"AWS::GuardDuty::Detector", "AWS::CloudTrail::Trail", "AWS::Events::Rule", "AWS::Events::Connection",
-            "AWS::Events::ApiDestination", "AWS::Glue::Table", "AWS::S3::BucketPolicy", "AWS::IAM::Role"} <= types
-    assert sum(r["Type"] == "AWS::Events::Rule" for r in template["Resources"].values()) == len(ALERT_ROUTES)
+            "AWS::Events::ApiDestination", "AWS::Glue::Table", "AWS::S3::BucketPolicy", "AWS::IAM::Role",
+            "AWS::SQS::Queue", "AWS::SQS::QueuePolicy"} <= types
+    rules = [r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    assert len(rules) == len(ALERT_ROUTES)
+    assert all(t["DeadLetterConfig"] and t["RetryPolicy"] for r in rules for t in r["Properties"]["Targets"])
     assert TOKEN not in json.dumps(template)
     assert template["Resources"]["Trail"]["Properties"]["S3BucketName"] == story.account.trail_bucket
     cfn_lint = shutil.which("cfn-lint") or str(Path(__file__).parents[2] / ".venv" / "bin" / "cfn-lint")

@@ -30,6 +30,7 @@ from keyresponse.settings import get_settings
 from keyresponse.webhook import AlertSpool, PrefectLauncher, WebhookSettings, create_app
 
 TOKEN = "runs-test-token"
+EVENTBRIDGE_TOKEN = "runs-test-eventbridge-token"  # AWS's delivery: its alerts may be contained at once
 ACCOUNT = "123456789012"  # moto's account
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -58,14 +59,16 @@ def new_key() -> str:
 
 
 def receiver(spool: Path, deployment: str, **kwargs: Any) -> Receiver:
-    config = WebhookSettings(bearer_token=TOKEN, spool=spool, launch_timeout_seconds=20)
+    config = WebhookSettings(bearer_token=TOKEN, eventbridge_token=EVENTBRIDGE_TOKEN, spool=spool,
+                             launch_timeout_seconds=20)
     api_url = kwargs.pop("api_url", None)
     launcher = PrefectLauncher(deployment, api_url=api_url) if api_url else PrefectLauncher(deployment)
     return Receiver(create_app(config, launcher, **kwargs))
 
 
-def post(url: str, route: str, payload: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{url}/alerts/{route}", json=payload, headers=AUTH, timeout=30)
+def post(url: str, route: str, payload: dict[str, Any], token: str = TOKEN) -> dict[str, Any]:
+    response = httpx.post(f"{url}/alerts/{route}", json=payload, headers={"Authorization": f"Bearer {token}"},
+                          timeout=30)
     assert response.status_code == 202, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -99,7 +102,7 @@ def test_an_alert_about_a_key_whose_run_crashed_opens_a_new_incident_with_a_firs
         assert opened["status"] == "launched"
         set_state(opened["flow_run_id"], "Crashed")  # the run's process died; nobody responds any more
 
-        answer = post(app.url, "guardduty", guardduty(key, unique_name, severity=9.5))
+        answer = post(app.url, "guardduty", guardduty(key, unique_name, severity=9.5), token=EVENTBRIDGE_TOKEN)
         assert answer["status"] == "launched" and "duplicate_of" not in answer, answer
         assert answer["incident_id"] != opened["incident_id"]
         assert answer["flow_run_id"] != opened["flow_run_id"]

@@ -360,7 +360,8 @@ def test_alerts_accepted_while_the_launcher_is_down_are_launched_once_by_the_nex
     assert {a.json()["error"] for a in answers if a.status_code == 503} <= {"deployment_not_found", "launch_failed"}
     assert not down.calls
     spool = AlertSpool(tmp_path / "spool")
-    assert len(list(spool.alerts_dir.glob("*.json"))) == 15, "an answered alert is not in the spool"
+    spooled = [*spool.alerts_dir.glob("*.json"), *spool.archive_dir.glob("*.json")]  # waiting, and attached
+    assert len(spooled) == 15, "an answered alert is not in the spool"
     assert len(spool.pending()) == 10
 
     up = SwitchableLauncher("up")
@@ -371,6 +372,6 @@ def test_alerts_accepted_while_the_launcher_is_down_are_launched_once_by_the_nex
     assert spool.pending() == []
     incidents = [incident for incident, _ in up.calls]
     assert len(incidents) == 10 and len(set(incidents)) == 10, up.calls
-    launched_keys = {spool.load(p).alert.access_key_id for p in spool.alerts_dir.glob("*.json")
+    launched_keys = {spool.load(p).alert.access_key_id for p in spool.archive_dir.glob("*.json")  # launched: settled
                      if spool.load(p).flow_run_id is not None and spool.load(p).duplicate_of is None}
     assert launched_keys == set(keys)

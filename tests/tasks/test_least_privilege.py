@@ -112,7 +112,7 @@ def test_readiness_and_every_hardening_action_run_when_holding_only_the_readines
     sandbox: MotoSandbox, make_ctx: MakeCtx, unique_name: str
 ) -> None:
     session = _responder(f"{unique_name}-hardener", _with_moto_standins(readiness_policy()))
-    ctx = make_ctx(clients=Clients(session, max_attempts=2), webhook_secret=TOKEN)
+    ctx = make_ctx(clients=Clients(session, max_attempts=2), webhook_eventbridge_token=TOKEN)
     actions = [a for a in HARDENING if a.name not in MOTO_AUTH_GAPS_HARDENING]
     targets = {a.name: build_hardening_case(a.name, f"lp{i}-{unique_name}", ctx) for i, a in enumerate(actions)}
 

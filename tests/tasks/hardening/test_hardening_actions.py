@@ -73,6 +73,8 @@ def build_hardening_case(action: str, name: str, ctx: ActionContext) -> Target:
         _connection(slug)
         return Target(kind="api_destination", id=slug, region=US,
                       data={"endpoint": "https://ir.example.com/alerts/guardduty", "connection": slug})
+    if action == "create_alert_dead_letter_queue":
+        return Target(kind="queue", id=slug, region=US)
     if action == "put_alert_rule":
         events = boto3.client("events", region_name=US)
         events.create_api_destination(Name=slug, ConnectionArn=_connection(slug), HttpMethod="POST",
@@ -80,7 +82,7 @@ def build_hardening_case(action: str, name: str, ctx: ActionContext) -> Target:
         route = ALERT_ROUTES[1]
         return Target(kind="event_rule", id=slug, region=US, data={
             "pattern": route.pattern, "destination": slug, "role": "keyresponse-eventbridge-webhook",
-            "description": route.description})
+            "dead_letter_queue": f"{slug}-dlq", "description": route.description})
     raise AssertionError(f"no case for hardening action {action}: add one here")
 
 
@@ -104,7 +106,7 @@ def test_registers_every_module_of_the_package_when_imported() -> None:
 def test_keeps_the_contract_when_run_against_moto(
     action: Action, make_ctx: MakeCtx, unique_name: str, write_calls: Callable[[Clients], list[str]]
 ) -> None:
-    ctx = make_ctx(webhook_secret=TOKEN)
+    ctx = make_ctx(webhook_eventbridge_token=TOKEN)
     target = build_hardening_case(action.name, f"contract-{unique_name}", ctx)
     calls = write_calls(ctx.clients)
 
@@ -145,8 +147,8 @@ def test_updates_an_existing_trail_and_restores_it_when_undone(make_ctx: MakeCtx
 
 
 def test_refuses_to_plan_a_connection_when_no_webhook_token_is_set(make_ctx: MakeCtx, unique_name: str) -> None:
-    ctx = make_ctx(webhook_secret=None)
-    with pytest.raises(ConfigurationError, match="KEYRESPONSE_WEBHOOK_SECRET"):
+    ctx = make_ctx(webhook_eventbridge_token=None)
+    with pytest.raises(ConfigurationError, match="KEYRESPONSE_WEBHOOK_EVENTBRIDGE_TOKEN"):
         CREATE_CONNECTION.plan(ctx, Target(kind="connection", id=_slug(unique_name), region=US))
     assert CONNECTION_NAME == "keyresponse-webhook"
 
