@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect_runs import run_answering
 
 from keyresponse.alerts import normalize
 from keyresponse.approval import answer_pause, paused_runs
@@ -240,7 +241,8 @@ def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_
 
     from flows.undo_incident import undo_incident_flow
 
-    undone = undo_incident_flow(incident_id, dry_run=False)
+    undone, _ = run_answering(lambda: undo_incident_flow(incident_id, dry_run=False), f"undo:{incident_id}",
+                              {"approver": "carol@example.com", "decision": "approve", "reason": "key rotated"})
     assert len(undone["undone"]) == 3 and undone["skipped"] == [], undone
     assert _key_status(world) == "Active"
     assert policy not in iam.list_user_policies(UserName=owner)["PolicyNames"]
