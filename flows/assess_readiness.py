@@ -21,6 +21,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
+from keyresponse import markdown as md
 from keyresponse.readiness import (
     DATA_EVENT_TYPES,
     Check,
@@ -56,11 +57,12 @@ class ReadinessOutcome(BaseModel):
 
 
 def _plan_markdown(plan: HardeningPlan) -> str:
-    rows = [f"| `{s.action.name}` | `{s.target.label}` | {'yes' if s.action.requires_approval else ''} | "
-            f"{s.action.undo_unsupported_reason or 'yes'} |" for s in plan.steps]
-    manual = [f"- {note}" for note in plan.manual] or ["- nothing"]
+    """The Resume dialog's description; targets name the account's trails, buckets and rules (keyresponse.markdown)."""
+    rows = [[md.code(s.action.name), md.code(s.target.label), "yes" if s.action.requires_approval else "",
+             s.action.undo_unsupported_reason or "yes"] for s in plan.steps]
+    manual = [f"- {md.text(note)}" for note in plan.manual] or ["- nothing"]
     return "\n".join([f"### Apply {len(plan.steps)} hardening step(s)?", "",
-                      "| action | target | needs care | undo |", "|---|---|---|---|", *rows, "",
+                      md.table(["action", "target", "needs care", "undo"], rows), "",
                       "Not automatic:", *manual])
 
 
@@ -88,10 +90,11 @@ def assess_readiness(
     template = cloudformation_template(plan, options, settings)
     outcome = ReadinessOutcome(checks=checks, plan=[s.label for s in plan.steps], manual=plan.manual,
                                cloudformation=template, recommendations=readiness_for_report(checks))
-    create_table_artifact(key="readiness-plan", table=[{"step": label} for label in outcome.plan] or [{"step": "none"}],
+    create_table_artifact(key="readiness-plan",
+                          table=md.table_cells([{"step": label} for label in outcome.plan]) or [{"step": "none"}],
                           description="Hardening plan")
     create_markdown_artifact(key="readiness-cloudformation",
-                             markdown="```json\n" + json.dumps(template, indent=2) + "\n```",
+                             markdown=md.code_block(json.dumps(template, indent=2), "json"),
                              description="The hardening plan as a CloudFormation template")
     logger.info("%d check(s): %d failing; plan of %d step(s)", len(checks),
                 sum(c.status == "fail" for c in checks), len(plan.steps))
@@ -114,5 +117,5 @@ def assess_readiness(
     outcome.checks_after = assess_account_readiness(settings, options)
     outcome.recommendations = readiness_for_report(outcome.checks_after)
     create_markdown_artifact(key="readiness-checks-after", markdown=render_markdown(outcome.checks_after),
-                             description=f"Readiness after hardening ({outcome.incident_id})")
+                             description=f"Readiness after hardening ({md.text(outcome.incident_id)})")
     return outcome

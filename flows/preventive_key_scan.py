@@ -21,6 +21,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
+from keyresponse import markdown as md
 from keyresponse.errors import AwsCallError
 from keyresponse.keyscan import (
     AccountFindings,
@@ -70,12 +71,13 @@ def scope_of(targets: list[ScanTarget], organization: bool) -> str:
 
 
 def _approval_request(candidates: list[Finding]) -> str:
-    rows = [f"| `{f.account_id}` | `{f.user_name}` | `{f.access_key_id}` | {f.check.value} | {f.detail} |"
+    """The Resume dialog's description; user names and details come from the accounts (keyresponse.markdown)."""
+    rows = [[md.code(f.account_id), md.code(f.user_name), md.code(f.access_key_id or ""), f.check.value, f.detail]
             for f in candidates]
     return "\n".join([
         f"### Deactivate {len(candidates)} access key(s)?", "",
         "Keys are set **Inactive** (reversible), never deleted. Owners were notified and their grace "
-        "period is over.", "", "| account | user | key | check | why |", "|---|---|---|---|---|", *rows])
+        "period is over.", "", md.table(["account", "user", "key", "check", "why"], rows)])
 
 
 @flow(name="preventive_key_scan", description="Active long-lived / unused / never-used access keys, org-wide.")
@@ -127,10 +129,11 @@ def preventive_key_scan(
         for problem in account.problems:
             logger.warning("account %s, report line %d (%s): %s", problem.account_id, problem.line,
                            problem.user, problem.message)
-    create_table_artifact(key="preventive-key-scan-findings", table=table_rows(result) or [{"finding": "none"}],
-                          description=f"Open findings of the preventive key scan ({scope})")
+    create_table_artifact(key="preventive-key-scan-findings",
+                          table=md.table_cells(table_rows(result)) or [{"finding": "none"}],
+                          description=f"Open findings of the preventive key scan ({md.text(scope)})")
     create_markdown_artifact(key="preventive-key-scan-summary", markdown=render_markdown(result),
-                             description=f"Preventive key scan summary ({scope})")
+                             description=f"Preventive key scan summary ({md.text(scope)})")
     notifier: Notifier = RecordingNotifier(home / "notifications.jsonl")
     for notification in result.notifications:
         notifier.send(notification)

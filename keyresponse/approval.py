@@ -31,6 +31,8 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
+from keyresponse.markdown import code, table, text
+
 
 class Approval(RunInput):
     """What a responder answers in the Resume dialog."""
@@ -52,38 +54,33 @@ def approval_form(offered: Sequence[str]) -> type[Approval]:
             "attacker's; their reasons are in the table above."))))
 
 
-def _cell(value: Any) -> str:
-    text = str(value).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("`", "'")
-
-
 def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
-    """The approval form's description: what will change, as a table."""
+    """The approval form's description: what will change, as a table. Every string of the plan may be
+    the attacker's (a key pair's or a role's name, a user agent): each goes through keyresponse.markdown."""
     rows = [c for c in plan["changes"] if not c["done"]]
-    lines = [f"### {phase.capitalize()} of incident `{incident_id}`: approve {len(rows)} change(s)?", ""]
+    lines = [f"### {text(phase.capitalize())} of incident {code(incident_id)}: approve {len(rows)} change(s)?", ""]
     if plan.get("why"):
-        lines += [f"> {_cell(plan['why'])}", ""]
-    lines += ["| # | action | target | what will happen |", "|---|---|---|---|"]
-    lines += [f"| {i} | {_cell(c['action'])} | {_cell(c.get('label', c['target']))} | {_cell(c['summary'])} |"
-              for i, c in enumerate(rows, 1)]
+        lines += [f"> {text(plan['why'])}", ""]
+    lines += [table(["#", "action", "target", "what will happen"],
+                    [[str(i), c["action"], c.get("label", c["target"]), c["summary"]] for i, c in enumerate(rows, 1)]), ""]
     done = [c for c in plan["changes"] if c["done"] and not c.get("refused")]
     if done:
-        lines += ["", f"Already done, left alone: {len(done)} step(s)."]
+        lines += [f"Already done, left alone: {len(done)} step(s).", ""]
     refused = [c for c in plan["changes"] if c.get("refused")]
     if refused:
-        lines += ["", f"**Refused by the guardrails, left out of this plan: {len(refused)} step(s).** Approving "
-                  "never applies them; each is below with its reason, for a human to handle by hand."]
+        lines += [f"**Refused by the guardrails, left out of this plan: {len(refused)} step(s).** Approving "
+                  "never applies them; each is below with its reason, for a human to handle by hand.", ""]
     for note in plan.get("notes", []):
-        lines += ["", f"> Needs a human: {_cell(note)}"]
+        lines += [f"> Needs a human: {text(note)}", ""]
     offered = plan.get("uncertain_credentials") or []
     if offered:
-        lines += ["", f"**Not in this plan: {len(offered)} uncertain credential(s).** The evidence cannot tell the "
+        lines += [f"**Not in this plan: {len(offered)} uncertain credential(s).** The evidence cannot tell the "
                   "owner's from the attacker's. Add any of them with *also contain*:", "",
-                  "| credential | kind | created by | why uncertain |", "|---|---|---|---|"]
-        lines += [f"| {_cell(c['access_key_id'])} | {_cell(c.get('kind') or '')} | "
-                  f"{_cell(c.get('created_by_event') or '')} | {_cell('; '.join(c.get('reasons') or []))} |"
-                  for c in offered]
-    lines += ["", "Deny to change nothing. The decision, your name and your reason go into the incident report."]
+                  table(["credential", "kind", "created by", "why uncertain"],
+                        [[c["access_key_id"], c.get("kind") or "", c.get("created_by_event") or "",
+                          "; ".join(c.get("reasons") or [])] for c in offered]), ""]
+    lines += [text(plan.get("closing") or "Deny to change nothing. The decision, your name and your reason go into "
+                   "the incident report.")]
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 """`keyresponse demo`: the whole story on the embedded sandbox, and nothing left running after.
 
 1. start the sandbox (moto) and seed the account; play a scenario and write its CloudTrail logs;
-2. start a Prefect server (or reuse the one PREFECT_API_URL names) and `keyresponse serve`
-   (alert receiver + runner) as a child process;
+2. start a Prefect server with basic auth (a random auth string, that only this process and its
+   children know), or reuse the one PREFECT_API_URL names, and `keyresponse serve` (alert receiver +
+   runner) as a child process;
 3. post the scenario's GuardDuty alert with a valid signature;
 4. approve each pause through the Prefect API as a named demo approver (or, with `interactive`,
    wait for a person to approve in the UI);
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from keyresponse.children import die_with_parent
-from keyresponse.prefect_server import PrefectServer, free_port
+from keyresponse.prefect_server import PrefectServer, free_port, new_auth_string
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
 from keyresponse.sandbox.server import admin_client
@@ -64,9 +65,9 @@ def _post_alert(url: str, body: bytes, headers: Callable[[], dict[str, str]], at
 
 
 class Stack:
-    """The running system on 127.0.0.1: a Prefect server (or the one PREFECT_API_URL names, unless
-    `own_prefect`) and a `keyresponse serve` child (receiver + runner) acting in `box` as the seeded
-    responder.
+    """The running system on 127.0.0.1: a Prefect server with basic auth (or the one PREFECT_API_URL
+    names, unless `own_prefect`) and a `keyresponse serve` child (receiver + runner) acting in `box` as
+    the seeded responder.
 
     >>> with Stack(box, account, folder) as stack: stack.post("guardduty", body)
     """
@@ -102,7 +103,8 @@ class Stack:
         return {**env, **self.extra_env}
 
     def __enter__(self) -> Stack:
-        self._prefect = PrefectServer(self.folder / "prefect", reuse_existing=not self.own_prefect).start()
+        self._prefect = PrefectServer(self.folder / "prefect", reuse_existing=not self.own_prefect,
+                                      auth_string=new_auth_string()).start()
         self.port = free_port()
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -149,7 +151,8 @@ class Stack:
         assert self._prefect is not None and self.own_prefect
         port = int(self.api_url.rsplit(":", 1)[1].split("/")[0])
         self._prefect.stop()
-        self._prefect = PrefectServer(self.folder / "prefect", port=port, reuse_existing=False).start()
+        self._prefect = PrefectServer(self.folder / "prefect", port=port, reuse_existing=False,
+                                      auth_string=self._prefect.auth_string).start()
 
     def __exit__(self, *_: object) -> None:
         self.stop_serve()
@@ -171,11 +174,16 @@ class Stack:
         assert self._prefect is not None
         return self._prefect.ui_url
 
-    def client(self) -> Any:
-        """A sync Prefect client on this stack's server."""
-        from prefect.client.orchestration import SyncPrefectClient
+    @property
+    def auth_string(self) -> str | None:
+        """What the Prefect API (and its UI's sign-in) asks for; None when the server has no auth."""
+        assert self._prefect is not None
+        return self._prefect.auth_string
 
-        return SyncPrefectClient(self.api_url)
+    def client(self) -> Any:
+        """A sync Prefect client on this stack's server, with its auth string."""
+        assert self._prefect is not None
+        return self._prefect.client()
 
     def post(self, source: str, body: bytes, *, wait_for_run: bool = True) -> dict[str, Any]:
         """POST an alert with the signature its route expects (GitHub's for /alerts/github); with
@@ -232,6 +240,8 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
         answer = stack.post("guardduty", body)
         run_id = answer["flow_run_id"]
         say(f"alert posted: incident {answer['incident_id']}, flow run {ui}/runs/flow-run/{run_id}")
+        if interactive and stack.auth_string:
+            say(f"the Prefect UI asks for its auth string: {stack.auth_string}")
         wait_until(lambda: _status(iam, owner, key) in ("Inactive", "deleted"), "the key to be deactivated")
         contained_s = time.perf_counter() - posted
         say(f"key {key} Inactive {contained_s:.1f} s after the alert (automatic containment)")

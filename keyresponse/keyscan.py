@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from keyresponse import markdown as md
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.notify import UNOWNED_RECIPIENT, Notification
 
@@ -540,33 +541,35 @@ def table_rows(result: ScanResult) -> list[dict[str, Any]]:
 
 
 def render_markdown(result: ScanResult) -> str:
-    """The responder's summary: counts, changes since the last scan, exceptions, unreadable rows."""
+    """The responder's summary: counts, changes since the last scan, exceptions, unreadable rows. User
+    names, report rows and exception texts come from the accounts scanned: each goes through
+    keyresponse.markdown."""
     p = result.policy
     ok = [a for a in result.accounts if a.status == "ok"]
-    out = [f"# Preventive key scan — {result.scope}", "",
+    out = [f"# Preventive key scan — {md.text(result.scope)}", "",
            f"Scanned {len(ok)}/{len(result.accounts)} account(s), {sum(a.user_count for a in ok)} user(s), "
            f"at {result.scanned_at:%Y-%m-%d %H:%M} UTC. Long-lived > {p.max_age_days} d, "
            f"unused > {p.unused_days} d, grace {p.grace_days} d.", "",
-           "| check | open findings |", "|---|---|"]
-    out += [f"| `{check}` | {count} |" for check, count in result.counts().items()]
+           md.table(["check", "open findings"], [[md.code(check), str(count)] for check, count in result.counts().items()])]
     since = f"{result.previous_scanned_at:%Y-%m-%d %H:%M} UTC" if result.previous_scanned_at else "(no previous scan)"
     out += ["", f"**Since the previous scan** {since}: {len(result.new)} new, {len(result.resolved)} resolved."]
     if result.resolved:
-        out += [f"- resolved: `{f.user_name}` {f.check.value} ({f.account_id})" for f in result.resolved]
+        out += [f"- resolved: {md.code(f.user_name)} {md.text(f.check.value)} ({md.code(f.account_id)})" for f in result.resolved]
     failed = [a for a in result.accounts if a.status != "ok"]
     if failed:
-        out += ["", "## Accounts not scanned", ""] + [f"- `{a.account_id}` ({a.status}): {a.message}" for a in failed]
+        out += ["", "## Accounts not scanned", ""] + [
+            f"- {md.code(a.account_id)} ({md.text(a.status)}): {md.text(a.message)}" for a in failed]
     problems = [pr for a in result.accounts for pr in a.problems]
     if problems:
         out += ["", f"## Unreadable report rows ({len(problems)})", ""]
-        out += [f"- `{pr.account_id}` line {pr.line} `{pr.user}`: {pr.message}" for pr in problems[:50]]
+        out += [f"- {md.code(pr.account_id)} line {pr.line} {md.code(pr.user)}: {md.text(pr.message)}" for pr in problems[:50]]
     if result.suppressed:
         out += ["", f"## Suppressed ({len(result.suppressed)})", ""]
-        out += [f"- `{s.finding.user_name}` {s.finding.check.value}: {s.by} — {s.reason}"
-                + (f" (until {s.expires})" if s.expires else "") for s in result.suppressed]
+        out += [f"- {md.code(s.finding.user_name)} {md.text(s.finding.check.value)}: {md.text(s.by)} — {md.text(s.reason)}"
+                + (f" (until {md.text(s.expires)})" if s.expires else "") for s in result.suppressed]
     if result.expired_exceptions:
         out += ["", f"## Expired exceptions ({len(result.expired_exceptions)})", ""]
-        out += [f"- `{e.exception.principal}` expired {e.exception.expires}: {e.exception.reason}"
+        out += [f"- {md.code(e.exception.principal)} expired {md.text(e.exception.expires)}: {md.text(e.exception.reason)}"
                 f" — {len(e.still_matching)} finding(s) open again" for e in result.expired_exceptions]
     out += ["", f"Notifications: {len(result.notifications)}. "
             f"Keys due for deactivation after approval: {len(result.remediation_candidates)}."]

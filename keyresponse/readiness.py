@@ -38,6 +38,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
+from keyresponse import markdown as md
 from keyresponse.errors import KeyResponseError
 from keyresponse.keyscan import Check as ScanCheck
 from keyresponse.keyscan import (
@@ -664,13 +665,13 @@ def to_json(checks: Sequence[Check]) -> dict[str, Any]:
 
 
 def render_markdown(checks: Sequence[Check]) -> str:
-    """A table for a Prefect artifact or a terminal."""
+    """A table for a Prefect artifact or a terminal; the evidence quotes the account (trail, bucket and rule
+    names), so every cell goes through keyresponse.markdown."""
     mark = {"pass": "pass", "fail": "**FAIL**", "not_verifiable": "not verifiable here"}
     counts = summary(checks)
     lines = [f"# Readiness — {counts['pass']} pass, {counts['fail']} fail, "
              f"{counts['not_verifiable']} not verifiable", "",
-             "| check | account | region | status | evidence | fix |", "|---|---|---|---|---|---|"]
-    for c in checks:
-        cells = [c.id, c.account_id, c.region or "", mark[c.status], c.evidence, c.fix]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+             md.table(["check", "account", "region", "status", "evidence", "fix"],
+                      [[md.code(c.id), md.code(c.account_id), c.region or "", md.Markdown(mark[c.status]), c.evidence,
+                        c.fix] for c in checks])]
     return "\n".join(lines) + "\n"

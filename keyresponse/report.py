@@ -6,10 +6,11 @@
 
 The templates are `reports/incident_report.{md,html}.j2` with partials `reports/_*.j2`. Both
 environments use `StrictUndefined`. HTML is autoescaped. Markdown cannot be autoescaped by
-Jinja, so its environment has a `finalize` that escapes every `{{ … }}` output for Markdown *and*
-HTML (the Prefect UI renders raw HTML inside Markdown). Only `Markup` values, which this module
-builds and escapes itself (code blocks, the chart image), pass through unchanged. An attacker's
-user agent or object key therefore shows as text in both formats.
+Jinja, so its environment has a `finalize` that passes every `{{ … }}` output through
+`keyresponse.markdown.text`, the one escaping function (the Prefect UI renders images, links and raw
+HTML inside Markdown). Only `Markdown` values built by keyresponse.markdown (code spans and blocks)
+and the chart's data URI pass through unchanged. An attacker's user agent or object key therefore
+shows as text in both formats.
 
 What the report shows is computed here, once, in `build_context`. The templates only lay it
 out. Numbers come from the record: counts from the investigation and the ledger, durations from
@@ -37,12 +38,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 from sqlglot import TokenType
 
+from keyresponse import markdown
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
 from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
 from keyresponse.ledger import LedgerEntry
+from keyresponse.markdown import Markdown
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
 
 #: Where the templates live: the top-level `reports/` package (package data in a wheel).
@@ -117,22 +120,10 @@ def categorize(event: Mapping[str, Any]) -> str:
 
 # -- formatting --------------------------------------------------------------------------------------
 
-_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
-
-
-def md_escape(value: Any) -> str:
-    """`value` as inert Markdown text: one line; HTML special characters as entities; Markdown
-    punctuation backslash-escaped (so `|` cannot end a table cell); no bare autolinks."""
-    text = " ".join(str(value).splitlines())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_PUNCTUATION.sub(r"\\\1", text)
-    return text.replace("://", "&#58;//").replace("www.", "www&#46;")
-
-
 def _finalize_markdown(value: Any) -> Any:
-    if isinstance(value, Markup):
+    if isinstance(value, Markdown | Markup):  # built by keyresponse.markdown, or the chart's data URI
         return value
-    return "—" if value is None else md_escape(value)
+    return "—" if value is None else markdown.text(value)
 
 
 def _finalize_html(value: Any) -> Any:
@@ -144,20 +135,9 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
 
 
-def md_code_block(text: str, language: str = "") -> Markup:
-    """A fenced code block that `text` cannot close: the fence is longer than any backtick run in it."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return Markup(f"{fence}{language}\n{text}\n{fence}")  # noqa: S704 - fenced: the content stays code
-
-
-def md_code(text: str) -> Markup:
-    """`text` as inline code (a command to copy): delimited by a backtick run longer than any in it."""
-    text = " ".join(str(text).splitlines())
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704 - a code span: its content stays code
+def _nest(depth: int) -> Markdown:
+    """Two spaces per level of a nested Markdown list."""
+    return Markdown("  " * int(depth))
 
 
 def when(value: str | None) -> str | None:
@@ -936,7 +916,7 @@ def environment(kind: str) -> Environment:
         env = Environment(loader=loader, undefined=StrictUndefined, finalize=_finalize_markdown,
                           autoescape=False, trim_blocks=True, lstrip_blocks=True,  # noqa: S701 - finalize escapes
                           keep_trailing_newline=True)
-        env.filters.update(code_block=md_code_block, md=md_escape, code=md_code)
+        env.filters.update(code_block=markdown.code_block, md=markdown.text, code=markdown.code, nest=_nest)
     else:
         raise InputError(f"no report format {kind!r}; expected md or html")
     _common_filters(env)
@@ -1011,7 +991,7 @@ def publish_artifacts(incident: Incident) -> str:
 
     artifact_id = create_markdown_artifact(
         key=artifact_key(incident.incident_id), markdown=render_markdown(incident),
-        description=f"Incident report {incident.incident_id} ({incident.status})")
+        description=f"Incident report {markdown.code(incident.incident_id)} ({markdown.text(incident.status)})")
     return str(artifact_id)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -740,7 +740,8 @@ class UndoReport:
     `planned`: dry run only, every change that would be undone, newest first, with what AWS shows
     now (`undo_preview`). `undone`: the `undo` entries this run wrote. `skipped`: changes that
     cannot be undone (deletions, unknown actions), with the reason. `already_undone`: changes an
-    earlier undo reversed, with that undo entry: a second undo leaves them alone.
+    earlier undo reversed, with that undo entry: a second undo leaves them alone. `unapproved`:
+    changes to undo that the approval given did not show (the ledger grew since), left alone.
     """
 
     incident_id: str = ""
@@ -751,6 +752,7 @@ class UndoReport:
     already_undone: list[tuple[LedgerEntry, LedgerEntry]] = field(default_factory=list)
     #: The ledger's torn last line (a crash mid-append), left out of the replay and reported here.
     torn: TornLine | None = None
+    unapproved: list[LedgerEntry] = field(default_factory=list)
 
     def summary(self) -> str:
         """One sentence: what was (or would be) undone, and what was left alone and why."""
@@ -770,6 +772,8 @@ class UndoReport:
                          "and were left alone (nothing is undone twice)")
         if self.torn is not None:
             parts.append(self.torn.describe())
+        if self.unapproved:
+            parts.append(f"{len(self.unapproved)} change(s) were not in the approved undo and were left alone")
         return f"incident {self.incident_id}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -787,6 +791,7 @@ class UndoReport:
             "already_undone": [ref(e) | {"undone_at": u.applied_at, "undo_entry_id": u.entry_id}
                                for e, u in self.already_undone],
             "torn_line": self.torn.model_dump() if self.torn else None,
+            "unapproved": [ref(e) for e in self.unapproved],
         }
 
 
@@ -837,12 +842,14 @@ def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]
     return found
 
 
-def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoReport:
+def undo_incident(ctx: ActionContext, registry: Mapping[str, Action], *,
+                  only: Collection[str] | None = None) -> UndoReport:
     """Replay the incident's ledger in reverse: undo every applied change that supports it.
 
     Changes that cannot be undone (deletions) are reported in `skipped` with the reason. In a
     dry-run context nothing changes: every change that would be undone is in `planned`, with the
     state AWS shows now. Changes an earlier run undid are in `already_undone` and left alone.
+    With `only` (the entry ids an approval showed), any other change is left alone, in `unapproved`.
     """
     report = UndoReport(incident_id=ctx.incident_id, dry_run=ctx.dry_run,
                         already_undone=ctx.ledger.undone()[::-1])
@@ -854,6 +861,8 @@ def undo_incident(ctx: ActionContext, registry: Mapping[str, Action]) -> UndoRep
             report.skipped.append((entry, f"no action named {entry.action} is registered"))
         elif action.undo_unsupported_reason is not None:
             report.skipped.append((entry, action.undo_unsupported_reason))
+        elif only is not None and entry.entry_id not in only:
+            report.unapproved.append(entry)
         elif ctx.dry_run:
             try:
                 preview = action.undo_preview(ctx.for_target(Target.model_validate(entry.target)), entry)

@@ -52,14 +52,34 @@ def keep_traffic_local(context: Any, foreign: list[str]) -> None:
 
 
 
-def approve_in_resume_dialog(page: Any, ui_url: str, run_id: str, key: str, *, state: str = "Paused") -> dict[str, Any]:
-    """Open the paused run (its badge shows `state`: Paused, or Suspended for a deployment run), fill the
-    Resume Flow Run form and submit it; returns the resume response."""
+def sign_in(page: Any, auth_string: str | None) -> None:
+    """On the Prefect UI's sign-in page (a server with PREFECT_SERVER_API_AUTH_STRING sends every page
+    there first), type the auth string as a person would; the UI then goes on to the page asked for."""
+    from playwright.sync_api import expect
+
+    password = page.get_by_placeholder("admin:pass")
+    if not auth_string:
+        return
+    # The page shows either the sign-in form or (already signed in: the UI keeps it for the session) the run.
+    page.locator(".state-badge").or_(password).first.wait_for(timeout=UI_TIMEOUT_MS)
+    if not password.is_visible():
+        return
+    password.fill(auth_string)
+    password.press("Enter")
+    expect(password).to_be_hidden(timeout=UI_TIMEOUT_MS)
+
+
+def approve_in_resume_dialog(page: Any, ui_url: str, run_id: str, key: str, *, state: str = "Paused",
+                             auth_string: str | None = None) -> dict[str, Any]:
+    """Open the paused run (its badge shows `state`: Paused, or Suspended for a deployment run), signing
+    in first with `auth_string` when the server has one, fill the Resume Flow Run form and submit it;
+    returns the resume response."""
     from playwright.sync_api import expect
 
     resumes: list[str] = []
     page.on("request", lambda r: resumes.append(r.url) if r.method == "POST" and r.url.endswith("/resume") else None)
     page.goto(f"{ui_url}/runs/flow-run/{run_id}")
+    sign_in(page, auth_string)
     expect(page.locator(".state-badge").first).to_have_text(state, timeout=UI_TIMEOUT_MS)
     page.get_by_role("button", name="Resume", exact=True).click()
 

@@ -3,14 +3,20 @@
 `unserved_deployment()` registers a deployment that no runner serves (its runs stay Scheduled, alive,
 and no `keyresponse serve` of another test ever picks them up: the name is of these tests only);
 `set_state` ends or pauses a run through the Prefect client, as a crash, a cancel or an approval
-pause leaves it.
+pause leaves it; `run_answering` runs a flow and answers its approval pause.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prefect import flow
+
+T = TypeVar("T")
 
 DEPLOYMENT = "receiver-runs-under-test/receiver-runs"
 
@@ -44,3 +50,47 @@ def read_run(run_id: str) -> Any:
 
     with get_client(sync_client=True) as client:
         return client.read_flow_run(run_id)
+
+
+def run_answering(call: Callable[[], T], run_name: str, answer: dict[str, str],
+                  timeout: float = 120.0) -> tuple[T, str | None]:
+    """Run `call` (a flow) in a thread and answer the approval pause of the flow run named `run_name`
+    with `answer`, as a person would in the Resume dialog; returns (what `call` returned, the form's
+    description as it was shown), the description None when the run ended without pausing."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from keyresponse.approval import answer_pause, paused_runs
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except BaseException as exc:  # raised again in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"answering-{run_name}", daemon=True)
+    thread.start()
+    shown: str | None = None
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while thread.is_alive() and shown is None:
+            assert time.monotonic() < deadline, f"{run_name} neither paused nor ended within {timeout} s"
+            mine = [r for r in paused_runs(client) if r.name == run_name]
+            keys = (mine[0].state.state_details.run_input_keyset or {}) if mine and mine[0].state else {}
+            if "description" not in keys:
+                time.sleep(0.2)
+                continue
+            try:
+                shown = str(json.loads(client.read_flow_run_input(mine[0].id, keys["description"])))
+            except PrefectHTTPStatusError as exc:  # saved just after the pause: not there yet
+                if exc.response.status_code != 404:
+                    raise
+                continue
+            assert answer_pause(client, mine[0].id, answer), f"{run_name} was no longer paused"
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{run_name} did not end within {timeout} s of the answer"
+    if "error" in result:
+        raise result["error"]
+    return result["value"], shown

@@ -1,4 +1,5 @@
-"""A responder approves containment in the real Prefect UI (headless Chromium), and the key is contained.
+"""A responder approves containment in the real Prefect UI (headless Chromium), and the key is contained;
+hostile resource names in a plan show as text in the Resume dialog and fetch nothing.
 
 The containment flow runs in a thread against the session's Prefect server and moto sandbox and pauses
 for an `Approval`. The test opens the paused run in the default Prefect UI, clicks Resume, fills the
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from browser import (
@@ -27,7 +29,9 @@ from browser import (
     approve_in_resume_dialog,
     local_page,
 )
+from prefect import flow
 
+from keyresponse.approval import answer_pause, request_approval
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
@@ -144,3 +148,83 @@ def test_responder_approves_containment_in_the_prefect_ui_and_the_key_is_deactiv
     assert statuses == {key: "Inactive"}
     print(f"paused after {paused - started:.1f} s, submitted in the browser after {submitted - paused:.1f} s, "
           f"all done after {time.monotonic() - started:.1f} s (server already up)")
+
+
+#: Names an attacker gives what it creates (EC2 key pairs, roles, users…), as CloudTrail then shows them.
+HOSTILE_NAMES = [
+    "![x](https://attacker.example/p.gif)",
+    '<img src="https://attacker.example/raw.gif">',
+    "[open the runbook](https://attacker.example/phish)",
+    "[click](javascript:alert(document.domain))",
+    "https://attacker.example/bare-link",
+    "key`with`ticks|and|pipes",
+]
+
+
+@flow(name="approval-with-hostile-names", flow_run_name="approval-with-hostile-names:{incident_id}")
+def _asks_about_hostile_names(incident_id: str) -> dict[str, Any]:
+    plan = {"changes": [{"action": "delete_key_pair", "target": {"kind": "key_pair", "id": name}, "label": name,
+                         "summary": f"delete key pair {name}", "done": False} for name in HOSTILE_NAMES],
+            "notes": [f"the attacker also created {HOSTILE_NAMES[0]}"]}
+    return request_approval("eradication", incident_id, plan, timeout=120, poll_interval=1)
+
+
+def test_hostile_resource_names_show_as_text_in_the_resume_dialog_and_fetch_nothing(
+        prefect_server: str, tmp_path: Path) -> None:
+    """The plan's names are the attacker's: in the real Resume dialog each shows literally, in its own
+    cell, and the page requests nothing from a host other than 127.0.0.1 (an image in the old form
+    fetched the attacker's pixel and showed its alt text instead of the name)."""
+    from playwright.sync_api import expect
+    from prefect import get_client
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)"
+    ui_url = prefect_server.removesuffix("/api")
+    incident_id = f"inc-hostile-{time.monotonic_ns()}"
+    result: dict[str, Any] = {}
+
+    def run_flow() -> None:
+        try:
+            result["answer"] = _asks_about_hostile_names(incident_id)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run_flow, name="hostile-names-in-browser-test", daemon=True)
+    thread.start()
+    foreign: list[str] = []
+    requested: list[str] = []
+    screenshot = tmp_path / "hostile-names.png"
+    with get_client(sync_client=True) as client:
+        run = _wait_until_paused(client, f"approval-with-hostile-names:{incident_id}", thread)
+        try:
+            with local_page(foreign) as page:
+                page.on("request", lambda request: requested.append(request.url))
+                page.goto(f"{ui_url}/runs/flow-run/{run.id}")
+                expect(page.locator(".state-badge").first).to_have_text("Paused", timeout=UI_TIMEOUT_MS)
+                page.get_by_role("button", name="Resume", exact=True).click()
+                dialog = page.get_by_role("dialog").filter(has_text="Resume Flow Run")
+                try:
+                    expect(dialog.get_by_text("Eradication of incident")).to_be_visible(timeout=UI_TIMEOUT_MS)
+                    page.wait_for_timeout(1000)  # an image in the description would have been requested by now
+                    description = dialog.locator(".markdown-renderer").first
+                    shown = {"cells": description.get_by_role("cell").all_inner_texts(),
+                             "links and images": description.locator("img, a").count(),
+                             "code": description.locator("code").all_inner_texts(),
+                             "note": description.get_by_text(f"Needs a human: the attacker also created "
+                                                             f"{HOSTILE_NAMES[0]}", exact=True).count()}
+                except Exception:
+                    page.screenshot(path=str(screenshot), full_page=True)
+                    print(f"screenshot of the failing dialog: {screenshot}")
+                    raise
+        finally:
+            answer_pause(client, run.id, {"approver": "pytest", "decision": "deny",
+                                          "reason": "hostile names test: nothing to approve"})
+            thread.join(60)
+
+    assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
+    assert [url for url in requested if urlparse(url).hostname != "127.0.0.1"
+            and not url.startswith(("data:", "blob:"))] == []
+    for name in HOSTILE_NAMES:  # each literally, in its own cell: the target, and in the summary
+        assert name in shown["cells"] and f"delete key pair {name}" in shown["cells"], (name, shown["cells"])
+    assert shown["links and images"] == 0 and shown["code"] == [incident_id] and shown["note"] == 1, shown
+    assert "error" not in result, f"the flow failed: {result.get('error')!r}"
+    assert result["answer"]["decision"] == "deny"

@@ -103,7 +103,8 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
             foreign: list[str] = []
             with local_page(foreign) as page:
                 for key, run in waiting.items():
-                    body = approve_in_resume_dialog(page, stack.ui_url, str(run.id), key, state="Suspended")
+                    body = approve_in_resume_dialog(page, stack.ui_url, str(run.id), key, state="Suspended",
+                                                    auth_string=stack.auth_string)
                     assert body["status"] == "ACCEPT", body
             assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
 

@@ -2,24 +2,37 @@
 
 An incident is contained by the containment flow itself (no approval pause): the key deactivated,
 a session-revocation policy on the user and on the role the attacker assumed, both tagged. The
-undo flow then runs dry (nothing changes, every change is listed), for real (moto is back to its
-state before the incident) and once more (nothing is undone twice, and the output says so).
+undo flow then runs dry (nothing changes, every change is listed), for real (it pauses for an
+approval that shows every change it will undo, is approved, and moto is back to its state before
+the incident) and once more (nothing is undone twice, and the output says so). A denied undo
+changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from prefect_runs import run_answering
 
 from keyresponse.incident import minimal_investigation
 from keyresponse.ledger import Ledger
+from keyresponse.markdown import text
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from tasks.actions import INCIDENT_TAG, ActionContext, Target, left_in_place, registry, revocation_policy_name
+from tasks.actions import (
+    INCIDENT_TAG,
+    ActionContext,
+    Target,
+    left_in_place,
+    registry,
+    revocation_policy_name,
+    undo_incident,
+)
 from tasks.containment.deactivate_access_key import ACTION as DEACTIVATE
 from tasks.eradication.delete_access_key import ACTION as DELETE
 
@@ -37,14 +50,25 @@ def home(sandbox: MotoSandbox, prefect_server: str, tmp_path: Path, monkeypatch:
     get_settings.cache_clear()
 
 
-def _run_undo(incident_id: str, *, dry_run: bool) -> dict[str, Any]:
-    """The flow as a Prefect run on the session's server; its result once it has Completed."""
+APPROVE = {"approver": "ana@example.com", "decision": "approve", "reason": "INC-7: the owner rotated the key"}
+DENY = {"approver": "bob@example.com", "decision": "deny", "reason": "the incident is still open"}
+
+
+def _run_undo(incident_id: str, *, dry_run: bool, answer: dict[str, str] | None = None) -> dict[str, Any]:
+    """The flow as a Prefect run on the session's server; its result once it has Completed. A real
+    run's approval is answered with `answer` (approved by default); the form shown is under `shown`."""
     from flows.undo_incident import undo_incident_flow
 
-    state = undo_incident_flow(incident_id, dry_run=dry_run, return_state=True)
+    def run() -> Any:
+        return undo_incident_flow(incident_id, dry_run=dry_run, return_state=True)
+
+    if dry_run:
+        state, shown = run(), None
+    else:
+        state, shown = run_answering(run, f"undo:{incident_id}", answer or APPROVE)
     assert state.is_completed(), state
     result: dict[str, Any] = state.result()
-    return result
+    return result | {"shown": shown}
 
 
 class Aws:
@@ -122,12 +146,23 @@ def test_undo_flow_runs_dry_then_restores_moto_then_is_a_no_op(contained: tuple[
     assert "would undo 5 change(s)" in dry["summary"]
 
     real = _run_undo(aws.incident_id, dry_run=False)
+    assert real["approval"]["decision"] == "approve" and real["approval"]["approver"] == APPROVE["approver"]
+    assert real["shown"] is not None and "Undo of incident" in real["shown"]
+    for entry in applied:  # the form showed each change it was about to undo
+        assert text(Target.model_validate(entry.target).label) in real["shown"], entry
+    assert real["unapproved"] == []
+    evidence = Path(get_settings().home) / "incidents" / aws.incident_id / "evidence"
+    stored = [json.loads(p.read_text()) for p in evidence.glob("approval-undo-*.json")]
+    assert [s["answer"]["decision"] for s in stored] == ["approve"]
+    assert stored[0]["plan_sha256"] == real["approval"]["plan_sha256"]
+    assert [c["key"] for c in stored[0]["changes"]] == [e.entry_id for e in reversed(applied)]
     assert [u["undoes"] for u in real["undone"]] == [e.entry_id for e in reversed(applied)]
     assert all(u["changed"] for u in real["undone"]) and real["skipped"] == []
     assert aws.state() == before  # key Active, both policies gone, the user's tag removed, the role's restored
     assert left_in_place(ledger.entries(), registry()) == []
 
     again = _run_undo(aws.incident_id, dry_run=False)
+    assert again["shown"] is None, "nothing to undo, nothing to approve"
     assert again["undone"] == [] and again["planned"] == [] and again["skipped"] == []
     assert {a["entry_id"] for a in again["already_undone"]} == {e.entry_id for e in applied}
     assert "nothing to undo" in again["summary"] and "already undone" in again["summary"]
@@ -155,3 +190,31 @@ def test_undo_dry_run_lists_a_change_that_cannot_be_undone_beside_those_that_can
     assert "cannot be undone" in dry["summary"] and dry["skipped"][0]["reason"]
     statuses = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=unique_name)["AccessKeyMetadata"]}
     assert statuses == {kept: "Inactive"}
+
+
+def test_a_denied_undo_changes_nothing(contained: tuple[Aws, dict[str, Any]]) -> None:
+    aws, _ = contained
+    after_containment = aws.state()
+    ledger = Ledger(aws.incident_id)
+    lines = len(ledger.entries())
+
+    denied = _run_undo(aws.incident_id, dry_run=False, answer=DENY)
+    assert denied["approval"]["decision"] == "deny" and denied["approval"]["reason"] == DENY["reason"]
+    assert denied["undone"] == [] and "not approved" in denied["summary"] and "nothing was changed" in denied["summary"]
+    assert len(denied["planned"]) == 5 and denied["shown"] is not None  # what was asked, and shown
+    assert aws.state() == after_containment, "a denied undo changed AWS"
+    assert len(ledger.entries()) == lines, "a denied undo wrote to the ledger"
+    assert [e for e, _ in left_in_place(ledger.entries(), registry())] == ledger.applied()
+
+
+def test_an_undo_undoes_only_the_changes_its_approval_showed(contained: tuple[Aws, dict[str, Any]]) -> None:
+    """A change the ledger gained after the approval was shown is left alone, and said so."""
+    aws, _ = contained
+    ledger = Ledger(aws.incident_id)
+    newest, *older = list(reversed(ledger.applied()))
+    report = undo_incident(ActionContext.create(aws.incident_id, dry_run=False), registry(),
+                           only=[e.entry_id for e in older]).as_dict()
+    assert [u["undoes"] for u in report["undone"]] == [e.entry_id for e in older]
+    assert [u["entry_id"] for u in report["unapproved"]] == [newest.entry_id]
+    assert "1 change(s) were not in the approved undo and were left alone" in report["summary"]
+    assert [e for e, _ in left_in_place(ledger.entries(), registry())] == [newest]

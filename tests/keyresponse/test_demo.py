@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from keyresponse.markdown import text
+
 pytestmark = pytest.mark.slow  # the whole demo: sandbox, receiver and runner, three approved phases
 
 
@@ -56,6 +58,6 @@ def test_demo_report_timeline_has_the_alert_received_before_the_key_was_containe
     assert timeline["alert_received_at"] == opened["received_at"][:19] + "Z", (timeline, opened["received_at"])
     assert timeline["alert_received_at"] <= timeline["contained_at"] <= timeline["closed_at"], timeline
     markdown = Path(demo["report"]["markdown"]).read_text()
-    received = markdown.index("| Alert received (IR notified) |")
+    received = markdown.index(f"| {text('Alert received (IR notified)')} |")
     contained = markdown.index("| Contained |")
     assert received < contained

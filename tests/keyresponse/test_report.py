@@ -28,6 +28,7 @@ import sqlglot
 from typer.testing import CliRunner
 
 from keyresponse.incident import Incident, make_incident
+from keyresponse.markdown import text
 from keyresponse.queries import get_query
 from keyresponse.report import (
     artifact_key,
@@ -35,7 +36,6 @@ from keyresponse.report import (
     categorize,
     human_duration,
     load_incident,
-    md_escape,
     query_runs,
     recommendations,
     render_html,
@@ -148,18 +148,21 @@ def test_html_is_self_contained(html: str) -> None:
 
 def test_attacker_strings_are_neutralised_in_the_markdown(incident: Incident) -> None:
     md = render_markdown(incident)
-    assert "<script" not in md and "<img" not in md and "onerror=alert(1)&gt;" in md
-    assert "&lt;script&gt;alert(\"owned\")&lt;/script&gt;" in md
+    assert "<script" not in md and "<img" not in md and "onerror=alert\\(1\\)&gt;" in md
+    assert '&lt;script&gt;alert\\("owned"\\)&lt;/script&gt;' in md
     ua_rows = [line for line in md.splitlines() if "Mozilla/5.0" in line]
     assert ua_rows and all(line.count(" | ") == 2 for line in ua_rows)  # still three cells
 
 
-@pytest.mark.parametrize(("text", "expected"), [
+@pytest.mark.parametrize(("value", "expected"), [
     ("a|b", r"a\|b"), ("`x`", r"\`x\`"), ("<b>&", "&lt;b&gt;&amp;"), ("two\nlines\r\nhere", "two lines here"),
-    ("[x](javascript:alert(1))", r"\[x\](javascript:alert(1))"), ("http://evil.example", "http&#58;//evil.example"),
+    ("[x](javascript:alert(1))", r"\[x\]\(javascript:alert\(1\)\)"), ("http://evil.example", r"http\://evil.example"),
 ])
-def test_md_escape_neutralises_markdown_and_html(text: str, expected: str) -> None:
-    assert md_escape(text) == expected
+def test_every_output_of_the_markdown_template_goes_through_the_one_escaping_function(value: str, expected: str) -> None:
+    incident = make_incident(approvals=[{"phase": "containment", "approver": value, "decision": "deny",
+                                         "reason": "r", "at": "2026-11-19T19:10:02Z"}])
+    assert text(value) == expected
+    assert f"| containment | {expected} | **deny** |" in render_markdown(incident)
 
 
 def test_code_blocks_cannot_be_closed_by_their_content() -> None:
@@ -220,7 +223,7 @@ def test_markdown_figures_match_the_html(incident: Incident, html: str) -> None:
     md = render_markdown(incident)
     labels = {f.key: f.label for f in build_context(incident).figures}
     for key, value in Page(html).figures.items():
-        assert f"| {md_escape(labels[key])} | {value} |" in md
+        assert f"| {text(labels[key])} | {text(value)} |" in md
 
 
 # -- outcomes ------------------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ def test_denied_report_names_who_denied_and_why(raw: dict[str, Any]) -> None:
               "reason": "This is our red-team exercise <b>RT-42</b>", "at": "2026-11-19T19:10:02Z"}
     incident = Incident.model_validate(raw | {"status": "denied", "ledger": [], "approvals": [denial]})
     md, html = render_markdown(incident), render_html(incident)
-    assert "sam@example.com denied the containment plan at 2026-11-19 19:10:02 UTC" in md
+    assert text("sam@example.com denied the containment plan at 2026-11-19 19:10:02 UTC") in md
     assert "Nothing was changed in AWS." in md and "RT-42" in md and "<b>" not in md
     assert "&lt;b&gt;RT-42&lt;/b&gt;" in html
 
@@ -253,7 +256,7 @@ def test_denied_after_containment_says_what_stays_changed(raw: dict[str, Any]) -
               "at": "2026-11-19T19:20:00Z"}
     contained = [e for e in raw["ledger"] if e["applied_at"] < "2026-11-19T19:20"]
     incident = Incident.model_validate(raw | {"status": "denied", "ledger": contained, "approvals": [denial]})
-    assert f"{len(contained)} change(s) applied before this point remain in place" in render_markdown(incident)
+    assert text(f"{len(contained)} change(s) applied before this point remain in place") in render_markdown(incident)
 
 
 def test_denied_report_lists_each_change_left_in_place_with_the_undo_commands(raw: dict[str, Any]) -> None:
@@ -273,7 +276,7 @@ def test_denied_report_lists_each_change_left_in_place_with_the_undo_commands(ra
     assert section.count("| keyresponse undo |") == len(contained)
     assert "`keyresponse undo ir-pivot --apply`" in section and "`undo-incident/undo-incident`" in section
     assert "<i>" not in section and "&lt;i&gt;" in section
-    assert f"{len(contained)} change(s) applied before this point are left in place" in md
+    assert text(f"{len(contained)} change(s) applied before this point are left in place") in md
     assert Page(html).rows["left_in_place"] == len(contained) and "<code>keyresponse undo ir-pivot --apply</code>" in html
     assert json.loads(render_json(incident))["left_in_place"] == left | {"changes": [
         c | {"reason": None} for c in changes]}
@@ -341,9 +344,9 @@ def test_text_shows_the_keys_creation_the_policy_and_every_arn_whole() -> None:
                     "detail": "AdministratorAccess", "access_key_id": "AKIAIOSFODNN7EXAMPLE"}]
     incident = make_incident(investigation={"key_creation": made, "credentials": credentials, "principals": roles,
                                             "persistence": persistence})
-    for text in (render_markdown(incident), render_html(incident)):
-        assert all(arn in text for arn in roles) and "arn:aws:iam::111122223333:user/alice" in text
-        assert "arn:aws:iam::111122223333:root" in text and "AdministratorAccess" in text
+    for page in (render_markdown(incident), render_html(incident)):
+        assert all(arn in page for arn in roles) and "arn:aws:iam::111122223333:user/alice" in page
+        assert "arn:aws:iam::111122223333:root" in page and "AdministratorAccess" in page
     assert "| Key created | CreateAccessKey at 2026-11-01 08:00:00 UTC for alice by arn:aws:iam::111122223333:root " \
            "(Root) from 192.0.2.44 |" in render_markdown(incident)
 
@@ -361,7 +364,7 @@ def test_a_long_request_is_shortened_by_its_long_values_never_through_an_id() ->
                  {"roleName": "ops", "policyName": "assume-backups", "roles": arns, "policyDocument": document})}
     md = render_markdown(make_incident(events=[event], investigation={"event_count": 1}))
     assert all(arn in md for arn in arns)
-    assert f"({len(document)} characters)" in md and document not in md
+    assert text(f"({len(document)} characters)") in md and text(document) not in md
 
 
 def test_query_files_are_runnable_sql_with_safe_literals(incident: Incident, tmp_path: Path) -> None:
