@@ -1038,6 +1038,21 @@ def published_evidence_head(incident_id: str) -> str | None:
     return match.group(1)
 
 
+def unverified_banner(text: str, format_: str, reason: str) -> str:
+    """A rendered report marked as read from evidence that did not verify (`keyresponse report --unverified`)."""
+    message = f"UNVERIFIED: this report was rendered from a record that did not pass verification: {reason}"
+    if format_ == "md":
+        return f"> **{md_escape(message)}**\n\n{text}"
+    if format_ == "html":
+        from markupsafe import escape
+
+        banner = (f'<div role="alert" style="background:#b00020;color:#fff;padding:12px 16px;font-weight:bold">'
+                  f"{escape(message)}</div>\n")
+        return text.replace("<body>\n", "<body>\n" + banner, 1)
+    payload = json.loads(text)
+    return json.dumps({"unverified": message, **payload}, indent=2, ensure_ascii=False) + "\n"
+
+
 def load_incident(path: Path) -> Incident:
     """Read an incident record (or a report's incident.json, whose `report` part is ignored)."""
     data = json.loads(path.read_text(encoding="utf-8"))
