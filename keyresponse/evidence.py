@@ -40,7 +40,7 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -451,23 +451,11 @@ def _paginate(iam: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
     return items
 
 
-def snapshot_user(iam: Any, user_name: str, *, after_keys: Callable[[], None] | None = None) -> dict[str, Any]:
+def snapshot_user(iam: Any, user_name: str) -> dict[str, Any]:
     """Everything about an IAM user an eradication could change: policies, groups, keys, console, MFA, tags.
 
-    Returns `{"exists": False}` for a user that does not exist. Never contains a secret. The access
-    keys are listed first and `after_keys` is called as soon as they are (or that call failed): the
-    receiver's first response deactivates a key only after its snapshot has read them
-    (`keyresponse/first_response.py`), while the rest is read.
+    Returns `{"exists": False}` for a user that does not exist. Never contains a secret.
     """
-    try:
-        access_keys = _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=user_name)
-    except ClientError as exc:
-        if _no_such_entity(exc):
-            return {"kind": "user", "name": user_name, "exists": False}
-        raise
-    finally:
-        if after_keys is not None:
-            after_keys()
     try:
         user = iam.get_user(UserName=user_name)["User"]
     except ClientError as exc:
@@ -489,7 +477,7 @@ def snapshot_user(iam: Any, user_name: str, *, after_keys: Callable[[], None] | 
         "inline_policies": inline,
         "attached_policies": _paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=user_name),
         "groups": [g["GroupName"] for g in _paginate(iam, "list_groups_for_user", "Groups", UserName=user_name)],
-        "access_keys": access_keys,
+        "access_keys": _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=user_name),
         "login_profile": profile,
         "mfa_devices": _paginate(iam, "list_mfa_devices", "MFADevices", UserName=user_name),
         "tags": iam.list_user_tags(UserName=user_name)["Tags"],
