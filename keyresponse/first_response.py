@@ -250,7 +250,7 @@ def _contain(incident_id: str, key: str, settings: Settings, base: _Base) -> tup
         try:
             notes.append(store_snapshot())
         except Exception as exc:  # the ledger copy is still stored; the outcome says what is missing
-            notes.append(f"the owner's snapshot was not stored: {type(exc).__name__}: {exc}"[:500])
+            notes.append(f"after the change: the owner's snapshot was not stored: {type(exc).__name__}: {exc}"[:500])
         store_ledger(ctx)
         return [*notes, "the ledger stored"]
 
