@@ -1,4 +1,9 @@
-"""POST-INCIDENT: keep the record as evidence, render the report, publish it to the Prefect UI."""
+"""POST-INCIDENT: keep the record as evidence, publish the evidence's chain head, render the report,
+publish it to the Prefect UI.
+
+The head of the evidence manifest's hash chain (`keyresponse/evidence.py`), taken once `incident.json`
+is in it, goes to the Prefect artifact `evidence-<id>`: a copy outside the evidence store and the
+ledger folder that `keyresponse verify-evidence --prefect` checks the manifest against."""
 
 from __future__ import annotations
 
@@ -29,6 +34,22 @@ def store_incident_record(incident_id: str, record: dict[str, Any]) -> str:
 
     local.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return store.location
+
+
+@task(name="publish_evidence_head", task_run_name="publish_evidence_head:{incident_id}", retries=2,
+      retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_on_transient)
+def publish_evidence_head(incident_id: str) -> str | None:
+    """The manifest's chain head as the Prefect artifact `evidence-<id>`; returns the head (None: no evidence)."""
+    from keyresponse.aws import client
+    from keyresponse.report import publish_evidence_head as publish
+
+    settings = get_settings()
+    store = open_store(incident_id, s3=client("s3") if settings.evidence_bucket else None, settings=settings)
+    manifest = store.manifest()
+    if manifest.head is None:
+        return None
+    publish(incident_id, manifest.head, len(manifest.items), store.location)
+    return manifest.head
 
 
 @task(name="render_report", task_run_name="render_report:{incident_id}")
@@ -65,6 +86,11 @@ def post_incident(incident_id: str, record: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         log.warning("readiness check failed, the report goes out without it: %s", exc)
     location = store_incident_record(incident_id, record)
+    head = None
+    try:
+        head = publish_evidence_head(incident_id)
+    except Exception as exc:  # the ledger folder still records the head; the report must go out
+        log.warning("the evidence chain head was not published as an artifact: %s", exc)
     report = render_report(incident_id, record)
-    log.info("incident %s: evidence at %s, report %s", incident_id, location, report)
-    return {"evidence": location, "report": report, "readiness": record.get("readiness", [])}
+    log.info("incident %s: evidence at %s (chain head %s), report %s", incident_id, location, head, report)
+    return {"evidence": location, "evidence_head": head, "report": report, "readiness": record.get("readiness", [])}

@@ -9,7 +9,8 @@
     ├── GuardrailRefusal          a mutating step was refused by a guardrail (the reason is the message)
     ├── AwsCallError              an AWS call failed after the retries that are safe
     │   └── MissingPermission     AccessDenied: names the missing IAM action
-    └── VerificationFailed        a change was applied but re-reading AWS does not show it
+    └── VerificationFailed        a change was applied but re-reading AWS does not show it; or stored
+                                  evidence does not match its chained manifest
 """
 
 from __future__ import annotations
@@ -52,4 +53,5 @@ class MissingPermission(AwsCallError):
 
 
 class VerificationFailed(KeyResponseError):
-    """A change was applied but re-reading AWS does not show it."""
+    """A change was applied but re-reading AWS does not show it; or stored evidence does not match its
+    chained manifest (`keyresponse/evidence.py`)."""

@@ -18,6 +18,12 @@ action, the target, the before-state). A process killed after AWS made the chang
 ledger line was written leaves an intent with no entry after it; the next run of that step finds
 the change done and records it then, from the intent (`unfinished`), so the ledger holds each
 change exactly once however the run ended.
+
+Beside them, `manifest-head.jsonl` is the append-only record of the evidence manifest's chain head
+(`keyresponse/evidence.py`): one line per evidence object stored, `{"seq", "head", "name", "at"}`,
+written (fsynced) right after the manifest. The ledger's own entries are unchanged by it.
+`keyresponse verify-evidence` and `keyresponse report` compare the manifest's chain with it, so a
+manifest re-hashed, rolled back or extended by hand disagrees with what was recorded as it was written.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class Ledger:
         self.intents = self.folder / "intents.jsonl"
         #: The torn last line the latest `entries()` left out, if there was one.
         self.torn: TornLine | None = None
+        self.manifest_heads = self.folder / "manifest-head.jsonl"
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         """Write `entry` as one line and make it durable before returning.
@@ -218,6 +225,35 @@ class Ledger:
         undos = {entry.undoes: entry for entry in entries if entry.kind == "undo" and entry.undoes}
         return [(e, undos[e.entry_id]) for e in entries
                 if e.kind == "apply" and not e.dry_run and e.entry_id in undos]
+
+    def record_manifest_head(self, seq: int, head: str, name: str) -> None:
+        """Append, durably, that the evidence manifest's chain now ends at entry `seq` with hash `head`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"seq": seq, "head": head, "name": name, "at": utc_now()}, sort_keys=True) + "\n"
+        with open(self.manifest_heads, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def manifest_heads_recorded(self) -> dict[int, str]:
+        """The recorded chain heads by entry number; the last line of a number wins (a put that died
+        between its manifest and its record has its number recorded again by the next put).
+        Raises `LedgerCorrupt` on a line that does not parse, but for a torn last line."""
+        if not self.manifest_heads.exists():
+            return {}
+        lines = self.manifest_heads.read_text(encoding="utf-8").splitlines()
+        heads: dict[int, str] = {}
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                heads[int(record["seq"])] = str(record["head"])
+            except (ValueError, KeyError, TypeError) as exc:
+                if number == len(lines) and not line.rstrip().endswith("}"):
+                    continue  # a torn last line: that put never finished
+                raise LedgerCorrupt(f"{self.manifest_heads}:{number} is not a manifest head record: {exc}") from exc
+        return heads
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes() if self.path.exists() else b""

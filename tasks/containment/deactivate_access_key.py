@@ -14,17 +14,27 @@ from botocore.exceptions import ClientError
 from tasks.actions import Action, ActionContext, Target, error_code
 
 
-def key_status(ctx: ActionContext, target: Target) -> str:
-    """Active, Inactive, or Absent (no such key on the user, or no such user)."""
+def user_keys(ctx: ActionContext, target: Target) -> list[dict[str, Any]] | None:
+    """The access keys of the target key's user as IAM lists them (id, status, creation), None when
+    there is no such user. One call: a user has at most two keys."""
     if not target.user_name:
         raise ValueError(f"{target.label}: an access key target needs its user_name")
     try:
-        keys = ctx.client("iam").list_access_keys(UserName=target.user_name)["AccessKeyMetadata"]
+        return list(ctx.client("iam").list_access_keys(UserName=target.user_name)["AccessKeyMetadata"])
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
-            return "Absent"
+            return None
         raise
-    return next((str(k["Status"]) for k in keys if k["AccessKeyId"] == target.id), "Absent")
+
+
+def status_in(keys: list[dict[str, Any]] | None, access_key_id: str) -> str:
+    """Active, Inactive, or Absent (no such key in `keys`, or no such user)."""
+    return next((str(k["Status"]) for k in keys or [] if k["AccessKeyId"] == access_key_id), "Absent")
+
+
+def key_status(ctx: ActionContext, target: Target) -> str:
+    """Active, Inactive, or Absent (no such key on the user, or no such user)."""
+    return status_in(user_keys(ctx, target), target.id)
 
 
 class DeactivateAccessKey(Action):

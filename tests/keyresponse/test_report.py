@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -422,6 +423,72 @@ def test_cli_rerenders_from_the_evidence_store(raw: dict[str, Any], tmp_path: Pa
         assert runner.invoke(app, ["report", raw["incident_id"], "--format", "pdf"]).exit_code == 2
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from keyresponse.settings import get_settings
+
+    monkeypatch.setenv("KEYRESPONSE_HOME", str(tmp_path))
+    monkeypatch.delenv("KEYRESPONSE_EVIDENCE_BUCKET", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_cli_refuses_a_tampered_record_and_renders_it_only_under_a_banner(raw: dict[str, Any], cli_home: Path) -> None:
+    """Review M3.3: `keyresponse report` verifies the evidence before rendering. A record changed after it
+    was stored is refused, naming the file and the mismatch; `--unverified` renders it under a banner."""
+    import hashlib
+
+    from keyresponse.cli import app
+    from keyresponse.evidence import LocalEvidenceStore
+
+    incident_id = raw["incident_id"]
+    store = LocalEvidenceStore(incident_id, cli_home)
+    store.put_json("incident.json", raw)
+    runner = CliRunner()
+    assert runner.invoke(app, ["report", incident_id]).exit_code == 0
+    record = store.folder / "incident.json"
+    text = record.read_text()
+    assert '"status": "closed"' in text
+    record.write_text(text.replace('"status": "closed"', '"status": "recovered"', 1))
+
+    refused = runner.invoke(app, ["report", incident_id])
+    assert refused.exit_code == 1 and not refused.stdout
+    message = " ".join(refused.output.split())
+    assert f"refusing to render the report of {incident_id} from its incident.json" in message
+    assert "incident.json does not match its SHA-256 in the manifest (manifest " in message, message
+    assert "--unverified" in message
+
+    md = runner.invoke(app, ["report", incident_id, "--unverified"])
+    assert md.exit_code == 0 and md.stdout.startswith("> **UNVERIFIED"), md.output
+    assert "incident.json does not match its SHA" in md.stdout.split("\n", 1)[0]
+    html = runner.invoke(app, ["report", incident_id, "--unverified", "--format", "html"]).stdout
+    assert '<body>\n<div role="alert"' in html and "UNVERIFIED" in html
+    as_json = json.loads(runner.invoke(app, ["report", incident_id, "--unverified", "--format", "json"]).stdout)
+    assert as_json["unverified"].startswith("UNVERIFIED") and as_json["status"] == "recovered"
+
+    manifest = json.loads((store.folder / "manifest.json").read_text())  # re-hashed into the manifest too
+    manifest["items"][0]["sha256"] = hashlib.sha256(record.read_bytes()).hexdigest()
+    manifest["items"][0]["size"] = record.stat().st_size
+    (store.folder / "manifest.json").write_text(json.dumps(manifest))
+    refused = runner.invoke(app, ["report", incident_id])
+    assert refused.exit_code == 1 and "(incident.json) was edited after it was chained" in refused.output
+
+
+def test_cli_renders_a_record_beside_the_ledger_only_when_told_it_is_unverified(raw: dict[str, Any],
+                                                                                 cli_home: Path) -> None:
+    from keyresponse.cli import app
+
+    beside = cli_home / "incidents" / raw["incident_id"] / "incident.json"
+    beside.parent.mkdir(parents=True)
+    beside.write_text(json.dumps(raw))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["report", raw["incident_id"]])
+    assert refused.exit_code == 1 and "is in no manifest, so it cannot be verified" in " ".join(refused.output.split())
+    shown = runner.invoke(app, ["report", raw["incident_id"], "--unverified"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("> **UNVERIFIED")
 
 
 def test_each_address_shows_whose_it_is_and_why_and_uncertain_credentials_stand_apart() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,50 @@ def test_incident_without_evidence_exits_1(home: Path) -> None:
 def test_bad_incident_id_exits_2(home: Path) -> None:
     code, output = verify("../etc")
     assert code == 2 and "not an incident id" in output
+
+
+def _rehash_into_manifest(store: LocalEvidenceStore, name: str, old: str, new: str) -> None:
+    """An intruder's edit: change the file, then put its new SHA-256 and size in the manifest."""
+    path = store.folder / name
+    path.write_text(path.read_text().replace(old, new))
+    manifest = json.loads((store.folder / "manifest.json").read_text())
+    for item in manifest["items"]:
+        if item["name"] == name:
+            item["sha256"], item["size"] = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+    (store.folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_an_edit_rehashed_into_the_manifest_exits_1(store: LocalEvidenceStore) -> None:
+    _rehash_into_manifest(store, "investigation.json", "malicious", "benign")
+    code, output = verify(INCIDENT)
+    assert code == 1, output
+    assert "investigation.json) was edited after it was chained" in output
+
+
+def test_the_published_head_is_checked(store: LocalEvidenceStore) -> None:
+    head = store.manifest().head
+    assert head is not None
+    code, output = verify(INCIDENT, "--head", head, "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["head"] == head and any("published head" in a for a in report["anchors"])
+    code, output = verify(INCIDENT, "--head", "0" * 64)
+    assert code == 1 and "the published head 000000000000… is not in the manifest's chain" in output
+    code, output = verify(INCIDENT, "--head", "not-a-hash")
+    assert code == 2 and "--head must be a SHA-256" in output
+
+
+def test_a_manifest_from_before_the_chain_needs_allow_unchained(store: LocalEvidenceStore) -> None:
+    """Evidence stored by an older keyresponse: its hashes are checked, with a warning that nothing shows
+    they were not re-hashed; without the flag it fails (an intruder could strip the chain too)."""
+    manifest = json.loads((store.folder / "manifest.json").read_text())
+    for item in manifest["items"]:
+        for field in ("seq", "prev", "chain", "version_id"):
+            item.pop(field)
+    (store.folder / "manifest.json").write_text(json.dumps(manifest))
+    store.ledger.manifest_heads.unlink()
+    code, output = verify(INCIDENT)
+    assert code == 1 and "carry no chain hash" in output
+    code, output = verify(INCIDENT, "--allow-unchained")
+    assert code == 0, output
+    assert "warning: manifest entries 0 (" in output and "no chain head is recorded" in output
