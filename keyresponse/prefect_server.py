@@ -127,6 +127,10 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home.resolve()),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # The UI's home page opens the V1 UI, whose Resume dialog is the one the approval forms and
+            # their escaping are tested in (tests/flows/test_approval_in_browser.py). Prefect 3.9 defaults
+            # to V2 there, which also fetches a config from amplitude.com with analytics disabled.
+            "PREFECT_SERVER_UI_V2_ENABLED": "false",
             "PREFECT_SERVER_UI_API_URL": self.api_url,
         }
         if self.auth_string:

@@ -52,20 +52,18 @@ def keep_traffic_local(context: Any, foreign: list[str]) -> None:
 
 
 
-def sign_in(page: Any, auth_string: str | None) -> None:
-    """On the Prefect UI's sign-in page (a server with PREFECT_SERVER_API_AUTH_STRING sends every page
-    there first), type the auth string as a person would; the UI then goes on to the page asked for."""
+def sign_in(page: Any, ui_url: str, auth_string: str | None) -> None:
+    """Sign in to the Prefect UI of a server with PREFECT_SERVER_API_AUTH_STRING, as a person would: its
+    home page asks for the auth string (a deep link opened before signing in shows a 404 page instead).
+    Once signed in, the UI keeps it for the browser session, so a second call does nothing."""
     from playwright.sync_api import expect
 
+    if not auth_string or (page.url.startswith(ui_url) and page.evaluate("localStorage.getItem('prefect-password')")):
+        return
+    page.goto(f"{ui_url}/")
     password = page.get_by_placeholder("admin:pass")
-    if not auth_string:
-        return
-    # The page shows either the sign-in form or (already signed in: the UI keeps it for the session) the run.
-    page.locator(".state-badge").or_(password).first.wait_for(timeout=UI_TIMEOUT_MS)
-    if not password.is_visible():
-        return
     password.fill(auth_string)
-    password.press("Enter")
+    page.get_by_role("button", name="Login", exact=True).click()
     expect(password).to_be_hidden(timeout=UI_TIMEOUT_MS)
 
 
@@ -78,8 +76,8 @@ def approve_in_resume_dialog(page: Any, ui_url: str, run_id: str, key: str, *, s
 
     resumes: list[str] = []
     page.on("request", lambda r: resumes.append(r.url) if r.method == "POST" and r.url.endswith("/resume") else None)
+    sign_in(page, ui_url, auth_string)
     page.goto(f"{ui_url}/runs/flow-run/{run_id}")
-    sign_in(page, auth_string)
     expect(page.locator(".state-badge").first).to_have_text(state, timeout=UI_TIMEOUT_MS)
     page.get_by_role("button", name="Resume", exact=True).click()
 
