@@ -10,18 +10,30 @@ on the server and `PREFECT_API_AUTH_STRING` on every client (`env()` gives both 
 start: `keyresponse serve`, its flow runs, the receiver). `prefect_client()` is a client bound to
 an API URL with the auth string of the current settings; `get_client()` alone reads the URL too.
 SECURITY.md says how to deploy it behind TLS.
+
+A server's SQLite database starts as a copy of an already-migrated one when there is one for this
+Prefect version (`~/.cache/keyresponse/prefect-<version>.db`, or under `XDG_CACHE_HOME`): Prefect
+migrates a new database from scratch at every first start, about 9 CPU-seconds of the 17 a start
+costs, and the demo and the tests start several. The first server of a version makes the copy,
+under a lock, right after it answers; the others wait for it. Nothing is copied when
+`PREFECT_API_DATABASE_CONNECTION_URL` names a database of its own (PostgreSQL).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,6 +82,42 @@ def prefect_client(api_url: str | None = None, *, auth_string: str | None = None
     return kind(url, auth_string=secret)
 
 
+def _template() -> Path:
+    """The migrated database kept for this Prefect version."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keyresponse"
+    return cache / f"prefect-{version('prefect')}.db"
+
+
+@contextmanager
+def _fresh_database(db: Path) -> Iterator[bool]:
+    """Around the first start of a server whose database is `db` (not there yet): `db` is copied from
+    the template when there is one (yields True); otherwise the lock on the template is held until the
+    block ends, so that the caller can `_save_template` once its server has migrated `db` (yields False)."""
+    template = _template()
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with open(template.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another server making the template: wait for it
+        if template.exists():
+            db.parent.mkdir(parents=True, exist_ok=True)
+            _copy_database(template, db)
+            yield True
+        else:
+            yield False
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (one a server may be writing), made whole then renamed."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(partial)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.replace(partial, target)
+
+
 class PrefectServer:
     """`with PrefectServer(home) as server:` sets `PREFECT_API_URL` (and with `auth_string`,
     `PREFECT_API_AUTH_STRING`) for this process and its children."""
@@ -95,6 +143,16 @@ class PrefectServer:
             self.auth_string = os.environ.get("PREFECT_API_AUTH_STRING")  # that server's, if it has one
             return self
         self.home.mkdir(parents=True, exist_ok=True)
+        db = self.home / "prefect.db"
+        if db.exists() or os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"):
+            return self._launch()
+        with _fresh_database(db) as copied:
+            self._launch()
+            if not copied:
+                _copy_database(db, _template())
+        return self
+
+    def _launch(self) -> PrefectServer:
         port = self.port or free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
         env = dict(os.environ)

@@ -31,7 +31,7 @@ def _bench() -> ModuleType:
 def burst(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     load = _bench()
     result = load.run_load(alerts=60, keys=6, api_url=prefect_server, folder=tmp_path_factory.mktemp("load"),
-                           concurrency=20, finish_timeout=240)
+                           concurrency=20, finish_timeout=480)
     print(f"\nload: {result.figures()}")
     return result
 
