@@ -58,6 +58,23 @@ class Settings(BaseSettings):
         description="Contain the compromised key right after validation, without approval, when the alert is "
                     "high confidence (AWS Health exposure, AWS itself attaching its quarantine policy, GuardDuty severity >= 7).",
     )
+    first_response_deny_owner: bool = Field(
+        default=True,
+        description="With the key of a high-confidence alert deactivated, the receiver's first response also "
+                    "denies every request of the key's user (every other key, every session) with an inline "
+                    "policy, until recovery removes it or `keyresponse undo` does: a second key the attacker "
+                    "minted before the alert is stopped too (keyresponse/first_response.py says why).")
+    first_response_attempts: int = Field(
+        default=5, ge=1, le=10,
+        description="How many times the first response tries each AWS step that failed on throttling, a 5xx or "
+                    "a broken connection (exponential backoff with jitter); a refusal is never tried again.")
+    first_response_retry_seconds: float = Field(
+        default=30.0, gt=0, le=300,
+        description="No new try of the first response starts after this many seconds from its start.")
+    first_response_recheck_seconds: float = Field(
+        default=60.0, ge=0,
+        description="This long after the first response, the receiver reads the key and the owner's keys again "
+                    "and contains again a key re-activated or a key minted since (0: never).")
     approval_timeout_seconds: int = Field(
         default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
     approval_poll_seconds: int = Field(default=2, ge=1, le=10, description="How often a paused run checks for input.")

@@ -100,6 +100,8 @@ from keyresponse.alerts import (
 )
 from keyresponse.errors import ConfigurationError, InputError, KeyResponseError
 from keyresponse.files import write_atomic
+from keyresponse.notifications import IncidentMessage, alert_stuck, launch_failed
+from keyresponse.notifications import send as _send
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -160,6 +162,9 @@ class WebhookSettings(BaseSettings):
     run_check_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Max wait for the state of an open incident's flow run; past it (or when "
         "Prefect cannot be reached) the alert stays attached to the incident and the answer says so.")
+    stuck_after_seconds: float = Field(
+        default=600.0, gt=0, description="An alert still without a flow run this long after it was accepted is "
+        "notified (Slack/SNS), once; the relaunch pass (every RETRY_AFTER_SECONDS) finds it.")
 
     def hmac_secrets(self) -> list[bytes]:
         values = ([self.secret] if self.secret else []) + list(self.secrets)
@@ -375,6 +380,8 @@ class SpoolRecord(BaseModel):
     flow_run_id: str | None = None
     ui_url: str | None = None
     launch_error: str | None = None
+    notified: list[str] = Field(default_factory=list, description="What was notified about this alert's "
+                                "incident (`launch_failed`, `stuck`): each is sent once.")
 
 
 class OpenIncident(BaseModel):
@@ -677,7 +684,9 @@ class AlertIntake:
 
     def __init__(self, spool: AlertSpool, launcher: Launcher, *, launch_timeout_seconds: float = 20.0,
                  answer_within_seconds: float = 4.0, first_responder: FirstResponder | None = None,
-                 runs: RunReader | None = None, run_check_timeout_seconds: float = 2.0) -> None:
+                 runs: RunReader | None = None, run_check_timeout_seconds: float = 2.0,
+                 stuck_after_seconds: float = 600.0,
+                 notify: Callable[[IncidentMessage], object] | None = None) -> None:
         self.spool = spool
         self.launcher = launcher
         self.launch_timeout_seconds = launch_timeout_seconds
@@ -690,6 +699,9 @@ class AlertIntake:
         self._deciding = asyncio.Lock()
         self.counts: Counter[str] = Counter()
         self.pending: int | None = None  # alerts waiting for a launch, as the last relaunch pass found them
+        self.stuck_after = timedelta(seconds=stuck_after_seconds)
+        self.notify = notify or _send
+        self._sending: set[asyncio.Future[object]] = set()
 
     @staticmethod
     async def _io(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -871,6 +883,11 @@ class AlertIntake:
         launched: list[Accepted] = []
         waiting = await self._io(self.spool.pending)
         self.pending = len(waiting)
+        now = datetime.now(UTC)
+        for record in waiting:
+            if now - record.received_at > self.stuck_after:
+                await self._notify_once(record, "stuck", lambda r: alert_stuck(
+                    r.incident_id, (now - r.received_at).total_seconds(), r.launch_error))
         for record in waiting:
             async with self._deciding:
                 current = await self._io(self.spool.find, record.alert)
@@ -926,7 +943,29 @@ class AlertIntake:
 
     async def _save(self, record: SpoolRecord) -> None:
         async with self._deciding:
-            await self._io(self.spool.save, record)
+            await self._io(self._save_keeping_marks, record)
+
+    def _save_keeping_marks(self, record: SpoolRecord) -> None:
+        """(Worker thread, under `_deciding`.) Save `record`, keeping what the spooled copy of the same
+        incident says was notified (`record` may be a copy taken before a notification)."""
+        current = self.spool.find(record.alert)
+        if current is not None and current.incident_id == record.incident_id and current.notified:
+            record = record.model_copy(update={"notified": sorted({*record.notified, *current.notified})})
+        self.spool.save(record)
+
+    async def _notify_once(self, record: SpoolRecord, mark: str,
+                           message: Callable[[SpoolRecord], IncidentMessage]) -> None:
+        """Send `message(record)` unless `mark` was sent for this alert's incident before; the mark is
+        spooled first, so neither the next relaunch pass nor a restarted receiver sends it again."""
+        async with self._deciding:
+            current = await self._io(self.spool.find, record.alert)
+            if current is None or current.incident_id != record.incident_id or mark in current.notified:
+                return
+            await self._io(self.spool.save, current.model_copy(update={"notified": [*current.notified, mark]}))
+        self.counts[f"notified_{mark}"] += 1
+        sending = asyncio.ensure_future(asyncio.to_thread(self.notify, message(current)))
+        self._sending.add(sending)  # kept until sent (the loop holds tasks weakly)
+        sending.add_done_callback(self._sending.discard)
 
     async def _launch_now(self, record: SpoolRecord) -> Accepted:
         self.counts["launch_attempts"] += 1
@@ -936,13 +975,16 @@ class AlertIntake:
                 timeout=self.launch_timeout_seconds,
             )
         except DeploymentUnavailable as exc:
-            await self._save(record.model_copy(update={"launch_error": str(exc)}))
+            unavailable = str(exc)
+            await self._save(record.model_copy(update={"launch_error": unavailable}))
+            await self._notify_once(record, "launch_failed", lambda r: launch_failed(r.incident_id, unavailable))
             exc.incident_id = record.incident_id
             raise
         except Exception as exc:  # Prefect unreachable, timeout, ...: the alert stays spooled
             log.exception("launching %s failed; the alert stays spooled", record.idempotency_key)
             message = f"{type(exc).__name__}: {exc}"[:300]
             await self._save(record.model_copy(update={"launch_error": message}))
+            await self._notify_once(record, "launch_failed", lambda r: launch_failed(r.incident_id, message))
             failed = LaunchFailed(message)
             failed.incident_id = record.incident_id
             raise failed from exc
@@ -964,6 +1006,7 @@ class AlertIntake:
                                   f"({result.state.name}) for {MAX_GENERATIONS} generations of this alert")
             failed.incident_id = record.incident_id
             await self._save(record.model_copy(update={"launch_error": str(failed)}))
+            await self._notify_once(record, "launch_failed", lambda r: launch_failed(r.incident_id, failed))
             raise failed
         log.warning("launching %s answered flow run %s, already %s: the alert opens generation %d",
                     record.idempotency_key, result.flow_run_id, result.state.name, record.generation + 1)
@@ -978,7 +1021,8 @@ class AlertIntake:
         """What `/healthz` reports: counters kept in memory, never a read of the spool."""
         return {"spool": str(self.spool.folder), "pending": self.pending, "quarantined": self.spool.quarantined,
                 **{name: self.counts[name] for name in ("accepted", "attached", "launch_attempts", "launched",
-                                                        "first_responses")}}
+                                                        "first_responses", "notified_launch_failed",
+                                                        "notified_stuck")}}
 
 
 async def relaunch_pending(spool: AlertSpool, launcher: Launcher,
@@ -1252,7 +1296,8 @@ def create_app(settings: WebhookSettings, launcher: Launcher, *, relaunch_every:
         runs = launcher
     intake = AlertIntake(spool, launcher, launch_timeout_seconds=settings.launch_timeout_seconds,
                          answer_within_seconds=settings.answer_within_seconds, first_responder=first_responder,
-                         runs=runs, run_check_timeout_seconds=settings.run_check_timeout_seconds)
+                         runs=runs, run_check_timeout_seconds=settings.run_check_timeout_seconds,
+                         stuck_after_seconds=settings.stuck_after_seconds)
     clients: dict[str, httpx.AsyncClient] = {}
 
     async def _maintain(every: float | None) -> None:

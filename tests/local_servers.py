@@ -96,3 +96,27 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class FakeSlack(LocalHTTPServer):
+    """A Slack incoming webhook: keeps the text of every message posted. A context manager serves it."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        super().__init__(_SlackHandler)
+
+    def said(self, *words: str) -> list[str]:
+        """The messages that hold every one of `words`."""
+        return [m for m in list(self.messages) if all(w in m for w in words)]
+
+
+class _SlackHandler(BaseHTTPRequestHandler):
+    server: FakeSlack
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.messages.append(json.loads(body)["text"])
+        reply(self, 200, b"ok", "text/plain")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -69,8 +69,10 @@ def test_the_receivers_first_response_contains_a_member_accounts_key_in_that_acc
     outcome = first_response.contain("inc-member-first", leaked)
     assert outcome["status"] == "applied" and outcome["account_id"] == member, outcome
     assert outcome["owner"] == "payments-batch"
-    [entry] = outcome["ledger"]
+    entry, denied = outcome["ledger"]  # the key, then the deny on its owner, both in the member account
     assert entry["action"] == "deactivate_access_key" and entry["target"]["data"]["account_id"] == member
+    assert denied["action"] == "attach_session_revocation_policy" and denied["target"]["id"] == "payments-batch"
+    assert denied["target"]["data"]["account_id"] == member and denied["account_id"] == member
     assert entry["before"] == {"status": "Active"} and entry["after"] == {"status": "Inactive"}
     assert not any(n.startswith("after the change") for n in outcome["plan"]["notes"]), outcome["plan"]["notes"]
     status = {k["AccessKeyId"]: k["Status"]

@@ -48,8 +48,10 @@ def test_the_before_snapshot_shows_the_key_active(home: Path, unique_name: str) 
     taken = state["snapshot"]
     assert taken["change"] == "deactivate_access_key"
     assert taken["access_keys_listed_at"] <= taken["change_written_at"] <= taken["rest_read_from"], taken
-    (entry,) = Ledger(incident, home).applied()
+    entry, denied = Ledger(incident, home).applied()  # the key first, then the deny on its owner
     assert entry.before == {"status": "Active"} and entry.after == {"status": "Inactive"}
+    assert (denied.action, denied.target["id"]) == ("attach_session_revocation_policy", unique_name)
     assert taken["change_written_at"] <= entry.applied_at
     assert any("the owner's keys as listed before the change" in note for note in outcome["plan"]["notes"]), outcome
-    assert json.loads(store.get("ledger.jsonl") or b"{}")["entry_id"] == entry.entry_id
+    stored = [json.loads(line) for line in (store.get("ledger.jsonl") or b"").splitlines()]
+    assert [e["entry_id"] for e in stored] == [entry.entry_id, denied.entry_id]
