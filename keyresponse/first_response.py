@@ -205,13 +205,10 @@ class Backoff:
 
 
 def transient(exc: BaseException) -> bool:
-    """`keyresponse.retry.is_transient`, and a 5xx whose body is not what the protocol speaks (a proxy's
-    page, an HTML error: botocore cannot parse it and says "further retries may succeed")."""
-    from botocore.parsers import ResponseParserError
+    """What the first response tries again: `keyresponse.retry.is_transient` (the flows' rule too)."""
+    from keyresponse.retry import is_transient
 
-    from keyresponse.retry import causes, is_transient
-
-    return is_transient(exc) or any(isinstance(e, ResponseParserError) for e in causes(exc))
+    return is_transient(exc)
 
 
 #: boto3 attempts of each call the receiver makes (the first and one retry): `Backoff` does the rest,

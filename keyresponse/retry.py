@@ -46,8 +46,14 @@ def is_throttling(exc: BaseException | None) -> bool:
 
 
 def is_transient(exc: BaseException | None) -> bool:
-    """Throttling, a 5xx, or a connection that failed or timed out, anywhere in the cause chain."""
+    """Throttling, a 5xx, or a connection that failed or timed out, anywhere in the cause chain; also a
+    response botocore could not parse (a 5xx page of a proxy or load balancer rather than AWS's XML:
+    botocore says "further retries may succeed")."""
+    from botocore.parsers import ResponseParserError
+
     for e in causes(exc):
+        if isinstance(e, ResponseParserError):
+            return True
         if isinstance(e, ClientError):
             code = e.response.get("Error", {}).get("Code")
             status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)

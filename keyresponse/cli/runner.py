@@ -35,7 +35,7 @@ DEPLOYMENTS = ("respond-to-exposed-key", "preventive-key-scan", "undo-incident")
 def serve(
     host: Annotated[str, typer.Option(help="Address of the alert receiver.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the alert receiver.")] = 8080,
-    limit: Annotated[int, typer.Option(help="Flow runs at once; a run waiting for approval holds its slot.")] = 60,
+    limit: Annotated[int, typer.Option(help="Flow runs at once; a run waiting for approval is suspended and holds no slot.")] = 60,
 ) -> None:
     """Receive alerts on http://HOST:PORT/alerts/<source> and run the response, scan and undo deployments."""
     # A burst makes a SQLite Prefect server answer 503 now and then: let every flow run's client retry.

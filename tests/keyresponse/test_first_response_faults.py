@@ -133,12 +133,12 @@ def alert_about(url: str, key: str, user: str) -> str:
     return str(answer.json()["incident_id"])
 
 
-def until(what: str, found: Callable[[], Any], timeout: float = 20.0) -> Any:
+def until(what: str, found: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := found()):
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(every)
     return value
 
 
@@ -323,7 +323,8 @@ def test_a_launch_failure_and_a_stuck_alert_are_each_notified_once(world: World,
         until("a stuck alert message", lambda: world.slack.said(incident, "waits for its flow run"))
         passes = httpx.get(f"{url}/healthz", timeout=10).json()["launch_attempts"]
         until("three more relaunch passes",
-              lambda: httpx.get(f"{url}/healthz", timeout=10).json()["launch_attempts"] >= passes + 3)
+              lambda: httpx.get(f"{url}/healthz", timeout=10).json()["launch_attempts"] >= passes + 3,
+              every=0.5)  # /healthz is unauthenticated: 5 requests a second after a burst of 20
         health = httpx.get(f"{url}/healthz", timeout=10).json()
     said = world.slack.said(incident)
     assert len(world.slack.said(incident, "could not be started")) == 1, said

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.parsers import ResponseParserError
 from prefect import flow
 
 from keyresponse.errors import AwsCallError, MissingPermission
@@ -40,6 +41,8 @@ def _wrapped(inner: BaseException) -> AwsCallError:
     (_wrapped(_client_error("ServiceUnavailable", 503)), True),
     (_client_error("Whatever", 502), True),
     (_wrapped(EndpointConnectionError(endpoint_url="https://sts.amazonaws.com")), True),
+    # a 503 page of a proxy, not AWS's XML: botocore cannot parse it (the first response met it in moto)
+    (_wrapped(ResponseParserError("Unable to parse response (syntax error), invalid XML received")), True),
     (_wrapped(_client_error("AccessDenied", 403)), False),
     (MissingPermission("iam:ListUsers"), False),
     (_client_error("NoSuchEntity", 404), False),
