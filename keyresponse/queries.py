@@ -29,14 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlglot
 import yaml
-from sqlglot import Token, TokenType
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
+
+if TYPE_CHECKING:
+    from sqlglot import Token
 
 #: Where the query files live: the top-level `queries/` package (package data in a wheel).
 QUERIES_DIR = data_folder("queries", pattern="*.sql")
@@ -257,6 +258,8 @@ def _coerce_timestamp(value: Any, bad: str) -> str:
 
 
 def _tokens(sql: str) -> list[Token]:
+    import sqlglot  # here, not at import: a run that replays its journal never renders SQL (0.6 s)
+
     try:
         return list(sqlglot.tokenize(sql, read="athena"))
     except sqlglot.errors.TokenError as exc:
@@ -265,6 +268,8 @@ def _tokens(sql: str) -> list[Token]:
 
 def _placeholder_spans(sql: str) -> list[tuple[int, int, str]]:
     """(start, end inclusive, name) of each `:name` outside strings and comments."""
+    from sqlglot import TokenType
+
     tokens = _tokens(sql)
     spans = []
     for colon, word in itertools.pairwise(tokens):
@@ -310,6 +315,8 @@ def for_athena_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[str
 
 def rename_table(sql: str, table: str) -> str:
     """Point `FROM cloudtrail` / `JOIN cloudtrail` at `table` (e.g. `"security"."cloudtrail_logs"`)."""
+    from sqlglot import TokenType
+
     tokens = _tokens(sql)
     out: list[str] = []
     last = 0
@@ -329,6 +336,8 @@ def rename_table(sql: str, table: str) -> str:
 @lru_cache(maxsize=256)
 def for_duckdb(sql: str) -> str:
     """The SQL transpiled for DuckDB (Trino functions → DuckDB ones, `:name` → `$name`)."""
+    import sqlglot
+
     try:
         return str(sqlglot.transpile(sql, read="athena", write="duckdb")[0])
     except sqlglot.errors.SqlglotError as exc:

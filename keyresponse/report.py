@@ -33,10 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import sqlglot
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
-from sqlglot import TokenType
 
 from keyresponse import markdown
 from keyresponse.errors import InputError, KeyResponseError
@@ -668,6 +666,9 @@ def _substitute(sql: str, params: Mapping[str, Any]) -> str:
     from keyresponse.queries import for_athena_qmark
 
     qmarked, literals = for_athena_qmark(sql, params)
+    import sqlglot
+    from sqlglot import TokenType
+
     holes = [t for t in sqlglot.tokenize(qmarked, read="athena") if t.token_type == TokenType.PLACEHOLDER]
     if len(holes) != len(literals):
         raise InputError(f"found {len(holes)} placeholders for {len(literals)} values")
