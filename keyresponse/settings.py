@@ -58,6 +58,21 @@ class Settings(BaseSettings):
         description="Contain the compromised key right after validation, without approval, when the alert is "
                     "high confidence (AWS Health exposure, AWS itself attaching its quarantine policy, GuardDuty severity >= 7).",
     )
+    require_approval: bool = Field(
+        default=True,
+        description="KEYRESPONSE_REQUIRE_APPROVAL: ask a named human before each mutating phase (and each new "
+                    "containment round). false applies every plan without asking: a lab setting, never a flow "
+                    "parameter, so that whoever can start a deployment run cannot turn approvals off.")
+    recheck_delay_seconds: int = Field(
+        default=900, ge=0,
+        description="CloudTrail's delivery delay (it delivers in about 5 to 15 min): how long after containment "
+                    "the response waits before it re-verifies the contained keys, re-scopes for credentials "
+                    "minted in the gap and checks the contained credentials' activity again "
+                    "(keyresponse.containment_check).")
+    containment_grace_seconds: int = Field(
+        default=15, ge=0,
+        description="IAM is eventually consistent: a successful call by a contained credential this soon after "
+                    "its containment is shown in the report but does not reopen the incident.")
     approval_timeout_seconds: int = Field(
         default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
     approval_poll_seconds: int = Field(default=2, ge=1, le=10, description="How often a paused run checks for input.")
