@@ -227,6 +227,7 @@ def serve(box: MotoSandbox, account: SeededAccount, folder: Path, api_url: str,
            "KEYRESPONSE_HOME": str(home), "KEYRESPONSE_CLOUDTRAIL_LOGS": str(folder / "logs"),
            "KEYRESPONSE_PROTECTED_PRINCIPALS": json.dumps(account.protected_principals),
            "KEYRESPONSE_APPROVAL_POLL_SECONDS": "1", "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "600",
+           "KEYRESPONSE_RECHECK_DELAY_SECONDS": os.environ.get("KEYRESPONSE_RECHECK_DELAY_SECONDS", "2"),
            "KEYRESPONSE_WEBHOOK_SECRET": secret, "KEYRESPONSE_WEBHOOK_SPOOL": str(home / "spool"),
            "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(extra_env or {})}

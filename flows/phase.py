@@ -8,7 +8,11 @@ timeout also escalates. Every outcome is returned as data for the incident recor
 Containment offers the investigation's uncertain credentials to the approver beside the plan,
 unchecked; those picked join the investigation's credentials for this phase and the ones after it
 (the outcome's `investigation`), and the plan recorded is the plan applied. Without an approval
-(early containment, `--no-approval`) none is ever added.
+(early containment, `KEYRESPONSE_REQUIRE_APPROVAL=false`) none is ever added.
+
+A phase asked again later (containment reopened because it did not hold: `keyresponse.containment_check`)
+numbers its questions after the ones asked before (`first_round`), so each question keeps its own
+pause key and journaled answer, and shows why it is asked (`why`).
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ APPROVAL_ROUNDS = 3
 
 
 def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, dry_run: bool,
-              approval: bool, only: list[str] | None = None, journal: Journal | None = None) -> dict[str, Any]:
+              approval: bool, only: list[str] | None = None, journal: Journal | None = None,
+              first_round: int = 1, why: str | None = None) -> dict[str, Any]:
     """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}.
 
     With a `journal` (the response run's), each answer is kept with the changes it approved: a run
     executed again (resumed after a suspension, retried after a crash) applies what was approved
-    then, and asks for anything the plan gained since."""
+    then, and asks for anything the plan gained since. `first_round` > 1 asks the phase again after
+    rounds already asked (a reopened containment), saying `why` above the plan."""
     plan = plan_phase(incident_id, investigation, phase, only)
     outcome: dict[str, Any] = {"phase": phase, "plan": plan, "approval": None, "approvals": [], "ledger": [],
                                "verified": 0, "unapproved": []}
@@ -51,7 +57,7 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
         outcome["status"] = "dry_run"
         return outcome
     if not pending:
-        earlier = _journaled_answers(journal, phase)
+        earlier = _journaled_answers(journal, phase, first_round)
         if earlier and earlier[0]["decision"] == "approve":  # died after applying, before the phase was closed
             outcome.update(approvals=earlier, approval=earlier[0], status="applied")
             return outcome
@@ -60,7 +66,8 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
-        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome, journal)
+        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome, journal,
+                                           first_round, why)
         if approved is None:
             return outcome
     else:
@@ -76,10 +83,10 @@ def _answer(phase: Phase, round_: int) -> str:
     return f"approval-{phase}-{round_}"
 
 
-def _journaled_answers(journal: Journal | None, phase: Phase) -> list[dict[str, Any]]:
-    """The answers this run was given for `phase` before it was executed again, in order."""
+def _journaled_answers(journal: Journal | None, phase: Phase, first_round: int = 1) -> list[dict[str, Any]]:
+    """The answers this run was given for `phase` (from `first_round`) before it was executed again, in order."""
     answers = []
-    for round_ in range(1, APPROVAL_ROUNDS + 1):
+    for round_ in range(first_round, first_round + APPROVAL_ROUNDS):
         given = journal.get(_answer(phase, round_)) if journal is not None else None
         if given is None:
             break
@@ -95,8 +102,8 @@ def _apply(outcome: dict[str, Any], incident_id: str, investigation: dict[str, A
 
 
 def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan: dict[str, Any],
-             only: list[str] | None, outcome: dict[str, Any],
-             journal: Journal | None) -> tuple[list[str] | None, dict[str, Any]]:
+             only: list[str] | None, outcome: dict[str, Any], journal: Journal | None,
+             first_round: int = 1, why: str | None = None) -> tuple[list[str] | None, dict[str, Any]]:
     """Ask until every step to apply was approved as shown; returns (the approved step keys, the
     investigation as approved), or (None, …) when nothing may be applied (denied, timed out).
 
@@ -109,10 +116,10 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
     never the plan of now)."""
     settings = get_settings()
     log = get_run_logger()
-    offered = investigation.get("uncertain_credentials") or [] if phase == "containment" else []
-    shown: dict[str, Any] = {**plan, "uncertain_credentials": offered}
+    offered = investigation.get("uncertain_credentials") or [] if phase == "containment" and why is None else []
+    shown: dict[str, Any] = {**plan, "uncertain_credentials": offered} | ({"why": why} if why else {})
     approved: list[str] = []
-    for round_ in range(1, APPROVAL_ROUNDS + 1):
+    for round_ in range(first_round, first_round + APPROVAL_ROUNDS):
         asked = [c for c in shown["changes"] if not c["done"]]
         answer = request_approval(phase, incident_id, shown, timeout=settings.approval_timeout_seconds,
                                   poll_interval=settings.approval_poll_seconds,
@@ -130,7 +137,7 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         if given is None and journal is not None and answer["decision"] in ("approve", "deny"):
             journal.put(_answer(phase, round_), {"answer": answer, "changes": asked})
         if answer["decision"] != "approve":
-            if round_ == 1:
+            if round_ == first_round:
                 _refused(phase, incident_id, answer, outcome, log)
                 return None, investigation
             log.warning("%s of %s: %d step(s) added since the approval were not approved (%s); applying only "

@@ -7,7 +7,23 @@ For a high-confidence alert the receiver has usually deactivated the key already
 started (`keyresponse.first_response`): the run waits for that outcome, records its ledger entry and
 time as the containment time, then does the rest of early containment (session revocation, tag).
 
-Each mutating phase plans, waits for a named approver in the Prefect UI, applies and verifies.
+Each mutating phase plans, waits for a named approver in the Prefect UI (unless the responder's
+`KEYRESPONSE_REQUIRE_APPROVAL` is false: a setting, never a parameter of the run, so that whoever can
+start a deployment run cannot turn approvals off), applies and verifies.
+
+Containment is then checked, three times (`keyresponse.containment_check`, `_check_containment`):
+right after it is applied and verified; `KEYRESPONSE_RECHECK_DELAY_SECONDS` (CloudTrail's delivery
+delay) after the last containment change, before eradication is asked; and before post-incident.
+Any successful call by a contained credential after its containment, a contained key Active again,
+or a credential minted in the gap reopens the incident: a new containment approval round asks for
+what was found, and the record and the report say so. The delayed check comes before eradication,
+not after recovery, so that eradication and recovery act on what the late-delivered logs show and
+never hand the owner's access back while the attacker still has a way in.
+
+The wait is a deadline on disk, not a timer: it is computed from the ledger's time of the last
+containment change, so a run executed again (resumed, retried after a crash) waits only what remains,
+and each check's result is journaled before its round is asked, so a replay never redoes it. The
+waiting run holds its process (and a runner slot) for up to the delay; the suspended approvals do not.
 A denial or a timeout stops the response there (nothing more changes) and the report says so,
 listing every change still in effect as "left in place" with how to undo it (`_left_in_place`).
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
@@ -17,6 +33,7 @@ about one key never race: the run holds a lock named after the key (see `_key_lo
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,14 +44,15 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.analysis import analysis
-from flows.phase import run_phase
+from flows.phase import APPROVAL_ROUNDS, run_phase
 from flows.post_incident import post_incident
 from keyresponse.alerts import Alert
+from keyresponse.incident import CheckStage
 from keyresponse.journal import Journal
 from keyresponse.keys import validate_access_key_id
 from keyresponse.settings import get_settings
 from tasks.analysis import validate_key_task
-from tasks.response import first_response
+from tasks.response import check_containment, first_response
 
 EARLY_CONTAINMENT = ["deactivate_access_key", "attach_session_revocation_policy", "tag_principal"]
 
@@ -94,13 +112,16 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
     return data
 
 
-def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
+def _status(phases: dict[str, dict[str, Any]], dry_run: bool, checks: list[dict[str, Any]] | None = None) -> str:
     if dry_run:
         return "dry_run"
     for phase in ("containment", "eradication", "recovery"):
         outcome = phases.get(phase)
         if outcome and outcome["status"] in ("denied", "timed_out"):
             return str(outcome["status"])
+    for check in checks or []:  # containment reopened, and its new round was refused
+        if check.get("round") in ("denied", "timed_out"):
+            return str(check["round"])
     if phases.get("recovery", {}).get("status") in ("applied", "nothing_to_do"):
         return "recovered"
     if phases.get("eradication", {}).get("status") in ("applied", "nothing_to_do"):
@@ -110,16 +131,20 @@ def _status(phases: dict[str, dict[str, Any]], dry_run: bool) -> str:
 
 @flow(name="respond-to-exposed-key", flow_run_name="respond:{incident_id}", log_prints=True)
 def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run: bool = False,
-                           logs: str | None = None, require_approval: bool = True) -> dict[str, Any]:
+                           logs: str | None = None) -> dict[str, Any]:
     """Respond to one exposed key, from the alert to the report. Returns the incident record.
 
     The run may be executed more than once: a deployment run is suspended at each approval and run
     again from the top once answered, and a run whose process died is retried. Each stage keeps its
     result in the run's journal (`keyresponse.journal`, the record so far after each stage), so an
     execution resumes after the last finished stage; the approvals it had are answered again from
-    Prefect, bound to what they approved. The ledger is the incident's, across executions."""
+    Prefect, bound to what they approved. The ledger is the incident's, across executions.
+
+    Whether a human approves each phase is the responder's setting (`KEYRESPONSE_REQUIRE_APPROVAL`),
+    not a parameter: anyone who reaches the Prefect API can start a run with the parameters they like."""
     log = get_run_logger()
     settings = get_settings()
+    approval = settings.require_approval
     incident_id = incident_id or alert.incident_id
     run_id = flow_run.get_id()
     journal = Journal(incident_id, str(run_id)) if run_id else None
@@ -152,7 +177,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
                          "alert_received_at": _received_at(alert, incident_id), "analysis_completed_at": None,
                          "contained_at": None, "eradicated_at": None, "recovered_at": None, "closed_at": None},
             "flow_run_id": str(run_id) if run_id else None,
-            "ui_url": settings.ui_url,
+            "ui_url": settings.ui_url, "containment_checks": [],
         }
     record: dict[str, Any] = state["record"]
     key = str(state["key"])
@@ -183,8 +208,13 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             record["status"] = "closed"
             return _close(incident_id, record)
         for phase in ("containment", "eradication", "recovery"):
+            if phase == "eradication" and not done("check-after-delivery-delay"):
+                _check_containment("after_delivery_delay", incident_id, record, logs=logs, journal=journal,
+                                   approval=approval)
+                finish("check-after-delivery-delay")
+                investigation = record["investigation"]
             if not done(phase):
-                outcome = run_phase(phase, incident_id, investigation, dry_run=dry_run, approval=require_approval,
+                outcome = run_phase(phase, incident_id, investigation, dry_run=dry_run, approval=approval,
                                     journal=journal)
                 if outcome.get("investigation"):  # the approver added uncertain credentials: they stay in scope
                     investigation = record["investigation"] = outcome.pop("investigation")
@@ -195,9 +225,19 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
                              "recovery": "recovered_at"}[phase]
                     record["timeline"][stamp] = record["timeline"][stamp] or _now()
                 finish(phase)
+            if (phase == "containment" and phases[phase]["status"] in ("applied", "nothing_to_do")
+                    and not done("check-after-containment")):
+                _check_containment("after_containment", incident_id, record, logs=logs, journal=journal,
+                                   approval=approval)
+                finish("check-after-containment")
+                investigation = record["investigation"]
             if phases[phase]["status"] in ("denied", "timed_out", "dry_run"):
                 break
-        record["status"] = _status(phases, dry_run)
+        if not dry_run and not done("check-before-post-incident"):
+            _check_containment("before_post_incident", incident_id, record, logs=logs, journal=journal,
+                               approval=approval)
+            finish("check-before-post-incident")
+        record["status"] = _status(phases, dry_run, record["containment_checks"])
     return _close(incident_id, record)
 
 
@@ -226,6 +266,80 @@ def _early_containment(alert: Alert, incident_id: str, key: str, facts: dict[str
         _record_phase(record, "early_containment", outcome)
         record["timeline"]["contained_at"] = record["timeline"]["contained_at"] or _now()
         log.info("high-confidence alert: %s contained before scoping", key)
+
+
+def _containment_entries(incident_id: str) -> list[Any]:
+    """The incident's applied containment changes (its whole ledger, the receiver's included)."""
+    from keyresponse.ledger import Ledger
+    from tasks.containment import ACTIONS
+
+    names = {action.name for action in ACTIONS}
+    return [e for e in Ledger(incident_id).entries() if e.kind == "apply" and not e.dry_run and e.action in names]
+
+
+def _wait_for_delivery(incident_id: str, entries: list[Any]) -> None:
+    """Sleep until CloudTrail's delivery delay has passed since the last containment change. The
+    deadline comes from the ledger on disk: a run executed again waits only what remains."""
+    from datetime import timedelta
+
+    from keyresponse.incident import parse_time
+
+    delay = timedelta(seconds=get_settings().recheck_delay_seconds)
+    due = max(parse_time(e.applied_at) for e in entries) + delay
+    remaining = (due - datetime.now(UTC)).total_seconds()
+    if remaining > 0:
+        get_run_logger().info("%s: waiting %.0f s, until %s, for CloudTrail to deliver what happened since "
+                              "containment, then checking that it holds", incident_id, remaining,
+                              due.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        time.sleep(remaining)
+
+
+def _check_containment(stage: CheckStage, incident_id: str, record: dict[str, Any], *, logs: str | None,
+                       journal: Journal | None, approval: bool) -> None:
+    """One post-containment check (`keyresponse.containment_check`), kept in the record; when it
+    finds containment did not hold, the incident is reopened: a new containment round, numbered
+    after the rounds asked so far, asks for what was found (approved like any round, or applied
+    without asking when approvals are off). Nothing contained yet (nothing in the ledger): nothing
+    to check. The check's result is journaled before its round: a replay asks the same question."""
+    from keyresponse.notifications import IncidentMessage, send
+
+    log = get_run_logger()
+    entries = _containment_entries(incident_id)
+    if not entries:
+        return
+    name = "containment-check-" + stage.replace("_", "-")
+    check = journal.get(name) if journal is not None else None
+    if check is None:
+        if stage != "after_containment":
+            _wait_for_delivery(incident_id, entries)
+        check = check_containment(incident_id, record, stage, logs, rescope=stage != "after_containment")
+        if journal is not None:
+            check = journal.put(name, check)
+    minted = check.pop("minted")
+    if check["breaches"]:
+        reopening = 1 + sum(1 for earlier in record["containment_checks"] if earlier["breaches"])
+        investigation = record["investigation"]
+        known = {c["access_key_id"] for c in investigation["credentials"]}
+        added = [c for c in minted if c["access_key_id"] not in known]
+        if added:
+            investigation = record["investigation"] = {**investigation,
+                                                       "credentials": [*investigation["credentials"], *added]}
+        why = (f"Containment did not hold ({stage.replace('_', ' ')}): "
+               + "; ".join(f"{b['subject']}: {b['detail']}" for b in check["breaches"])
+               + ". The incident is reopened: approve containing again what was found, or deny to change nothing more.")
+        send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] containment did not hold: reopened",
+                             f"{len(check['breaches'])} finding(s) after containment ({stage.replace('_', ' ')}); "
+                             "a new containment round follows. The report lists them.", None))
+        outcome = run_phase("containment", incident_id, investigation, dry_run=False, approval=approval,
+                            journal=journal, first_round=1 + reopening * APPROVAL_ROUNDS, why=why)
+        if outcome.get("investigation"):
+            record["investigation"] = outcome.pop("investigation")
+        _record_phase(record, "containment", outcome)
+        check["round"] = outcome["status"]
+        if outcome["status"] == "nothing_to_do":
+            log.warning("%s: containment did not hold, and its plan has nothing left to change: a human must look "
+                        "(the report lists what was found)", incident_id)
+    record["containment_checks"].append(check)
 
 
 def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -> None:

@@ -100,6 +100,9 @@ class Stack:
                "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         if self.logs:
             env["KEYRESPONSE_CLOUDTRAIL_LOGS"] = str(self.logs)
+        # the simulator writes its CloudTrail files at once: no delivery delay to wait for before the
+        # response checks that containment held (a real trail's is 15 min, the default)
+        env.setdefault("KEYRESPONSE_RECHECK_DELAY_SECONDS", "2")
         return {**env, **self.extra_env}
 
     def __enter__(self) -> Stack:

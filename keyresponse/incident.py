@@ -27,7 +27,12 @@ The shape (every field is documented on the models below):
      "left_in_place": {"changes": [{"entry_id", "action", "target", "label", "description", "state",
                                     "applied_at", "undo_supported", "reason"}],
                        "undo": {"dry_run": "keyresponse undo ID", "apply": "keyresponse undo ID --apply",
-                                "deployment": "undo-incident/undo-incident", "parameters": {…}}} | null}
+                                "deployment": "undo-incident/undo-incident", "parameters": {…}}} | null,
+     "containment_checks": [{"stage", "checked_at", "credentials", "activity": [ActivityAfter …],
+                             "breaches": [{"kind", "subject", "detail"}], "round"}]   (optional)}
+
+`containment_checks` (optional) lists the post-containment checks (`ContainmentCheck`): what each
+contained credential still did after its containment, and any breach that reopened the incident.
 
 `left_in_place` lists every change still in effect when the run ended (none undone or ended by a
 later change: `tasks.actions.left_in_place`), so a denied or stopped incident says what it left
@@ -54,6 +59,8 @@ Status = Literal["contained", "eradicated", "recovered", "closed", "denied", "no
                  "timed_out", "failed"]
 Phase = Literal["containment", "eradication", "recovery"]
 PHASES: tuple[Phase, ...] = ("containment", "eradication", "recovery")
+#: When a post-containment check runs (keyresponse.containment_check).
+CheckStage = Literal["after_containment", "after_delivery_delay", "before_post_incident"]
 #: The optional answers keyresponse.intel adds to the investigation.
 INTEL_FIELDS = ("exposure", "tools_observed", "intent", "attribution", "damage")
 
@@ -194,6 +201,49 @@ class LeftInPlace(_Record):
     undo: UndoHow
 
 
+class ActivityAfter(_Record):
+    """What a contained credential still did after it was contained: one row of
+    `queries/key_activity_after.sql` (calls grouped by source, name, address and error)."""
+
+    access_key_id: str
+    event_source: str | None = None
+    event_name: str | None = None
+    source_ip: str | None = None
+    error_code: str | None = Field(default=None, description="None when the calls succeeded.")
+    call_count: int
+    first_seen_at: str
+    last_seen_at: str
+    contained_at: str = Field(description="When the response last contained the credential (the ledger).")
+    breach: bool = Field(description="Successful calls after contained_at and its grace: containment did not hold.")
+
+
+class Breach(_Record):
+    """One sign that containment did not hold: successful calls by a contained credential
+    (`activity`), a containment change AWS no longer shows (`reverted`: a deactivated key Active
+    again), or a credential minted in the gap the analysis could not see (`minted`)."""
+
+    kind: Literal["activity", "reverted", "minted"]
+    subject: str = Field(description="The credential or the change's target.")
+    detail: str
+
+
+class ContainmentCheck(_Record):
+    """One post-containment check (`keyresponse.containment_check`): right after containment, after
+    CloudTrail's delivery delay, and before post-incident. Any breach reopens the incident: a new
+    containment approval round asks for what was found (`round`: that round's outcome)."""
+
+    stage: CheckStage
+    checked_at: str
+    credentials: list[str] = Field(description="The contained credentials whose activity was read.")
+    activity: list[ActivityAfter] = []
+    breaches: list[Breach] = []
+    round: Literal["applied", "nothing_to_do", "denied", "timed_out", "dry_run"] | None = None
+
+    @property
+    def reopened(self) -> bool:
+        return bool(self.breaches)
+
+
 class Incident(BaseModel):
     """The incident record (module docstring). `report` is output only: `write_report` adds the
     figures the report shows, and rendering ignores and recomputes it."""
@@ -214,6 +264,7 @@ class Incident(BaseModel):
     flow_run_id: str | None = None
     ui_url: str | None = None
     left_in_place: LeftInPlace | None = None
+    containment_checks: list[ContainmentCheck] = []
     report: dict[str, Any] | None = Field(default=None, description="Written by keyresponse.report; ignored on input.")
 
     @field_validator("incident_id")
@@ -237,11 +288,16 @@ class Incident(BaseModel):
         """The first `deny` decision, if a human refused a phase."""
         return next((a for a in self.approvals if a.decision == "deny"), None)
 
+    def reopenings(self) -> list[ContainmentCheck]:
+        """The post-containment checks that found containment did not hold, in order."""
+        return [check for check in self.containment_checks if check.reopened]
+
     def record(self) -> dict[str, Any]:
-        """The record as JSON data, without the output-only `report` (nor `left_in_place` when there
-        is nothing, so a record written before that field existed reads back unchanged)."""
-        return self.model_dump(mode="json", exclude={"report"} | ({"left_in_place"} if self.left_in_place is None
-                                                                   else set()))
+        """The record as JSON data, without the output-only `report` (nor `left_in_place` or
+        `containment_checks` when there is nothing, so a record written before those fields existed
+        reads back unchanged)."""
+        empty = {name for name in ("left_in_place", "containment_checks") if not getattr(self, name)}
+        return self.model_dump(mode="json", exclude={"report"} | empty)
 
 
 # -- a builder for tests --------------------------------------------------------------------------

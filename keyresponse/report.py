@@ -372,6 +372,10 @@ def _outcome(incident: Incident) -> dict[str, str]:
         nothing = (f"{len(left.changes)} change(s) applied before this point are left in place; see Left in "
                    f"place. To undo them: {left.undo.apply} (or the {left.undo.deployment} deployment "
                    "with dry_run false).")
+    reopened = incident.reopenings()
+    if reopened:
+        nothing += (f" Containment did not hold: the incident was reopened {len(reopened)} time(s); see Did "
+                    "containment hold.")
     status = incident.status
     if status == "dry_run" or incident.dry_run:
         return {"tone": "info", "title": "Dry run: nothing was changed",
@@ -400,6 +404,9 @@ def _outcome(incident: Incident) -> dict[str, str]:
     titles = {"contained": "Contained", "eradicated": "Eradicated", "recovered": "Recovered", "closed": "Closed"}
     still = "" if incident.left_in_place is None else (
         f" {len(incident.left_in_place.changes)} change(s) are left in place; see Left in place.")
+    if reopened:
+        still += (f" Containment did not hold: the incident was reopened {len(reopened)} time(s); see Did "
+                  "containment hold.")
     return {"tone": "good", "title": titles[status],
             "text": f"The response reached the {status} state with {changed} change(s) applied.{still}"}
 

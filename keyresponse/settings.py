@@ -75,8 +75,23 @@ class Settings(BaseSettings):
         default=60.0, ge=0,
         description="This long after the first response, the receiver reads the key and the owner's keys again "
                     "and contains again a key re-activated or a key minted since (0: never).")
+    require_approval: bool = Field(
+        default=True,
+        description="KEYRESPONSE_REQUIRE_APPROVAL: ask a named human before each mutating phase (and each new "
+                    "containment round). false applies every plan without asking: a lab setting, never a flow "
+                    "parameter, so that whoever can start a deployment run cannot turn approvals off.")
+    recheck_delay_seconds: int = Field(
+        default=900, ge=0,
+        description="CloudTrail's delivery delay (it delivers in about 5 to 15 min): how long after containment "
+                    "the response waits before it re-verifies the contained keys, re-scopes for credentials "
+                    "minted in the gap and checks the contained credentials' activity again "
+                    "(keyresponse.containment_check).")
+    containment_grace_seconds: int = Field(
+        default=15, ge=0,
+        description="IAM is eventually consistent: a successful call by a contained credential this soon after "
+                    "its containment is shown in the report but does not reopen the incident.")
     approval_timeout_seconds: int = Field(
-        default=3600, ge=5, description="How long a phase waits for approval before escalating and stopping.")
+        default=3600, ge=5, description="How long an approval waits before it is escalated (again after every such period; the response keeps waiting: keyresponse.waiting).")
     approval_poll_seconds: int = Field(default=2, ge=1, le=10, description="How often a paused run checks for input.")
     slack_webhook_url: str | None = Field(default=None, description="Slack incoming webhook for notifications.")
     sns_topic_arn: str | None = Field(default=None, description="SNS topic for notifications.")

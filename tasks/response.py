@@ -26,6 +26,7 @@ from prefect.runtime import flow_run
 
 from keyresponse.aws import session_for_account
 from keyresponse.guardrails import REFUSAL_PREFIX
+from keyresponse.incident import CheckStage
 from keyresponse.retry import retry_on_transient
 from tasks.actions import (
     ActionContext,
@@ -248,3 +249,75 @@ def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> l
         get_run_logger().warning("%s: %d key(s) minted on users in scope since the investigation: %s", incident_id,
                                  len(found), ", ".join(c["access_key_id"] for c in found))
     return found
+
+
+@task(name="check_containment", task_run_name="check_containment_{stage}:{incident_id}", retries=2,
+      retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_on_transient)
+def check_containment(incident_id: str, record: dict[str, Any], stage: CheckStage, logs: str | None = None,
+                      rescope: bool = False) -> dict[str, Any]:
+    """Did containment hold (`keyresponse.containment_check`)? Read-only. Returns a
+    `keyresponse.incident.ContainmentCheck` as data, with `minted`: the credentials found in the gap,
+    for the new containment round.
+
+    Reads the incident's whole ledger (the receiver's first response and every execution of the run),
+    what the contained credentials did since (`queries/key_activity_after.sql`), whether each
+    containment change still in effect still holds in AWS (its action's `verify`), and with `rescope`
+    the credentials minted in the gap (CloudTrail, then IAM)."""
+    from datetime import UTC, datetime, timedelta
+
+    from keyresponse import containment_check as check
+    from keyresponse.errors import VerificationFailed
+    from keyresponse.incident import Breach, ContainmentCheck, Incident
+    from keyresponse.investigation import open_engine
+    from keyresponse.ledger import Ledger
+    from keyresponse.settings import get_settings
+    from tasks.actions import Target, left_in_place
+    from tasks.containment import ACTIONS
+
+    settings = get_settings()
+    log = get_run_logger()
+    now = datetime.now(UTC)
+    investigation = record["investigation"]
+    entries = [e for e in Ledger(incident_id).entries() if not e.dry_run]
+    incident = Incident.model_validate({"incident_id": incident_id, "status": "failed", "investigation": investigation,
+                                        "plans": record.get("plans") or {},
+                                        "ledger": [e.model_dump(mode="json") for e in entries]})
+    contained = check.contained_credentials(incident)
+    minted: list[dict[str, Any]] = []
+    with open_engine(logs) as engine:
+        activity = check.activity_after(engine, contained, now=now,
+                                        grace=timedelta(seconds=settings.containment_grace_seconds))
+        since = check.gap_start(investigation, record["timeline"].get("analysis_completed_at"),
+                                timedelta(seconds=settings.recheck_delay_seconds))
+        if rescope and since is not None:
+            minted = check.minted_in_gap(engine, investigation["credentials"], since=since, until=now)
+    breaches = check.activity_breaches(activity)
+    actions = registry()
+    containing = {action.name for action in ACTIONS}
+    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    seen: set[str] = set()
+    for entry, _ in left_in_place(entries, actions):
+        target = Target.model_validate(entry.target)
+        if entry.action not in containing or f"{entry.action}:{target.label}" in seen:
+            continue
+        seen.add(f"{entry.action}:{target.label}")
+        action = actions[entry.action]
+        try:
+            action.verify(ctx.for_target(target), target)
+        except VerificationFailed as exc:
+            breaches.append(Breach(kind="reverted", subject=target.label,
+                                         detail=f"{action.describe(target, entry.before)}, applied at "
+                                                f"{entry.applied_at[:19]}Z, no longer holds: {exc}"))
+    if rescope:
+        known = {c["access_key_id"] for c in minted}
+        minted += [c for c in find_keys_minted_since.fn(incident_id, investigation) if c["access_key_id"] not in known]
+    breaches += check.minted_breaches(minted)
+    result = ContainmentCheck(stage=stage, checked_at=check.stamp(now),
+                              credentials=[c.access_key_id for c in contained], activity=activity, breaches=breaches)
+    if breaches:
+        log.warning("%s: containment did not hold (%s): %s", incident_id, stage,
+                    "; ".join(f"{b.kind} {b.subject}" for b in breaches))
+    else:
+        log.info("%s: containment holds (%s): %d credential(s), %d call group(s) after containment, all failed or "
+                 "within the grace", incident_id, stage, len(contained), len(activity))
+    return result.model_dump(mode="json") | {"minted": minted}

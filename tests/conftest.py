@@ -61,6 +61,9 @@ if _WORKER or not os.environ.get("PREFECT_API_URL"):
     os.environ["PREFECT_HOME"] = _PREFECT_HOME
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_server_port(int(_WORKER[2:] or 0))}/api"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The sandbox's CloudTrail files are written at once: a response waits a second, not CloudTrail's
+# real delivery delay (15 min by default), before it checks that containment held.
+os.environ.setdefault("KEYRESPONSE_RECHECK_DELAY_SECONDS", "1")
 
 
 @pytest.fixture(scope="session")

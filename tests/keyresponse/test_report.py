@@ -510,3 +510,45 @@ def test_each_address_shows_whose_it_is_and_why_and_uncertain_credentials_stand_
     assert not [tag for tag, _ in page.tags if tag in ("script", "img")]
     assert SCRIPT_UA in "".join(page.text)  # shown, as text
     assert "uncertain_credentials" not in render_html(make_incident())
+
+
+def _checks(event_name: str, source_ip: str) -> list[dict[str, Any]]:
+    """A quiet check, then one that reopened the incident on a call the attacker named."""
+    key = "AKIAIOSFODNN7EXAMPLE"
+    row = {"access_key_id": key, "event_source": "s3.amazonaws.com", "event_name": event_name, "source_ip": source_ip,
+           "error_code": None, "call_count": 3, "first_seen_at": "2026-11-20T10:05:00Z",
+           "last_seen_at": "2026-11-20T10:06:00Z", "contained_at": "2026-11-20T10:00:00Z", "breach": True}
+    denied = row | {"error_code": "AccessDenied", "call_count": 2, "breach": False}
+    return [{"stage": "after_containment", "checked_at": "2026-11-20T10:00:05Z", "credentials": [key]},
+            {"stage": "after_delivery_delay", "checked_at": "2026-11-20T10:15:00Z", "credentials": [key],
+             "activity": [row, denied], "round": "applied",
+             "breaches": [{"kind": "activity", "subject": key, "detail": f"3 successful {event_name} call(s) from "
+                                                                         f"{source_ip}"},
+                          {"kind": "reverted", "subject": f"access_key:{key} (alice)",
+                           "detail": "deactivate access key, applied at 2026-11-20T10:00:00Z, no longer holds"}]}]
+
+
+def test_a_reopened_incident_says_so_with_the_attackers_calls_inert_in_both_formats() -> None:
+    incident = make_incident(status="contained", containment_checks=_checks(SCRIPT_UA, HTML_RESOURCE))
+    assert [c.stage for c in incident.reopenings()] == ["after_delivery_delay"]
+    md, html = render_markdown(incident), render_html(incident)
+    assert "## Did containment hold" in md and "reopened 1 time(s)" in md
+    section = md[md.index("## Did containment hold"):md.index("## Actions")]
+    assert "<script" not in section and "<img" not in section
+    assert '&lt;script&gt;alert\\("owned"\\)&lt;/script&gt;' in section and "onerror=alert\\(1\\)&gt;" in section
+    assert "| AccessDenied |" in section and "| success |" in section
+    activity_rows = [line for line in section.splitlines() if line.startswith("| AKIAIOSFODNN7EXAMPLE |")]
+    assert len(activity_rows) == 2 and all(line.count(" | ") == 8 for line in activity_rows)  # nine cells each
+    page = Page(html)
+    assert page.rows["containment_checks"] == 2 and page.rows["activity_after"] == 2 and page.rows["breaches"] == 2
+    assert not [tag for tag, _ in page.tags if tag in ("script", "img")]
+    assert SCRIPT_UA in "".join(page.text) and HTML_RESOURCE in "".join(page.text)  # shown, as text
+    assert "Containment did not hold" in render_json(incident)  # the outcome says it too
+
+
+def test_a_quiet_check_says_containment_held_and_an_older_record_has_no_section() -> None:
+    quiet = make_incident(status="contained", containment_checks=_checks("ListBuckets", "198.51.100.7")[:1])
+    md = render_markdown(quiet)
+    assert "Containment held" in md and "reopened" not in md
+    assert "Did containment hold" not in render_markdown(make_incident())
+    assert "containment_checks" not in make_incident().record()

@@ -218,12 +218,13 @@ def test_every_incident_completes_with_30_percent_of_iam_calls_throttled(world: 
     results: dict[str, Any] = {}
 
     def run(alert: Alert) -> None:
-        results[str(alert.access_key_id)] = respond_to_exposed_key(alert, require_approval=False, return_state=True)
+        results[str(alert.access_key_id)] = respond_to_exposed_key(alert, return_state=True)
 
     world.box.inject_faults()
     world.box.inject_faults(service="iam", throttle_rate=0.3, seed=1)
     saved = os.environ["KEYRESPONSE_AWS_MAX_ATTEMPTS"]
     os.environ["KEYRESPONSE_AWS_MAX_ATTEMPTS"] = "10"
+    os.environ["KEYRESPONSE_REQUIRE_APPROVAL"] = "false"  # the responder's setting, not a run's parameter
     get_settings.cache_clear()
     try:
         threads = [threading.Thread(target=run, args=(alert,)) for alert in alerts]
@@ -235,6 +236,7 @@ def test_every_incident_completes_with_30_percent_of_iam_calls_throttled(world: 
     finally:
         world.box.inject_faults()
         os.environ["KEYRESPONSE_AWS_MAX_ATTEMPTS"] = saved
+        os.environ.pop("KEYRESPONSE_REQUIRE_APPROVAL")
         get_settings.cache_clear()
     print(f"\nthrottling: {counters['injected'].get('iam', 0)} of {counters['calls'].get('iam', 0)} IAM calls throttled")
     assert counters["injected"].get("iam", 0) >= 10
