@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,8 @@ class Stack:
     """
 
     def __init__(self, box: MotoSandbox, account: Any, folder: Path, *, logs: Path | None = None,
-                 extra_env: dict[str, str] | None = None, own_prefect: bool = False) -> None:
+                 extra_env: dict[str, str] | None = None, own_prefect: bool = False,
+                 serve_args: Sequence[str] = ()) -> None:
         self.box, self.account, self.folder = box, account, folder
         self.own_prefect = own_prefect
         self.home = folder / "home"
@@ -81,6 +82,7 @@ class Stack:
         self.secret = secrets.token_hex(16)
         self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/webhook.py)
         self.extra_env = extra_env or {}
+        self.serve_args = list(serve_args)  # more options of `keyresponse serve` (e.g. --limit)
         self._prefect: PrefectServer | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -123,8 +125,8 @@ class Stack:
         env = {**self.env(), **self._prefect.env(), "KEYRESPONSE_UI_URL": self._prefect.ui_url,
                "KEYRESPONSE_WEBHOOK_PREFECT_UI_URL": self._prefect.ui_url}
         log = open(self.folder / "serve.log", "ab")  # noqa: SIM115 - handed to the child
-        self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port)],
-                                       env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        self._child = subprocess.Popen([sys.executable, "-m", "keyresponse", "serve", "--port", str(self.port),
+                                        *self.serve_args], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                        preexec_fn=die_with_parent)
         log.close()
         wait_until(lambda: _ok(f"{self.base}/healthz"), "the receiver")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from browser import (
     approve_in_resume_dialog,
     local_page,
 )
-from local_servers import LocalHTTPServer, reply
+from local_servers import FakeSlack
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
 from keyresponse.demo import Stack, wait_until
@@ -34,26 +33,6 @@ from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-class _Slack(LocalHTTPServer):
-    """A Slack incoming webhook: keeps every message posted."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        super().__init__(_SlackHandler)
-
-
-class _SlackHandler(BaseHTTPRequestHandler):
-    server: _Slack
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.messages.append(json.loads(body)["text"])
-        reply(self, 200, b"ok", "text/plain")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_and_are_approved_in_the_ui(
@@ -68,9 +47,12 @@ def test_three_waiting_approvals_survive_a_serve_restart_and_a_server_restart_an
             user = f"waiting-victim-{n}"
             iam.create_user(UserName=user)
             victims[user] = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-        slack = _Slack().__enter__()
+        slack = FakeSlack().__enter__()
         env = {"KEYRESPONSE_SLACK_WEBHOOK_URL": slack.url, "KEYRESPONSE_APPROVAL_TIMEOUT_SECONDS": "15"}
-        with Stack(box, account, tmp_path, logs=tmp_path / "logs", own_prefect=True, extra_env=env) as stack:
+        # One run slot (--limit 1): three incidents waiting at once shows that a run waiting for its
+        # approval is suspended and holds no slot (its process has exited).
+        with Stack(box, account, tmp_path, logs=tmp_path / "logs", own_prefect=True, extra_env=env,
+                   serve_args=["--limit", "1"]) as stack:
             runs = {}
             for user, key in victims.items():
                 body = json.dumps({"access_key_id": key, "reason": f"{user}'s key seen in a paste"}).encode()

@@ -175,7 +175,9 @@ def test_key_ends_inactive_with_one_ledger_entry_when_iam_fails_for_a_while(
     if "fail_after" in fault:  # the write's 503s outlast the client's two attempts: the first response tries again
         assert outcome["attempts"] > 1, outcome
         assert {f["step"] for f in outcome["transient_failures"]} == {"deactivate_access_key"}, outcome
-        assert injected > first_response.CLIENT_ATTEMPTS, injected
+        # each failed try met at least one 503 (how many depends on whether botocore parsed the body and
+        # retried it itself: a 503 body it cannot parse is raised at once, see keyresponse.retry)
+        assert injected >= outcome["attempts"] - 1 >= 1, (injected, outcome)
     else:  # boto3's adaptive mode waits out a throttled IAM itself, its rate limiter slowing the client down
         assert injected >= 1, injected
     keys = [e for e in Ledger(incident, world.home).entries() if e.action == "deactivate_access_key"]
