@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 import uvicorn
 
-from keyresponse.alerts import github_alert_ref
+from keyresponse.alerts import Alert, github_alert_ref
 from keyresponse.prefect_server import free_port
+from keyresponse.webhook import LaunchResult
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -120,3 +123,15 @@ class _SlackHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+@dataclass
+class RecordingLauncher:
+    """A `Launcher` standing in for Prefect: records the alerts that got past every check and answers
+    with a run id derived from the idempotency key, as Prefect's would be."""
+
+    calls: list[Alert] = field(default_factory=list)
+
+    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
+        self.calls.append(alert)
+        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)

@@ -16,37 +16,27 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from local_servers import FakeSlack, Receiver
+from local_servers import FakeSlack, Receiver, RecordingLauncher
 
 from keyresponse import first_response
-from keyresponse.alerts import Alert
 from keyresponse.first_response import FirstResponder
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import free_port
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import admin_client
 from keyresponse.settings import Settings, get_settings
-from keyresponse.webhook import LaunchResult, PrefectLauncher, WebhookSettings, create_app
+from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
 
 EVENTBRIDGE_TOKEN = "faults-eventbridge-token-0123456789"  # AWS's delivery: its alerts are contained at once
 BEARER_TOKEN = "faults-static-bearer-token-0123456789"  # never contained at once
 ACCOUNT = "123456789012"  # moto's
-
-
-@dataclass
-class RecordingLauncher:
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,32 +20,19 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from local_servers import Receiver
+from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
-from keyresponse.alerts import Alert
 from keyresponse.readiness import ALERT_ROUTES, CONNECTION_NAME, DEAD_LETTER_QUEUE_NAME
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings, get_settings
-from keyresponse.webhook import LaunchResult, WebhookSettings, create_app
+from keyresponse.webhook import WebhookSettings, create_app
 
 pytestmark = pytest.mark.slow  # a moto server of its own and a whole readiness --apply
 
 US = "us-east-1"
 EVENTBRIDGE_TOKEN = "eventbridge-connection-token-0123456789"
 HMAC_SECRET = "receiver-hmac-secret-0123456789abcdef"
-
-
-@dataclass
-class RecordingLauncher:
-    """A `Launcher` standing in for Prefect: records the alerts that got past every check."""
-
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        run = str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key))
-        return LaunchResult(flow_run_id=run, ui_url=None)
 
 
 @dataclass

@@ -12,37 +12,27 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-from local_servers import Receiver
+from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
-from keyresponse.alerts import Alert
 from keyresponse.errors import ConfigurationError, InputError
 from keyresponse.files import write_atomic
 from keyresponse.guardrails import parse_principal
 from keyresponse.intel.attribution import external_accounts
 from keyresponse.keys import ACCESS_KEY_ID_IN_TEXT_RE
 from keyresponse.queries import render_ddl
-from keyresponse.webhook import LaunchResult, WebhookSettings, create_app, sign
+from keyresponse.webhook import WebhookSettings, create_app, sign
 
 SECRET = "hardening-hmac-secret-0123456789"
 #: Twelve digits of other scripts: `\d` (and `str.isdigit`) take them, an AWS account id never has them.
 ARABIC_INDIC = "١٢٣٤٥٦٧٨٩٠١٢"
 FULLWIDTH = "１２３４５６７８９０１２"
-
-
-@dataclass
-class RecordingLauncher:
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
 @dataclass

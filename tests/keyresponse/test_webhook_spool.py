@@ -14,19 +14,17 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-from local_servers import Receiver
+from local_servers import Receiver, RecordingLauncher
 
 from keyresponse.alerts import Alert
 from keyresponse.webhook import (
     AlertSpool,
-    LaunchResult,
     OpenIncident,
     SpoolRecord,
     WebhookSettings,
@@ -40,17 +38,6 @@ _keys = itertools.count(1)
 
 def new_key() -> str:
     return f"AKIASPOOL{next(_keys):011d}"
-
-
-@dataclass
-class RecordingLauncher:
-    """A `Launcher` that records the alerts it is asked to run and answers with a run id."""
-
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
 def generic_alert(key: str, alert_id: str | None = None) -> Alert:

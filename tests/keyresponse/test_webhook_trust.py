@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,30 +20,20 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from local_servers import Receiver
+from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
 from keyresponse import first_response
-from keyresponse.alerts import Alert
 from keyresponse.errors import ConfigurationError
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from keyresponse.webhook import LaunchResult, WebhookSettings, create_app, sign, sign_github
+from keyresponse.webhook import WebhookSettings, create_app, sign, sign_github
 
 HMAC_SECRET = "trust-hmac-secret-0123456789abcdef"
 EVENTBRIDGE_TOKEN = "trust-eventbridge-token-0123456789"
 BEARER_TOKEN = "trust-static-bearer-token-0123456789"
 GITHUB_SECRET = "trust-github-secret-0123456789abcd"
 ACCOUNT = "123456789012"  # moto's
-
-
-@dataclass
-class RecordingLauncher:
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_servers import FakeGitHub, Receiver
+from local_servers import FakeGitHub, Receiver, RecordingLauncher
 
-from keyresponse.alerts import Alert
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
-from keyresponse.webhook import LaunchResult, WebhookSettings, create_app, sign, sign_github
+from keyresponse.webhook import WebhookSettings, create_app, sign, sign_github
 
 pytestmark = pytest.mark.slow  # a receiver per module and generated hostile bodies
 
@@ -49,17 +48,6 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(Healt
 
 #: Requests sent by this module, by route and answer (printed at the end: figures for the report).
 TRIED: Counter[str] = Counter()
-
-
-@dataclass
-class RecordingLauncher:
-    """A launcher that only records: a started run here is an alert that got past every check."""
-
-    calls: list[Alert] = field(default_factory=list)
-
-    async def launch(self, alert: Alert, incident_id: str, idempotency_key: str) -> LaunchResult:
-        self.calls.append(alert)
-        return LaunchResult(flow_run_id=str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)), ui_url=None)
 
 
 @dataclass
