@@ -6,8 +6,9 @@ process that a runner starts holds an exclusive lock on `<home>/runs/<flow_run_i
 whole life (`hold_run_lock`; the kernel frees it however the process ends). So a run that Prefect
 shows Running or Pending, whose lock file is in this home and free, has no process: it is an orphan.
 
-`keyresponse serve` reclaims orphans when it starts, before its runner takes new work: each is
-marked Crashed (saying why) and scheduled again (AwaitingRetry, as the UI's Retry does). A response
+`keyresponse serve` reclaims orphans when it starts, before its runner takes new work: a response
+run is scheduled again (AwaitingRetry, as the UI's Retry does, its message saying why) in one state
+change, never through Crashed, so no reader sees it ended in between. A response
 run that the previous runner cancelled while shutting down (`RUNNER_SHUTDOWN`: a clean stop cancels
 every run whose process is still alive, even one that has just suspended itself for an approval and
 is exiting) is scheduled again too: a person's cancel says something else. The run is
@@ -63,7 +64,7 @@ def _process_gone(flow_run_id: str, home: Path) -> bool | None:
 
 
 def reclaim(client: Any, *, home: Path | None = None, settle_s: float = 3.0) -> list[dict[str, str]]:
-    """Mark every orphan of this home Crashed and schedule the response's again; returns what was done
+    """Schedule every orphaned response run of this home again and mark other orphans Crashed; returns what was done
     to which run. Lock files of runs that ended are removed on the way.
 
     Call it before the runner starts (a run it starts could be Pending with its lock not yet taken).
@@ -110,15 +111,18 @@ def _reclaim(client: Any, home: Path) -> dict[str, Any]:
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
-        if not stopped:
-            client.set_flow_run_state(run.id, Crashed(
-                message="its process is gone (the runner was stopped or killed); found by keyresponse serve at start"),
-                force=True)
-        action = "crashed"
+        # One state change: a retried run goes straight to AwaitingRetry. Crashed first, then AwaitingRetry,
+        # showed a final state in between, and whoever read it then (the receiver deciding whether an
+        # incident's run is alive, a person, a test) took the run for ended.
+        gone_why = "its process is gone (the runner was stopped or killed); found by keyresponse serve at start"
         if flow in RETRIED_FLOWS:
             client.set_flow_run_state(run.id, AwaitingRetry(
-                message="retried by keyresponse serve: it resumes from its journal"), force=True)
+                message=f"{gone_why}; retried: it resumes from its journal"), force=True)
             action = "retried"
+        else:
+            if not stopped:
+                client.set_flow_run_state(run.id, Crashed(message=gone_why), force=True)
+            action = "crashed"
         with contextlib.suppress(OSError):
             path.unlink()
         done.append({"flow_run_id": str(run.id), "name": str(run.name), "flow": flow, "action": action})

@@ -8,7 +8,7 @@ SIGKILL twice:
 - during the phase's apply, in the worst place: moto has made a change but its answer is held back
   (the sandbox's `delay_s` fault), so the killed process changed AWS without recording it.
 After each kill `keyresponse serve` starts again; it finds the killed run (its process lock is
-free while Prefect shows it Running), marks it Crashed and retries it; the run resumes from its
+free while Prefect shows it Running) and retries it, never showing it ended; the run resumes from its
 journal. The test makes no Retry call. At the end: every change in the ledger exactly once, the
 interrupted ones recorded from their intents, every approval once, and the report naming every
 change of every attempt.
