@@ -2,14 +2,22 @@
 
 Production uses the default credential chain. The sandbox is reached through the standard
 `AWS_ENDPOINT_URL` variable (or an explicit `endpoint_url`), so the same code serves both worlds.
+
+Every session of a process shares one botocore data loader: a session of its own would read and
+parse each service's model files again for its first client (0.1 CPU-s for IAM or S3, against 0.01 s
+with the shared loader). A response builds dozens of clients, in sessions per account and per
+assumed role, and each phase is a process of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from keyresponse.settings import get_settings
@@ -36,12 +44,22 @@ def session(
     region: str | None = None,
 ) -> boto3.Session:
     """A boto3 session; explicit credentials win over the default chain."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
     return boto3.Session(
+        botocore_session=core,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         aws_session_token=session_token,
         region_name=region or os.environ.get("AWS_REGION") or get_settings().region,
     )
+
+
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    """The data loader of the first session, with its search path (`AWS_DATA_PATH`), for every session."""
+    loader: botocore.loaders.Loader = botocore.session.get_session().get_component("data_loader")
+    return loader
 
 
 def client(

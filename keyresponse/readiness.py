@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
+from keyresponse import aws
 from keyresponse import markdown as md
 from keyresponse.errors import KeyResponseError
 from keyresponse.keyscan import Check as ScanCheck
@@ -597,7 +597,7 @@ def assess(
     """
     settings = settings or get_settings()
     options = options or ReadinessOptions()
-    source = clients if clients is not None else boto3.Session(region_name=settings.region)
+    source = clients if clients is not None else aws.session(region=settings.region)
     call = _ClientsLike(source)
     home = settings.region
     emulated = is_emulated(call) if emulated is None else emulated

@@ -32,10 +32,10 @@ def credential_source(session: Any | None = None) -> str | None:
     Every source boto3 supports counts: an EC2 instance role or an ECS/EKS task role has no
     environment variable or file to show for itself (the instance metadata service is asked, with
     botocore's own short timeout, 1 s and one attempt by default: `AWS_METADATA_SERVICE_TIMEOUT`)."""
-    import boto3
+    from keyresponse import aws
 
     try:
-        credentials = (session or boto3.Session()).get_credentials()
+        credentials = (session or aws.session()).get_credentials()
     except (BotoCoreError, ClientError):
         credentials = None
     if credentials is not None:
@@ -84,11 +84,11 @@ def _iso(moment: datetime | None) -> str | None:
 def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = None,
                  session: Any | None = None, now: datetime | None = None) -> KeyFacts:
     """Ask STS and IAM about the key. Never raises for AWS failures: they land in `gaps`."""
-    import boto3
+    from keyresponse import aws
 
     key = validate_access_key_id(access_key_id)
     facts = KeyFacts(key)
-    sess = session or boto3.Session()
+    sess = session or aws.session()
     if not aws_reachable(sess):
         facts.gaps.append("no AWS credentials found (environment, config and SSO profiles, web identity, "
                           "container and instance roles were looked at): the key was not validated against IAM; "
@@ -139,14 +139,13 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
 def key_of_user(principal: str | None) -> str:
     """The access key an alert about a user (not a key) most likely means: the user's active key used
     most recently. AWS's quarantine-policy attach event names the user only."""
-    import boto3
-
+    from keyresponse import aws
     from keyresponse.errors import InputError
 
     if not principal:
         raise InputError("the alert names neither an access key nor a user")
     user = principal.rsplit("/", 1)[-1]
-    iam = boto3.Session().client("iam", config=_FAST)
+    iam = aws.session().client("iam", config=_FAST)
     try:
         keys = [k for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"] if k["Status"] == "Active"]
     except ClientError as exc:
