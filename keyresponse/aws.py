@@ -45,7 +45,7 @@ def session(
 ) -> boto3.Session:
     """A boto3 session; explicit credentials win over the default chain."""
     core = botocore.session.get_session()
-    core.register_component("data_loader", _shared_loader())
+    core.register_component("data_loader", shared_loader())
     return boto3.Session(
         botocore_session=core,
         aws_access_key_id=access_key_id,
@@ -56,7 +56,7 @@ def session(
 
 
 @functools.cache
-def _shared_loader() -> botocore.loaders.Loader:
+def shared_loader() -> botocore.loaders.Loader:
     """The data loader of the first session, with its search path (`AWS_DATA_PATH`), for every session."""
     loader: botocore.loaders.Loader = botocore.session.get_session().get_component("data_loader")
     return loader

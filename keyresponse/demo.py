@@ -166,6 +166,11 @@ class Stack:
             self._prefect = None
 
     @property
+    def serve_pid(self) -> int | None:
+        """The process id of `keyresponse serve`, while it runs."""
+        return self._child.pid if self._child is not None else None
+
+    @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

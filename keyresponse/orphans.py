@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import select
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -47,6 +50,52 @@ def hold_run_lock(flow_run_id: str) -> None:
     handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the process
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     _held.append(handle)
+
+
+def attach_to_runner(flow_run_id: str, *, runner_pid: int | None = None, poll_seconds: float = 2.0) -> None:
+    """In a flow-run process that a runner started: hold the run's lock, and exit when the runner goes.
+    The runner is the parent process (`python -m prefect.engine`, from `flows` at import), or
+    `runner_pid` for a run forked from the runner's forkserver (`keyresponse.warm_start`): a forkserver
+    outlives its client while any child it forked lives, so the run must watch the runner itself. A run
+    left alone would go on holding memory and retrying a server that may be gone: it is a crashed run
+    instead, and the ledger says what it applied, as after any crash."""
+    try:
+        hold_run_lock(flow_run_id)
+    except OSError as exc:  # the run goes on; only its reclaiming after a runner crash is lost
+        print(f"keyresponse: could not hold the lock of flow run {flow_run_id}: {exc}")
+    parent = os.getppid() if runner_pid is None else runner_pid
+    watched = _pidfd(parent) if runner_pid is not None else None
+
+    def gone() -> bool:
+        if runner_pid is None:
+            return os.getppid() != parent
+        if watched is not None:  # readable once that very process has exited (no pid reuse)
+            return bool(select.select([watched], [], [], 0)[0])
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if gone():
+                os._exit(143)  # as if SIGTERM: the runner is gone
+
+    if gone():
+        os._exit(143)
+    threading.Thread(target=watch, name="exit-with-the-runner", daemon=True).start()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor of process `pid` (Linux 5.3+), or None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _process_gone(flow_run_id: str, home: Path) -> bool | None:

@@ -1,7 +1,10 @@
 """`keyresponse serve`: the alert receiver and a Prefect runner for every deployment, in one command.
 
-The runner (`prefect.serve`) polls every second, keeps cron schedules on shutdown
-(`pause_on_shutdown=False`), and runs the deployments of prefect.yaml under the same names.
+The runner (Prefect's `Runner`, as `prefect.serve` builds it) polls every second, keeps cron
+schedules on shutdown (`pause_on_shutdown=False`), and runs the deployments of prefect.yaml under the
+same names. It holds the flow objects (`add_flow`), and each run is forked from a process that has
+imported them already (`keyresponse.warm_start`): a run starts, or resumes after an approval, in a
+fraction of a second instead of seconds of CPU importing.
 
 The receiver contains the key of a high-confidence alert itself (`keyresponse.first_response`), so
 it must never wait behind a burst of flow runs starting (each spends seconds of CPU importing, and
@@ -12,21 +15,18 @@ every flow run it starts run at nice +10.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from keyresponse.cli._common import command
-
-if TYPE_CHECKING:  # prefect is imported when the command runs
-    from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENTS = ("respond-to-exposed-key", "preventive-key-scan", "undo-incident")
 
@@ -55,12 +55,14 @@ def serve(
 
     threading.Thread(target=watch_receiver, name="receiver-watch", daemon=True).start()
     _lower_priority()
-    from prefect import serve as prefect_serve
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
     from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
     from flows.preventive_key_scan import preventive_key_scan
     from flows.respond_to_exposed_key import respond_to_exposed_key
     from flows.undo_incident import undo_incident_flow
+    from keyresponse import warm_start
 
     _reclaim_orphans()
     threading.Thread(target=_escalate_waiting, args=(stopping,), name="escalations", daemon=True).start()
@@ -68,12 +70,16 @@ def serve(
                f"{', '.join(DEPLOYMENTS)}", err=True)
     try:
         with temporary_settings(updates={PREFECT_RUNNER_POLL_FREQUENCY: 1}):
-            prefect_serve(
-                _built(respond_to_exposed_key.to_deployment(name="respond-to-exposed-key")),
-                _built(preventive_key_scan.to_deployment(name="preventive-key-scan", cron="0 6 * * *")),
-                _built(undo_incident_flow.to_deployment(name="undo-incident")),
-                limit=limit, pause_on_shutdown=False, print_starting_message=False,
-            )
+            # The flow objects themselves (add_flow, not deployments built from them): Prefect then runs
+            # them in subprocesses that warm_start forks from a process that has imported them already.
+            runner = Runner(limit=limit, pause_on_shutdown=False)
+            runner.add_flow(respond_to_exposed_key, name="respond-to-exposed-key")
+            runner.add_flow(preventive_key_scan, name="preventive-key-scan", cron="0 6 * * *")
+            runner.add_flow(undo_incident_flow, name="undo-incident")
+            warm_start.install()
+            asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):  # as prefect.serve: a stop, not an error
+        typer.echo("keyresponse: stopping", err=True)
     finally:
         stopping.set()
         receiver.terminate()
@@ -116,17 +122,6 @@ def _escalate_waiting(stopping: threading.Event) -> None:
                 escalate(client)
         except Exception as exc:  # the next pass tries again
             typer.echo(f"keyresponse: could not look at waiting approvals: {exc}", err=True)
-
-
-def _built(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
-    """What `Flow.to_deployment` returns outside an event loop (as in `serve`): the deployment itself; it
-    returns a coroutine only to async callers."""
-    from prefect.deployments.runner import RunnerDeployment
-
-    if not isinstance(deployment, RunnerDeployment):
-        deployment.close()
-        raise TypeError("Flow.to_deployment returned a coroutine: serve must not run in an event loop")
-    return deployment
 
 
 def _lower_priority(increment: int = 10) -> None:

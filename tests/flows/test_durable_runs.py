@@ -9,7 +9,9 @@ SIGKILL twice:
   (the sandbox's `delay_s` fault), so the killed process changed AWS without recording it.
 After each kill `keyresponse serve` starts again; it finds the killed run (its process lock is
 free while Prefect shows it Running) and retries it, never showing it ended; the run resumes from its
-journal. The test makes no Retry call. At the end: every change in the ledger exactly once, the
+journal. The test makes no Retry call. The process killed in the middle of an apply is a run forked
+from the runner's forkserver (`keyresponse.warm_start`, never a cold `python -m prefect.engine`), and
+it exits with the runner, forkserver and all: a forkserver outlives its client while any child lives. At the end: every change in the ledger exactly once, the
 interrupted ones recorded from their intents, every approval once, and the report naming every
 change of every attempt.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
@@ -46,6 +49,16 @@ def _faults(box: MotoSandbox, body: dict[str, Any]) -> None:
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _warm_runs(serve_pid: int) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """The forkservers `keyresponse serve` started, and the flow-run processes they forked; asserts
+    that serve started no flow run cold (`python -m prefect.engine`)."""
+    serve = psutil.Process(serve_pid)
+    cold = [p.pid for p in serve.children(recursive=True) if "prefect.engine" in " ".join(p.cmdline())]
+    assert cold == [], f"flow runs started cold: {cold}"
+    forkservers = [p for p in serve.children() if "multiprocessing.forkserver" in " ".join(p.cmdline())]
+    return forkservers, [run for server in forkservers for run in server.children()]
 
 
 def test_killed_during_every_approval_and_every_apply_the_incident_completes_once(
@@ -78,8 +91,13 @@ def test_killed_during_every_approval_and_every_apply_the_incident_completes_onc
                     assert answer_pause(client, run.id, APPROVE)
                     wait_until(lambda n=before: len(_lines(intents)) > n, f"a {phase} write", timeout=120, every=0.3)
                     time.sleep(HELD_S / 3)  # moto has made the change; its answer is held back
+                    assert stack.serve_pid is not None
+                    forkservers, runs = _warm_runs(stack.serve_pid)
+                    assert len(forkservers) == 1 and runs, (forkservers, runs)
                     stack.stop_serve(kill=True)
                     kills["apply"] += 1
+                    _, alive = psutil.wait_procs(forkservers + runs, timeout=15)
+                    assert alive == [], f"left running after the runner was killed: {alive}"
                     intent = _lines(intents)[-1]
                     recorded = {(e["action"], json.dumps(e["target"], sort_keys=True)) for e in _lines(ledger)}
                     assert (intent["action"], json.dumps(intent["target"], sort_keys=True)) not in recorded

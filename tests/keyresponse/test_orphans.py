@@ -7,6 +7,7 @@ leaves in the home: free when the process is gone, held when it lives (held here
 from __future__ import annotations
 
 import fcntl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,37 @@ def test_serve_retries_runs_left_running_or_cancelled_by_a_runner_shutdown_and_n
     assert states["running, process alive"].is_running()
     assert lock_path(runs["running, process alive"], tmp_path).exists()
     assert not lock_path(runs["cancelled by a person"], tmp_path).exists()  # ended: its lock file is cleaned up
+
+
+def test_a_run_attached_to_a_runner_that_is_not_its_parent_holds_its_lock_and_exits_when_that_runner_dies(
+        tmp_path: Path) -> None:
+    """A warm run (`keyresponse.warm_start`) is a child of the runner's forkserver, which outlives the
+    runner while the run lives: the run watches the runner itself."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from keyresponse.orphans import _process_gone
+
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    env = {**os.environ, "KEYRESPONSE_HOME": str(tmp_path)}
+    env.pop("PREFECT__FLOW_RUN_ID", None)
+    run = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from keyresponse.orphans import attach_to_runner; "
+        f"attach_to_runner('run-1', runner_pid={runner.pid}, poll_seconds=0.2); "
+        "print('attached', flush=True); time.sleep(600)")], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None and run.stdout.readline().strip() == "attached"
+        assert _process_gone("run-1", tmp_path) is False  # the run holds its lock
+        time.sleep(1.0)
+        assert run.poll() is None  # its runner lives: it goes on
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(10)
+        assert run.wait(10) == 143  # the runner is gone: so is the run, as if stopped with SIGTERM
+        assert _process_gone("run-1", tmp_path) is True
+    finally:
+        for process in (run, runner):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
