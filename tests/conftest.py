@@ -162,36 +162,36 @@ PLAYED_FILES = frozenset({
 })
 PLAYED_GROUP = "played-scenarios"
 
-#: Seconds each long unit took on one worker (`make test`, three workers on two cores, 2026-12-04; a
-#: loaded machine, so only their order matters). Units are handed out longest first (LPT), then the
-#: other `slow` files, then the rest in collection order. A unit of a few long tests on one worker costs
+#: Seconds each long unit took on one worker (`make test`, three workers on two cores, 2026-12-04, flow
+#: runs forked warm; a loaded machine, so only their order matters). Units are handed out longest first
+#: (LPT), then the other `slow` files, then the rest in collection order. A unit of a few long tests on one worker costs
 #: less than splitting it: each piece would build the module's fixtures again (a seeded sandbox, a
 #: receiver and runner), and the suite keeps both cores busy, so that is time added, not overlapped.
 UNIT_SECONDS = {
-    "tests/flows/test_alert_sources_end_to_end.py": 374,
-    "tests/resilience/test_load.py": 344,
-    "tests/resilience/test_faults.py": 237,
-    "tests/keyresponse/test_demo.py": 229,
-    "tests/flows/test_respond_to_exposed_key.py": 125,
-    "tests/keyresponse/cli/test_simulate_cli.py": 122,
-    "tests/keyresponse/engines/test_indicator_materialisation.py": 117,
-    PLAYED_GROUP: 112,
-    "tests/keyresponse/cli/test_incidents_cli.py": 85,
-    "tests/keyresponse/cli/test_investigate_cli.py": 84,
-    "tests/tasks/test_resilience.py": 64,
-    "tests/keyresponse/sandbox/test_habits_styles.py": 61,
-    "tests/keyresponse/sandbox/test_accuracy_grid.py": 51,
-    "tests/flows/test_approval_in_browser.py": 50,
-    "tests/keyresponse/test_readiness.py": 42,
-    "tests/tasks/test_credential_report.py": 39,
-    "tests/tasks/test_action_contracts.py": 37,
-    "tests/flows/test_member_account.py": 33,
-    "tests/resilience/test_hostile_input.py": 33,
-    "tests/test_prefect_yaml.py": 32,
-    "tests/flows/test_approval_binds_the_plan.py": 32,
-    "tests/tasks/test_least_privilege.py": 28,
-    "tests/tasks/hardening/test_hardening_actions.py": 23,
-    "tests/flows/test_preventive_key_scan.py": 19,
+    "tests/flows/test_durable_runs.py": 196,
+    "tests/resilience/test_faults.py": 158,
+    "tests/flows/test_alert_sources_end_to_end.py": 131,
+    "tests/flows/test_approvals_survive_restarts.py": 124,
+    "tests/keyresponse/cli/test_simulate_cli.py": 89,
+    "tests/resilience/test_load.py": 89,
+    "tests/keyresponse/test_demo.py": 70,
+    "tests/flows/test_respond_to_exposed_key.py": 60,
+    "tests/keyresponse/engines/test_indicator_materialisation.py": 54,
+    PLAYED_GROUP: 52,
+    "tests/tasks/test_resilience.py": 49,
+    "tests/keyresponse/test_prefect_auth.py": 44,
+    "tests/keyresponse/cli/test_incidents_cli.py": 37,
+    "tests/keyresponse/sandbox/test_accuracy_grid.py": 30,
+    "tests/resilience/test_receiver_fuzz.py": 28,
+    "tests/flows/test_approval_binds_the_plan.py": 27,
+    "tests/keyresponse/sandbox/test_habits_styles.py": 26,
+    "tests/keyresponse/cli/test_investigate_cli.py": 24,
+    "tests/keyresponse/test_first_response_faults.py": 23,
+    "tests/flows/test_containment_holds.py": 21,
+    "tests/flows/test_approval_in_browser.py": 19,
+    "tests/keyresponse/test_readiness.py": 17,
+    "tests/tasks/test_credential_report.py": 17,
+    "tests/flows/test_preventive_key_scan.py": 16,
 }
 
 

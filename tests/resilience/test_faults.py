@@ -32,6 +32,7 @@ import pytest
 from local_servers import Receiver
 
 from keyresponse.alerts import Alert, normalize
+from keyresponse.approval import answer_pause
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import PrefectServer, free_port
 from keyresponse.sandbox import MotoSandbox
@@ -303,9 +304,11 @@ def test_approval_survives_a_prefect_server_restart(sandbox: MotoSandbox, seeded
         time.sleep(3)
         server = PrefectServer(home, port=port, reuse_existing=False).start()  # ...and comes back
         assert [r["id"] for r in _paused(api)] == [run_id]
-        answer = httpx.post(f"{api}/flow_runs/{run_id}/resume", timeout=30, json={"run_input": {
-            "approver": "restart@example.com", "decision": "approve", "reason": "server restart test"}}).json()
-        assert answer["status"] == "ACCEPT", answer
+        # as a person (the UI) or the demo answers: a server just back may answer 503 (SQLite busy) for a
+        # while, which a raw POST met under load in a full run; answer_pause retries it
+        with server.client() as client:
+            assert answer_pause(client, run_id, {
+                "approver": "restart@example.com", "decision": "approve", "reason": "server restart test"})
         output, _ = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
