@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -99,6 +100,14 @@ class TornLine(BaseModel):
         return (f"{self.path}:{self.line} is a torn last line ({self.size} bytes, no newline: a crash while the "
                 "entry was being written); it is left out, and the change it was recording may have been "
                 "made without its record: check the target in AWS")
+
+
+def in_effect(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
+    """The changes of `entries` that no `undo` entry has reversed: the `apply` entries that changed AWS
+    (not dry runs), in the order given. The one place that says what "undone" means."""
+    entries = list(entries)
+    undone = {entry.undoes for entry in entries if entry.kind == "undo"}
+    return [entry for entry in entries if entry.kind == "apply" and not entry.dry_run and entry.entry_id not in undone]
 
 
 class Ledger:
@@ -215,9 +224,7 @@ class Ledger:
 
     def to_undo(self) -> list[LedgerEntry]:
         """The `apply` entries not yet undone, newest first: the order an undo replays them in."""
-        entries = self.entries()
-        undone = {entry.undoes for entry in entries if entry.kind == "undo"}
-        return [e for e in reversed(entries) if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
+        return list(reversed(in_effect(self.entries())))
 
     def undone(self) -> list[tuple[LedgerEntry, LedgerEntry]]:
         """The `apply` entries an earlier undo reversed, each with its `undo` entry, oldest first."""

@@ -42,7 +42,7 @@ from keyresponse.files import data_folder
 from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
 from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
-from keyresponse.ledger import LedgerEntry
+from keyresponse.ledger import LedgerEntry, in_effect
 from keyresponse.markdown import Markdown
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
 
@@ -440,8 +440,7 @@ def _business_summary(incident: Incident) -> str:
 
 def _in_effect(incident: Incident) -> list[LedgerEntry]:
     """Applied changes no undo has reversed, oldest first."""
-    undone = {e.undoes for e in incident.ledger if e.kind == "undo"}
-    return [e for e in applied_actions(incident) if e.entry_id not in undone]
+    return in_effect(incident.ledger)
 
 
 def credential_containment(incident: Incident) -> list[dict[str, Any]]:

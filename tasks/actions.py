@@ -58,7 +58,7 @@ from keyresponse.guardrails import (
     refuse_account,
     refuse_principal,
 )
-from keyresponse.ledger import Ledger, LedgerEntry, TornLine, validate_incident_id
+from keyresponse.ledger import Ledger, LedgerEntry, TornLine, in_effect, validate_incident_id
 from keyresponse.settings import Settings, get_settings
 
 ACCESS_DENIED_CODES = frozenset({
@@ -824,8 +824,7 @@ def left_in_place(entries: Sequence[LedgerEntry], registry: Mapping[str, Action]
     earlier one (the recovery's removal of that policy) is a return to the state before the
     incident, not a change left in place; an irreversible one (a deletion) stays listed.
     """
-    undone = {e.undoes for e in entries if e.kind == "undo"}
-    applied = [e for e in entries if e.kind == "apply" and not e.dry_run and e.entry_id not in undone]
+    applied = in_effect(entries)
     found: list[tuple[LedgerEntry, str | None]] = []
     for index, entry in enumerate(applied):
         action = registry.get(entry.action)

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyresponse.errors import AwsCallError, KeyResponseError
-from keyresponse.ledger import LedgerEntry
+from keyresponse.ledger import LedgerEntry, in_effect
 from tasks.actions import (
     Action,
     ActionContext,
@@ -149,15 +149,12 @@ class CreateReplacementAccessKey(Action):
         """Before a new key: delete each key an earlier run of this step recorded but never stored (the
         process died between the two), so the user is not left one key short of IAM's limit. Only a key
         nobody ever used: one the owner already works with is left alone, whatever the secret says."""
-        entries = ctx.ledger.entries()
-        undone = {e.undoes for e in entries if e.kind == "undo"}
         here = target.model_dump(mode="json")
         iam = ctx.client("iam")
         present = self._keys(ctx, target)
-        for entry in entries:
+        for entry in in_effect(ctx.ledger.entries()):
             key_id = entry.after.get("replacement_key_id")
-            if (entry.kind != "apply" or entry.action != self.name or entry.target != here
-                    or entry.entry_id in undone or key_id not in present):
+            if entry.action != self.name or entry.target != here or key_id not in present:
                 continue
             if iam.get_access_key_last_used(AccessKeyId=key_id).get("AccessKeyLastUsed", {}).get("LastUsedDate"):
                 continue

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from keyresponse.errors import InputError
-from keyresponse.ledger import Ledger, LedgerCorrupt, LedgerEntry
+from keyresponse.ledger import Ledger, LedgerCorrupt, LedgerEntry, in_effect
 
 
 def _entry(action: str, **kw: object) -> LedgerEntry:
@@ -23,6 +23,17 @@ def test_lists_undo_order_newest_first_and_skips_undone_when_replayed(tmp_path: 
     ledger.append(_entry("two", kind="undo", undoes=second.entry_id))
     assert [e.entry_id for e in ledger.to_undo()] == [first.entry_id]
     assert [e.action for e in Ledger("ir-1", tmp_path).applied()] == ["one", "two"]
+
+
+def test_in_effect_keeps_the_changes_no_undo_reversed_and_no_dry_run(tmp_path: Path) -> None:
+    """What the report, the undo and "left in place" count as a change still in effect: one rule."""
+    ledger = Ledger("ir-1", tmp_path)
+    kept, undone = ledger.append(_entry("kept")), ledger.append(_entry("undone"))
+    ledger.append(_entry("rehearsed", dry_run=True))
+    ledger.append(_entry("undone", kind="undo", undoes=undone.entry_id))
+    later = ledger.append(_entry("later"))
+    assert [e.entry_id for e in in_effect(ledger.entries())] == [kept.entry_id, later.entry_id]
+    assert [e.entry_id for e in ledger.to_undo()] == [later.entry_id, kept.entry_id]
 
 
 def test_reads_past_a_torn_last_line_and_reports_it(tmp_path: Path) -> None:
