@@ -16,11 +16,12 @@ stops on cancel or shutdown; it holds its run's lock and exits when the runner g
 client while a child it forked lives). Each run still reads its
 settings and credentials afresh from the environment it is given.
 
-Two Prefect seams are used, both checked by `tests/keyresponse/test_warm_start.py`:
-`prefect.runner._starter_direct.run_flow_in_subprocess` (the module says "patch the module to
-override") and the `multiprocessing` that `prefect.flow_engine` asks for a "spawn" context. The flow
-handed to a run is pickled by reference (`_flow_by_reference`). Should a
-Prefect release change them, runs start cold again (slower, never wrong) and that test fails.
+Two Prefect seams are used: `prefect.runner._starter_direct.run_flow_in_subprocess` (the module says
+"patch the module to override") and the `multiprocessing` that `prefect.flow_engine` asks for a
+"spawn" context. The flow handed to a run is pickled by reference (`_flow_by_reference`). Should a
+Prefect release change the seams, runs start cold again (slower, never wrong), and
+`tests/keyresponse/test_warm_start.py` and `tests/flows/test_durable_runs.py` (no run started cold)
+fail. A forkserver that dies (killed, out of memory) is started again by the next run's start.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import copyreg
 import importlib
 import multiprocessing
+import multiprocessing.forkserver as forkserver
 import os
 import sys
 from contextvars import ContextVar
@@ -133,9 +135,7 @@ def install() -> None:
 
     run_flow_in_warm_subprocess.warm = True  # type: ignore[attr-defined]
     _CONTEXT.set_forkserver_preload(list(WARM_MODULES))
-    import multiprocessing.forkserver
-
-    multiprocessing.forkserver.ensure_running()
+    forkserver.ensure_running()
     copyreg.pickle(Flow, _flow_by_reference)
     engine["multiprocessing"] = _Multiprocessing()
     seams["run_flow_in_subprocess"] = run_flow_in_warm_subprocess
