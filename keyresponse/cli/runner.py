@@ -7,8 +7,8 @@ imported them already (`keyresponse.warm_start`): a run starts, or resumes after
 fraction of a second instead of seconds of CPU importing.
 
 The receiver contains the key of a high-confidence alert itself (`keyresponse.first_response`), so
-it must never wait behind a burst of flow runs starting (each spends seconds of CPU importing, and
-the runner's own bookkeeping holds its process's GIL): the receiver runs as a child process
+it must never wait behind a burst of flow runs (each a process with seconds of CPU work, and the
+runner's own bookkeeping holds its process's GIL): the receiver runs as a child process
 (`keyresponse serve-webhook`, which dies with this one) at normal priority, while this process and
 every flow run it starts run at nice +10.
 """
