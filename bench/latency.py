@@ -7,7 +7,7 @@ victim users with one key each, then posts AWS Health AWS_RISK_CREDENTIALS_EXPOS
 confidence: containment needs no approval): first 1 alert alone, then N alerts at once. Prints the
 time from each POST to the key reading Inactive in IAM (one sandbox call per round reads every
 key), as p50 / p99 / max, the burst's HTTP answers, and the ratio of the burst's p50 to the single
-alert's. The receiver's first response does the containing (keyresponse/first_response.py); the
+alert's. The receiver's first response does the containing (tasks/first_response.py); the
 flow runs start meanwhile at nice +10. Figures only; nothing is asserted.
 """
 

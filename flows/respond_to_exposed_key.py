@@ -4,7 +4,7 @@
           ─► scope ─► impact ─► containment ─► eradication ─► recovery ─► post-incident
 
 For a high-confidence alert the receiver has usually deactivated the key already, before this run
-started (`keyresponse.first_response`): the run waits for that outcome, records its ledger entry and
+started (`tasks.first_response`): the run waits for that outcome, records its ledger entry and
 time as the containment time, then does the rest of early containment (session revocation, tag).
 
 Each mutating phase plans, waits for a named approver in the Prefect UI (unless the responder's
@@ -397,7 +397,8 @@ def _left_in_place(incident_id: str, record: dict[str, Any]) -> dict[str, Any] |
     `_whole_ledger`: the receiver's first response and any earlier undo included), with how to undo
     it; None when nothing is."""
     from keyresponse.ledger import LedgerEntry
-    from tasks.actions import Target, left_in_place, registry
+    from tasks.actions import Target, left_in_place
+    from tasks.registry import registry
 
     entries = [LedgerEntry.model_validate(e) for e in record["ledger"]]
     actions = registry()

@@ -28,7 +28,8 @@ from keyresponse.approval import request_approval
 from keyresponse.errors import InputError
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
-from tasks.actions import ActionContext, registry, undo_incident
+from tasks.actions import ActionContext, undo_incident
+from tasks.registry import registry
 from tasks.response import plan_digest
 
 

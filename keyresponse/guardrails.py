@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyresponse.errors import GuardrailRefusal
-from keyresponse.settings import Settings
+
+if TYPE_CHECKING:  # the settings validate their protected principals here: a runtime import would be a cycle
+    from keyresponse.settings import Settings
 
 ROOT_STEPS = (
     "the root user cannot be contained through IAM APIs; escalate and act by hand: sign in as root "

@@ -46,6 +46,7 @@ from keyresponse.keyscan import (
     ScanPolicy,
     ScanResult,
     apply_suppressions,
+    fetch_report,
     find_findings,
     parse_credential_report,
 )
@@ -191,7 +192,7 @@ def route_matches(route: AlertRoute, pattern: Mapping[str, Any]) -> bool:
 
 
 class _ClientsLike:
-    """`Clients` from tasks.actions, or a plain boto3 session (one client per service and region)."""
+    """An action context's `Clients`, or a plain boto3 session (one client per service and region)."""
 
     def __init__(self, source: Any) -> None:
         self._source = source
@@ -553,8 +554,6 @@ def long_lived_findings(
     clients: Callable[..., Any], settings: Settings, account_id: str, max_age_days: int
 ) -> list[Finding]:
     """The preventive scan's `long_lived` findings for one account (protected principals left out)."""
-    from tasks.credential_report import fetch_report  # the scan's own fetch (no Prefect run needed)
-
     policy = ScanPolicy(max_age_days=max_age_days, protected_principals=list(settings.protected_principals))
     report = fetch_report(clients("iam"), account_id, timeout_s=60, poll_s=0.2)
     now = datetime.now(UTC)

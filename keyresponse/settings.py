@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keyresponse.guardrails import protected_entries
+
 
 class Settings(BaseSettings):
     """Everything a deployment can tune. Defaults suit the embedded sandbox."""
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
         description="With the key of a high-confidence alert deactivated, the receiver's first response also "
                     "denies every request of the key's user (every other key, every session) with an inline "
                     "policy, until recovery removes it or `keyresponse undo` does: a second key the attacker "
-                    "minted before the alert is stopped too (keyresponse/first_response.py says why).")
+                    "minted before the alert is stopped too (tasks/first_response.py says why).")
     first_response_attempts: int = Field(
         default=5, ge=1, le=10,
         description="How many times the first response tries each AWS step that failed on throttling, a 5xx or "
@@ -110,8 +112,6 @@ class Settings(BaseSettings):
     @field_validator("protected_principals")
     @classmethod
     def _protected(cls, entries: list[str]) -> list[str]:
-        from keyresponse.guardrails import protected_entries
-
         protected_entries(entries)  # a malformed entry fails here, when the settings load, not mid-incident
         return entries
 

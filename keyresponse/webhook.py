@@ -106,8 +106,6 @@ from keyresponse.notifications import send as _send
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-    from keyresponse.first_response import FirstResponder
-
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Keyresponse-Signature"
@@ -266,6 +264,13 @@ class LaunchFailed(KeyResponseError):
     """The launcher failed for a reason other than a missing deployment; the alert stays spooled."""
 
     incident_id: str | None = None
+
+
+class FirstResponder(Protocol):
+    """Contains a high-confidence alert's key before any flow run starts (`tasks.first_response.FirstResponder`,
+    given by `keyresponse serve-webhook`: the receiver is library code and never imports the tasks layer)."""
+
+    def start(self, alert: Alert, incident_id: str) -> bool: ...
 
 
 class Launcher(Protocol):
@@ -676,7 +681,7 @@ class AlertIntake:
     in flight is shared: a redelivery of that alert, or a duplicate about the same key, waits for it
     instead of launching again, and alerts about other keys launch in parallel. Reads of one run's
     state at once are shared too. With a `first_responder`, a new incident's key is contained in the
-    background the moment the alert is spooled (see `keyresponse.first_response`). With `runs`, an
+    background the moment the alert is spooled (see `tasks.first_response`). With `runs`, an
     alert about a key with an open incident first reads that incident's run: an ended run frees the key
     (module docstring). `counts` (accepted, launched, first responses, ...) and `pending` (as the last
     relaunch pass found it) are what `/healthz` reports, without reading the spool.

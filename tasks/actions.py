@@ -599,22 +599,6 @@ def delete_inline_policy(ctx: ActionContext, target: Target, policy_name: str) -
             raise
 
 
-# -- the registries -----------------------------------------------------------------------------
-
-
-def phases() -> dict[str, tuple[Action, ...]]:
-    """The three registries, in the order an incident runs them."""
-    from tasks import containment, eradication, recovery
-
-    return {"containment": containment.ACTIONS, "eradication": eradication.ACTIONS,
-            "recovery": recovery.ACTIONS}
-
-
-def registry() -> dict[str, Action]:
-    """Every registered action by name (containment, then eradication, then recovery order)."""
-    return {action.name: action for actions in phases().values() for action in actions}
-
-
 # -- running a plan -----------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ write, `deactivate_access_key_after_scan`, never retries blindly and verifies wh
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,14 +17,15 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
 
 from keyresponse import aws
-from keyresponse.errors import AwsCallError, GuardrailRefusal, MissingPermission, VerificationFailed
+from keyresponse.errors import AwsCallError, GuardrailRefusal, VerificationFailed
 from keyresponse.keyscan import (
     AccountFindings,
     AccountScan,
-    CredentialReport,
     CredentialReportError,
     Finding,
     ScanPolicy,
+    aws_error,
+    fetch_report,
     find_findings,
     parse_credential_report,
 )
@@ -44,14 +44,6 @@ class ScanTarget(BaseModel):
     status: str = "ACTIVE"
 
 
-def _aws_error(exc: ClientError, doing: str) -> AwsCallError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = exc.response.get("Error", {}).get("Message", str(exc))
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return MissingPermission(f"{doing}: access denied ({message})")
-    return AwsCallError(f"{doing}: {code} {message}".strip())
-
-
 def base_session(assume_role_arn: str | None = None) -> boto3.Session:
     """The scanner's session: the default chain, or a hub role (management / security-tooling account)."""
     if not assume_role_arn:
@@ -64,7 +56,7 @@ def _assumed(session: boto3.Session, role_arn: str) -> boto3.Session:
     try:
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
     except ClientError as exc:
-        raise _aws_error(exc, f"assuming {role_arn}") from exc
+        raise aws_error(exc, f"assuming {role_arn}") from exc
     return aws.session(access_key_id=creds["AccessKeyId"], secret_access_key=creds["SecretAccessKey"],
                        session_token=creds["SessionToken"])
 
@@ -83,7 +75,7 @@ def list_scan_targets(
     try:
         own = aws.client("sts", boto_session=base).get_caller_identity()["Account"]
     except ClientError as exc:
-        raise _aws_error(exc, "reading the caller identity") from exc
+        raise aws_error(exc, "reading the caller identity") from exc
     if not organization:
         return [ScanTarget(account_id=own, name="own account")]
     org = aws.client("organizations", boto_session=base)
@@ -96,34 +88,8 @@ def list_scan_targets(
                     account_id=account["Id"], name=account.get("Name", ""), status=account.get("Status", "ACTIVE"),
                     role_arn=f"arn:aws:iam::{account['Id']}:role/{role_name}" if member else None))
     except ClientError as exc:
-        raise _aws_error(exc, "listing the accounts of the Organization") from exc
+        raise aws_error(exc, "listing the accounts of the Organization") from exc
     return sorted(targets, key=lambda t: (t.role_arn is not None, t.account_id))
-
-
-def fetch_report(iam: Any, account_id: str, *, timeout_s: float = 300.0, poll_s: float = 2.0) -> CredentialReport:
-    """Generate the credential report and wait until IAM serves it (ReportInProgress / NotPresent / Expired)."""
-    deadline = time.monotonic() + timeout_s
-    state = "none"
-    while True:
-        try:
-            state = iam.generate_credential_report().get("State", "")
-            if state == "COMPLETE":
-                answer = iam.get_credential_report()
-                content = answer["Content"]
-                return CredentialReport(
-                    account_id=account_id,
-                    content=content.decode("utf-8-sig") if isinstance(content, bytes) else content,
-                    generated_at=answer.get("GeneratedTime"))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code not in ("ReportInProgress", "ReportNotPresent", "ReportExpired", "ReportNotReady"):
-                raise _aws_error(exc, f"fetching the credential report of account {account_id}") from exc
-            state = code
-        if time.monotonic() + poll_s > deadline:
-            raise CredentialReportError(
-                f"the credential report of account {account_id} was not ready after {timeout_s:.0f} s "
-                f"(last answer: {state}); the other accounts were still scanned")
-        time.sleep(poll_s)
 
 
 def enrich(iam: Any, findings: list[Finding]) -> list[Finding]:
@@ -138,7 +104,7 @@ def enrich(iam: Any, findings: list[Finding]) -> list[Finding]:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":  # deleted since the report
                 continue
-            raise _aws_error(exc, f"reading the keys and tags of {user}") from exc
+            raise aws_error(exc, f"reading the keys and tags of {user}") from exc
         keys_of[user] = sorted(metadata, key=lambda k: k["CreateDate"])
         owner_of[user] = next((t["Value"] for t in tags if t["Key"].lower() == OWNER_TAG), None)
     for finding in findings:
@@ -179,7 +145,7 @@ def scan_account(
     except ClientError as exc:
         if is_throttling(exc):
             raise
-        return _failed(target, str(_aws_error(exc, f"scanning account {target.account_id}")))
+        return _failed(target, str(aws_error(exc, f"scanning account {target.account_id}")))
     except AwsCallError as exc:
         if is_throttling(exc.__cause__):
             raise exc.__cause__ from None  # type: ignore[misc]
@@ -235,7 +201,7 @@ def deactivate_access_key_after_scan(
             iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
         after = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
     except ClientError as exc:
-        raise _aws_error(exc, f"deactivating {key_id} of {user}") from exc
+        raise aws_error(exc, f"deactivating {key_id} of {user}") from exc
     if after.get(key_id) != "Inactive":
         raise VerificationFailed(f"{key_id} of {user} is still {after.get(key_id)} after UpdateAccessKey")
     return DeactivationRecord(account_id=finding.account_id, user_name=user, access_key_id=key_id,

@@ -47,7 +47,8 @@ from keyresponse.guardrails import (
 )
 from keyresponse.keys import validate_access_key_id
 from keyresponse.ledger import LedgerEntry
-from tasks.actions import ActionContext, Step, Target, aws_errors, error_code, registry
+from tasks.actions import ActionContext, Step, Target, aws_errors, error_code
+from tasks.registry import registry
 
 Phase = Literal["containment", "eradication", "recovery"]
 PHASES: tuple[Phase, ...] = ("containment", "eradication", "recovery")

@@ -35,10 +35,10 @@ from tasks.actions import (
     Step,
     apply_steps,
     plan_steps,
-    registry,
     screen_steps,
 )
 from tasks.plan import Phase, ResponsePlan, plan_response
+from tasks.registry import registry
 
 
 def context(incident_id: str, account_id: str | None, *, dry_run: bool) -> ActionContext:
@@ -168,11 +168,11 @@ def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
 
 @task(name="first_response", task_run_name="first_response:{incident_id}")
 def first_response(incident_id: str) -> dict[str, Any] | None:
-    """What the alert receiver already did about the key (see `keyresponse.first_response`), once it is done.
+    """What the alert receiver already did about the key (see `tasks.first_response`), once it is done.
 
     None when the receiver did not act (low-confidence alert, automatic containment off, or the run
     was not started by the receiver)."""
-    from keyresponse import first_response as first
+    from tasks import first_response as first
 
     outcome = first.wait(incident_id)
     log = get_run_logger()

@@ -186,7 +186,7 @@ UNIT_SECONDS = {
     "tests/flows/test_approval_binds_the_plan.py": 27,
     "tests/keyresponse/sandbox/test_habits_styles.py": 26,
     "tests/keyresponse/cli/test_investigate_cli.py": 24,
-    "tests/keyresponse/test_first_response_faults.py": 23,
+    "tests/tasks/test_first_response_faults.py": 23,
     "tests/flows/test_containment_holds.py": 21,
     "tests/flows/test_approval_in_browser.py": 19,
     "tests/keyresponse/test_readiness.py": 17,

@@ -19,8 +19,8 @@ def policy(
                                 "itself besides KEYRESPONSE_RESPONSE_ROLE_NAME (repeatable)."),
 ) -> None:
     """Print the IAM policy a responder needs, generated from the actions' declared permissions."""
-    from keyresponse.iam_policy import readiness_policy, responder_policy
     from keyresponse.settings import get_settings
+    from tasks.iam_policy import readiness_policy, responder_policy
 
     if readiness:
         print_json(readiness_policy())

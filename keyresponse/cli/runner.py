@@ -6,7 +6,7 @@ same names. It holds the flow objects (`add_flow`), and each run is forked from 
 imported them already (`keyresponse.warm_start`): a run starts, or resumes after an approval, in a
 fraction of a second instead of seconds of CPU importing.
 
-The receiver contains the key of a high-confidence alert itself (`keyresponse.first_response`), so
+The receiver contains the key of a high-confidence alert itself (`tasks.first_response`), so
 it must never wait behind a burst of flow runs (each a process with seconds of CPU work, and the
 runner's own bookkeeping holds its process's GIL): the receiver runs as a child process
 (`keyresponse serve-webhook`, which dies with this one) at normal priority, while this process and

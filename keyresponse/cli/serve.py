@@ -24,8 +24,8 @@ def serve_webhook(
     """
     import uvicorn
 
-    from keyresponse.first_response import FirstResponder
     from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
+    from tasks.first_response import FirstResponder
 
     settings = WebhookSettings()
     settings.check()  # before seconds of imports: a receiver that must not start says so at once

@@ -17,7 +17,8 @@ def undo(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Undo every reversible change of an incident, newest first; report the ones that cannot be undone."""
-    from tasks.actions import ActionContext, registry, undo_incident
+    from tasks.actions import ActionContext, undo_incident
+    from tasks.registry import registry
 
     ctx = ActionContext.create(validate_incident_id(incident_id), dry_run=not apply)
     if not ctx.ledger.path.exists():

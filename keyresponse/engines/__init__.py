@@ -80,18 +80,4 @@ def _python_value(value: Any, is_json: bool) -> Any:
     return value
 
 
-def engine_from_settings() -> QueryEngine:
-    """DuckDB over `cloudtrail_logs` when it is set (a folder or s3:// URL), otherwise Athena."""
-    from keyresponse.settings import get_settings
-
-    settings = get_settings()
-    if settings.cloudtrail_logs:
-        from keyresponse.engines.duckdb_engine import DuckDBEngine
-
-        return DuckDBEngine(settings.cloudtrail_logs, cache_dir=settings.home / "cache")
-    from keyresponse.engines.athena_engine import AthenaEngine
-
-    return AthenaEngine.from_settings()
-
-
-__all__ = ["QueryEngine", "Row", "engine_from_settings"]
+__all__ = ["QueryEngine", "Row"]

@@ -63,7 +63,7 @@ def organization(prefect_server: str, sandbox: MotoSandbox, tmp_path: Path) -> I
 
 def test_the_receivers_first_response_contains_a_member_accounts_key_in_that_account(
         organization: dict[str, str]) -> None:
-    from keyresponse import first_response
+    from tasks import first_response
 
     member, leaked = organization["member"], organization["leaked"]
     outcome = first_response.contain("inc-member-first", leaked)
@@ -113,7 +113,8 @@ def test_an_undo_run_from_the_responders_own_account_undoes_in_the_member_accoun
     the account its target is in (the ledger's `data.account_id`), never on a same-named principal of
     the responder's account."""
     from flows.containment import containment
-    from tasks.actions import ActionContext, registry, undo_incident
+    from tasks.actions import ActionContext, undo_incident
+    from tasks.registry import registry
 
     member, leaked = organization["member"], organization["leaked"]
     member_iam = _member_iam(organization["endpoint"], member)

@@ -29,12 +29,12 @@ from tasks.actions import (
     ActionContext,
     Target,
     left_in_place,
-    registry,
     revocation_policy_name,
     undo_incident,
 )
 from tasks.containment.deactivate_access_key import ACTION as DEACTIVATE
 from tasks.eradication.delete_access_key import ACTION as DELETE
+from tasks.registry import registry
 
 ACCOUNT = "123456789012"
 TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '

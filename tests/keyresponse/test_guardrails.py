@@ -11,8 +11,9 @@ from keyresponse.errors import GuardrailRefusal
 from keyresponse.guardrails import Principal, ProtectedPrincipal, Responder, parse_principal, refuse_principal
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings
-from tasks.actions import ActionContext, Clients, Target, registry
+from tasks.actions import ActionContext, Clients, Target
 from tasks.plan import plan_response
+from tasks.registry import registry
 
 ACCOUNT = "123456789012"
 

@@ -79,7 +79,7 @@ def post(url: str, route: str, payload: dict[str, Any], token: str = TOKEN) -> d
 
 @pytest.fixture
 def first_responder(sandbox: MotoSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from keyresponse.first_response import FirstResponder
+    from tasks.first_response import FirstResponder
 
     monkeypatch.setenv("KEYRESPONSE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KEYRESPONSE_EVIDENCE_BUCKET", raising=False)
@@ -92,7 +92,7 @@ def first_responder(sandbox: MotoSandbox, tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_an_alert_about_a_key_whose_run_crashed_opens_a_new_incident_with_a_first_response(
         deployment: str, first_responder: Any, tmp_path: Path, unique_name: str) -> None:
-    from keyresponse import first_response
+    from tasks import first_response
 
     iam = boto3.client("iam")
     iam.create_user(UserName=unique_name)

@@ -1,7 +1,7 @@
 """One secret per source, and only what AWS delivers or a timestamped signature contains a key at once.
 
 Real components: the receiver under uvicorn on 127.0.0.1 spoken to over HTTP, its first responder
-(`keyresponse.first_response.FirstResponder`) against the session's moto server, and the
+(`tasks.first_response.FirstResponder`) against the session's moto server, and the
 `keyresponse serve-webhook` command. The Prefect side is a `Launcher` that records what it is asked
 to run (a high-confidence alert still high-confidence there means the flow contains it early too).
 """
@@ -23,11 +23,11 @@ import pytest
 from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
-from keyresponse import first_response
 from keyresponse.errors import ConfigurationError
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
 from keyresponse.webhook import WebhookSettings, create_app, sign, sign_github
+from tasks import first_response
 
 HMAC_SECRET = "trust-hmac-secret-0123456789abcdef"
 EVENTBRIDGE_TOKEN = "trust-eventbridge-token-0123456789"
@@ -57,7 +57,7 @@ def hmac_signed(payload: dict[str, Any], secret: str = HMAC_SECRET) -> dict[str,
 
 @pytest.fixture(scope="module")
 def trusting(sandbox: MotoSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trusting]:
-    from keyresponse.first_response import FirstResponder
+    from tasks.first_response import FirstResponder
 
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as patch:

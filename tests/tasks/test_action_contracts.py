@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from keyresponse.errors import KeyResponseError
-from keyresponse.iam_policy import PERMISSION_RE
-from tasks.actions import Action, Clients, phases, registry
+from tasks.actions import Action, Clients
+from tasks.iam_policy import PERMISSION_RE
+from tasks.registry import phases, registry
 
 from .conftest import MakeCtx, build_case
 

@@ -19,10 +19,11 @@ from keyresponse.keyscan import (
     ScanException,
     ScanPolicy,
     assemble_scan,
+    fetch_report,
 )
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
-from tasks.credential_report import ScanTarget, fetch_report, list_scan_targets, scan_account
+from tasks.credential_report import ScanTarget, list_scan_targets, scan_account
 
 pytestmark = pytest.mark.slow  # credential reports under throttling and across accounts
 

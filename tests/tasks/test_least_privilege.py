@@ -16,7 +16,6 @@ import pytest
 
 from keyresponse.errors import MissingPermission
 from keyresponse.evidence import verify_manifest
-from keyresponse.iam_policy import SECRETS_RESOURCE, readiness_policy, responder_policy
 from keyresponse.readiness import ReadinessOptions, assess
 from keyresponse.sandbox import MotoSandbox
 from tasks.actions import (
@@ -25,11 +24,12 @@ from tasks.actions import (
     Clients,
     Step,
     Target,
-    registry,
     snapshot_evidence,
     store_ledger,
 )
 from tasks.hardening import ACTIONS as HARDENING
+from tasks.iam_policy import SECRETS_RESOURCE, readiness_policy, responder_policy
+from tasks.registry import registry
 
 from .conftest import MakeCtx, build_case, locked_bucket
 from .hardening.test_hardening_actions import TOKEN, build_hardening_case

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from keyresponse.ledger import LedgerEntry
-from tasks.actions import left_in_place, registry
+from tasks.actions import left_in_place
+from tasks.registry import registry
 
 
 def _entry(action: str, target_kind: str, id_: str, *, user_name: str | None = None, **kw: Any) -> LedgerEntry:

@@ -142,7 +142,8 @@ def test_a_target_in_another_account_is_refused_by_a_context_of_this_one(
 ) -> None:
     """The guardrail under the routing: an action never acts on a target's name in the wrong account."""
     from keyresponse.errors import GuardrailRefusal
-    from tasks.actions import Target, registry
+    from tasks.actions import Target
+    from tasks.registry import registry
 
     ctx = make_ctx(accounts_in_scope=[HOME, MEMBER])
     with pytest.raises(GuardrailRefusal, match=f"in account {MEMBER}, but this context acts in account {HOME}"):

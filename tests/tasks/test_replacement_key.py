@@ -18,8 +18,9 @@ import pytest
 
 from keyresponse.errors import AwsCallError
 from keyresponse.sandbox import MotoSandbox
-from tasks.actions import Clients, Target, left_in_place, registry, secret_name
+from tasks.actions import Clients, Target, left_in_place, secret_name
 from tasks.recovery.create_replacement_access_key import ACTION
+from tasks.registry import registry
 
 from .conftest import MakeCtx
 

@@ -10,8 +10,9 @@ import pytest
 
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from tasks.actions import LedgerEntry, Step, apply_steps, registry, undo_incident
+from tasks.actions import LedgerEntry, Step, apply_steps, undo_incident
 from tasks.plan import plan_response
+from tasks.registry import registry
 
 from .conftest import ACCOUNT, MakeCtx, build_case
 

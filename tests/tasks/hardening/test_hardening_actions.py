@@ -18,13 +18,13 @@ import boto3
 import pytest
 
 from keyresponse.errors import ConfigurationError, KeyResponseError
-from keyresponse.iam_policy import PERMISSION_RE
 from keyresponse.readiness import ALERT_ROUTES, CONNECTION_NAME
 from tasks.actions import Action, ActionContext, Clients, Target
 from tasks.hardening import ACTIONS, registry
 from tasks.hardening.configure_trail import ACTION as CONFIGURE_TRAIL
 from tasks.hardening.create_athena_table import glue_table_input
 from tasks.hardening.create_webhook_connection import ACTION as CREATE_CONNECTION
+from tasks.iam_policy import PERMISSION_RE
 
 from ..conftest import MakeCtx
 

@@ -29,7 +29,10 @@ from typing import Any
 
 from keyresponse.evidence import PERMISSIONS as EVIDENCE_PERMISSIONS
 from keyresponse.guardrails import ProtectedPrincipal, parse_principal, protected_entries
+from keyresponse.readiness import PERMISSIONS as READINESS_PERMISSIONS
 from keyresponse.settings import Settings, get_settings
+from tasks import hardening
+from tasks.registry import registry as response_registry
 
 #: IAM actions are `service:Action`, e.g. `iam:UpdateAccessKey`.
 PERMISSION_RE = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
@@ -60,10 +63,8 @@ def _checked(wanted: set[str]) -> list[str]:
 
 def required_permissions(extra: Iterable[str] = ()) -> list[str]:
     """Every IAM action the responder needs, sorted and without duplicates."""
-    from tasks.actions import registry
-
     wanted = set(BASE_PERMISSIONS) | set(EVIDENCE_PERMISSIONS) | set(extra)
-    for action in registry().values():
+    for action in response_registry().values():
         wanted.update(action.permissions)
     return _checked(wanted)
 
@@ -71,11 +72,8 @@ def required_permissions(extra: Iterable[str] = ()) -> list[str]:
 def readiness_permissions() -> list[str]:
     """Every IAM action `keyresponse readiness --apply` needs: the checks' reads, the hardening
     actions' declared permissions and the evidence store (a hardening run keeps a ledger too)."""
-    from keyresponse.readiness import PERMISSIONS as READINESS_PERMISSIONS
-    from tasks.hardening import registry
-
     wanted = set(READINESS_PERMISSIONS) | set(EVIDENCE_PERMISSIONS)
-    for action in registry().values():
+    for action in hardening.ACTIONS:
         wanted.update(action.permissions)
     return _checked(wanted)
 

@@ -25,14 +25,14 @@ import httpx
 import pytest
 from local_servers import FakeSlack, Receiver, RecordingLauncher
 
-from keyresponse import first_response
-from keyresponse.first_response import FirstResponder
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import free_port
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import admin_client
 from keyresponse.settings import Settings, get_settings
 from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
+from tasks import first_response
+from tasks.first_response import FirstResponder
 
 EVENTBRIDGE_TOKEN = "faults-eventbridge-token-0123456789"  # AWS's delivery: its alerts are contained at once
 BEARER_TOKEN = "faults-static-bearer-token-0123456789"  # never contained at once
@@ -211,7 +211,8 @@ def test_a_second_key_minted_before_the_alert_is_stopped_by_the_deny_on_the_owne
     """The attacker minted a second key on the owner before the alert. With moto's IAM authorization on
     (identity policies evaluated, an explicit Deny winning), that key can re-activate the contained key
     before the first response and can do nothing after it: the deny on the owner stops it. Undo lifts it."""
-    from tasks.actions import ActionContext, registry, undo_incident
+    from tasks.actions import ActionContext, undo_incident
+    from tasks.registry import registry
 
     iam = world.iam
     responder = f"{unique_name}-responder"
@@ -284,7 +285,8 @@ def test_the_recheck_contains_again_a_key_reactivated_and_a_key_minted_after_the
 
 def test_the_recheck_leaves_alone_a_key_a_person_has_undone(world: World, unique_name: str) -> None:
     """An undo is a person's decision: the recheck finds the key Active again and leaves it so."""
-    from tasks.actions import ActionContext, registry, undo_incident
+    from tasks.actions import ActionContext, undo_incident
+    from tasks.registry import registry
 
     key = world.victim(unique_name)
     incident = f"inc-recheck-undone-{uuid.uuid4().hex[:8]}"

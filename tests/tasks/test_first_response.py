@@ -10,11 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from keyresponse import first_response
 from keyresponse.evidence import LocalEvidenceStore, verify_manifest
 from keyresponse.ledger import Ledger
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
+from tasks import first_response
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyresponse.iam_policy import BASE_PERMISSIONS, PERMISSION_RE, required_permissions, responder_policy
-from tasks.actions import registry
+from tasks.iam_policy import BASE_PERMISSIONS, PERMISSION_RE, required_permissions, responder_policy
+from tasks.registry import registry
 
 
 def test_grants_exactly_the_declared_permissions_when_generated() -> None:
@@ -21,9 +21,9 @@ def test_grants_exactly_the_declared_permissions_when_generated() -> None:
 
 
 def test_keeps_the_hardening_permissions_out_of_the_responder_policy_when_generated() -> None:
-    from keyresponse.iam_policy import readiness_policy
     from keyresponse.readiness import PERMISSIONS as READINESS_READS
     from tasks.hardening import registry as hardening
+    from tasks.iam_policy import readiness_policy
 
     def granted(policy: dict[str, Any]) -> set[str]:
         return {a for s in policy["Statement"] for a in s["Action"]}
@@ -40,8 +40,8 @@ def test_keeps_the_hardening_permissions_out_of_the_responder_policy_when_genera
 def test_denies_iam_writes_on_protected_principals_and_the_responder_and_scopes_secrets() -> None:
     from pathlib import Path
 
-    from keyresponse.iam_policy import SECRETS_RESOURCE
     from keyresponse.settings import Settings
+    from tasks.iam_policy import SECRETS_RESOURCE
 
     settings = Settings(home=Path("."), protected_principals=["break-glass", "arn:aws:iam::111122223333:role/audit"],
                         response_role_name="KeyResponseResponder")

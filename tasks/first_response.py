@@ -109,7 +109,7 @@ from keyresponse.files import write_atomic
 from keyresponse.ledger import utc_now, validate_incident_id
 from keyresponse.settings import Settings, get_settings
 
-log = logging.getLogger("keyresponse.first_response")
+log = logging.getLogger("tasks.first_response")
 
 FILE_NAME = "first_response.json"
 #: How long a flow waits for a `pending` first response before going ahead (its own containment
@@ -469,7 +469,7 @@ def _contain(incident_id: str, key: str, settings: Settings, base: _Base,
 def _moved_on(entries: list[Any]) -> str | None:
     """Why the recheck must leave AWS alone, or None: a change was undone (a person decided), or the
     response has reached eradication or recovery (a replacement key, the deny lifted)."""
-    from tasks.actions import phases
+    from tasks.registry import phases
 
     later = {action.name for phase in ("eradication", "recovery") for action in phases()[phase]}
     if any(e.kind == "undo" for e in entries):
