@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from keyresponse import markdown as md
+from keyresponse.approval import approval_form
 from keyresponse.readiness import (
     DATA_EVENT_TYPES,
     Check,
@@ -32,14 +32,6 @@ from keyresponse.readiness import (
 from keyresponse.settings import get_settings
 from tasks.hardening._plan import HardeningPlan, cloudformation_template, plan_hardening
 from tasks.hardening._tasks import apply_hardening, assess_account_readiness
-
-
-class HardeningApproval(RunInput):
-    """The responder's answer; `approver` and `decision` have no defaults, so an empty resume is rejected."""
-
-    approver: str = Field(min_length=1, description="Name or e-mail of the person approving")
-    decision: Literal["approve", "deny"] = Field(description="approve: apply every step listed; deny: change nothing")
-    reason: str = Field(default="", description="Ticket or justification")
 
 
 class ReadinessOutcome(BaseModel):
@@ -101,7 +93,7 @@ def assess_readiness(
     if not harden or not plan.steps:
         return outcome
     try:
-        approval = pause_flow_run(wait_for_input=HardeningApproval.with_initial_data(
+        approval = pause_flow_run(wait_for_input=approval_form([]).with_initial_data(
             description=_plan_markdown(plan)), timeout=approval_timeout_s, poll_interval=settings.approval_poll_seconds)
     except FlowPauseTimeout:
         logger.warning("no approval within %d s: nothing was changed", approval_timeout_s)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from keyresponse import markdown as md
+from keyresponse.approval import approval_form
 from keyresponse.errors import AwsCallError
 from keyresponse.keyscan import (
     AccountFindings,
@@ -45,15 +44,6 @@ from tasks.credential_report import (
     list_scan_targets,
     scan_account,
 )
-
-
-class KeyDeactivationApproval(RunInput):
-    """The responder's answer. `approver` and `decision` are required and have no defaults, so an empty
-    resume is rejected by the server instead of approving silently."""
-
-    approver: str = Field(min_length=1, description="Name or e-mail of the person approving")
-    decision: Literal["approve", "deny"] = Field(description="approve: deactivate the keys listed; deny: do nothing")
-    reason: str = Field(default="", description="Ticket or justification")
 
 
 class KeyScanOutcome(BaseModel):
@@ -145,7 +135,7 @@ def preventive_key_scan(
         return outcome
     try:
         approval = pause_flow_run(
-            wait_for_input=KeyDeactivationApproval.with_initial_data(
+            wait_for_input=approval_form([]).with_initial_data(
                 description=_approval_request(result.remediation_candidates)),
             timeout=approval_timeout_s, poll_interval=2)
     except FlowPauseTimeout:

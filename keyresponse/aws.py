@@ -36,6 +36,10 @@ def client_config(max_attempts: int | None = None) -> Config:
     )
 
 
+#: Few tries and short timeouts: validating an alert's key must answer within the receiver's seconds.
+QUICK = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=15)
+
+
 def session(
     *,
     access_key_id: str | None = None,
@@ -69,10 +73,13 @@ def client(
     endpoint_url: str | None = None,
     boto_session: boto3.Session | None = None,
     max_attempts: int | None = None,
+    config: Config | None = None,
 ) -> Any:
-    """A boto3 client for `service`. `endpoint_url` defaults to what boto3 reads from the environment."""
+    """A boto3 client for `service`: the one place clients are made (`tests/test_one_home.py`).
+    `endpoint_url` defaults to what boto3 reads from the environment; `config` replaces the retry and
+    timeout settings (`QUICK`, for the seconds before the first response)."""
     sess = boto_session or session(region=region)
-    kwargs: dict[str, Any] = {"config": client_config(max_attempts)}
+    kwargs: dict[str, Any] = {"config": config or client_config(max_attempts)}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:
@@ -89,7 +96,7 @@ def session_for_account(account_id: str | None, base: boto3.Session | None = Non
     base = base or session()
     if not account_id:
         return base
-    sts = base.client("sts", config=client_config(3))
+    sts = client("sts", boto_session=base, max_attempts=3)
     own = sts.get_caller_identity()["Account"]
     if account_id == own:
         return base

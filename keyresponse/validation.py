@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from keyresponse.keys import is_temporary, validate_access_key_id
@@ -22,7 +21,6 @@ if TYPE_CHECKING:  # boto3-stubs: a development dependency
     from mypy_boto3_iam.type_defs import AccessKeyMetadataTypeDef
 
 QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
-_FAST = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=15)
 
 
 def credential_source(session: Any | None = None) -> str | None:
@@ -98,7 +96,7 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
     try:
         # An instance or task role may come with no region configured at all: the home region then.
         region = sess.region_name or get_settings().region
-        sts = sess.client("sts", config=_FAST, region_name=region)
+        sts = aws.client("sts", boto_session=sess, region=region, config=aws.QUICK)
         me = sts.get_caller_identity()
         facts.responder_account_id, facts.responder_arn = me["Account"], me["Arn"]
         facts.account_id = sts.get_access_key_info(AccessKeyId=key)["Account"]
@@ -112,7 +110,7 @@ def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = No
     if is_temporary(key):
         facts.gaps.append("temporary (ASIA) credential: IAM keeps no record of it; owner comes from the logs")
         return facts
-    iam = sess.client("iam", config=_FAST, region_name=region)
+    iam = aws.client("iam", boto_session=sess, region=region, config=aws.QUICK)
     try:
         used = iam.get_access_key_last_used(AccessKeyId=key)
         facts.owner = used.get("UserName")
@@ -145,7 +143,7 @@ def key_of_user(principal: str | None) -> str:
     if not principal:
         raise InputError("the alert names neither an access key nor a user")
     user = principal.rsplit("/", 1)[-1]
-    iam = aws.session().client("iam", config=_FAST)
+    iam = aws.client("iam", config=aws.QUICK)
     try:
         keys = [k for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"] if k["Status"] == "Active"]
     except ClientError as exc:

@@ -230,7 +230,8 @@ def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> l
     arns = {str(c["principal_arn"]) for c in investigation.get("credentials") or [] if c.get("principal_arn")}
     if investigation.get("principal_arn"):
         arns.add(str(investigation["principal_arn"]))
-    iam = context(incident_id, investigation.get("account_id"), dry_run=True).client("iam")
+    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    iam = ctx.client("iam")
     found: list[dict[str, Any]] = []
     for arn in sorted(arns):
         principal = parse_principal(arn)
