@@ -1,8 +1,12 @@
 """Scheduled preventive scan: active long-lived, unused and never-used access keys, org-wide.
 
-    list_scan_targets ─► scan_account (one per account, in parallel) ─► assemble (pure)
-        ─► artifacts + JSON + diff with the previous scan ─► owner notifications
+    list_scan_targets ─► scan_account (one per account, in parallel) ─► assemble (pure, diff with the previous scan)
+        ─► owner notifications (Slack/SNS, and <home>/notifications.jsonl) ─► JSON + artifacts
         ─► [remediate only] approval pause ─► deactivate_access_key (never delete) ─► verify
+
+Owner notifications go out the way incident messages do (`keyresponse.notifications.send`), before
+the scan is saved, so the saved scan, the summary and the notifications file say which channels took
+each one; a notification no channel took is a warning of the run.
 
 The CLI `keyresponse scan-keys` runs the same task bodies without a Prefect server.
 """
@@ -35,8 +39,8 @@ from keyresponse.keyscan import (
     save_scan,
     table_rows,
 )
-from keyresponse.notify import Notifier, RecordingNotifier
-from keyresponse.settings import get_settings
+from keyresponse.notifications import record, send
+from keyresponse.settings import Settings, get_settings
 from tasks.credential_report import (
     DeactivationRecord,
     ScanTarget,
@@ -112,6 +116,7 @@ def preventive_key_scan(
     scope = scope_of(targets, organization)
     result = assemble_scan(scope=scope, now=now, policy=policy, accounts=accounts, exceptions=exceptions,
                            previous=load_previous_scan(scans_dir, scope))
+    _notify_owners(result, home / "notifications.jsonl", settings)
     saved = save_scan(result, scans_dir)
     for account in result.accounts:
         if account.status != "ok":
@@ -124,11 +129,9 @@ def preventive_key_scan(
                           description=f"Open findings of the preventive key scan ({md.text(scope)})")
     create_markdown_artifact(key="preventive-key-scan-summary", markdown=render_markdown(result),
                              description=f"Preventive key scan summary ({md.text(scope)})")
-    notifier: Notifier = RecordingNotifier(home / "notifications.jsonl")
-    for notification in result.notifications:
-        notifier.send(notification)
-    logger.info("%d open finding(s), %d new, %d resolved, %d notification(s); saved to %s",
-                len(result.findings), len(result.new), len(result.resolved), len(result.notifications), saved)
+    logger.info("%d open finding(s), %d new, %d resolved, %d notification(s) (%d delivered); saved to %s",
+                len(result.findings), len(result.new), len(result.resolved), len(result.notifications),
+                sum(1 for n in result.notifications if n.delivered), saved)
 
     outcome = KeyScanOutcome(result=result, saved_to=str(saved))
     if not remediate or not result.remediation_candidates:
@@ -161,6 +164,24 @@ def preventive_key_scan(
     if failures:
         raise AwsCallError(f"{len(failures)} key(s) could not be deactivated: " + "; ".join(failures))
     return outcome
+
+
+def _notify_owners(result: ScanResult, path: Path, settings: Settings) -> None:
+    """Send each planned notification, note in it which channels took it, and append it to `path`.
+    A channel that did not take one is a warning, never a failed run (as for incident messages)."""
+    logger = get_run_logger()
+    configured = [name for name, target in (("slack", settings.slack_webhook_url), ("sns", settings.sns_topic_arn))
+                  if target]
+    if result.notifications and not configured:
+        logger.warning("no Slack webhook or SNS topic is configured: %d owner notification(s) recorded in %s "
+                       "only", len(result.notifications), path)
+    for notification in result.notifications:
+        notification.delivered = send(notification, settings)
+        record(notification, path)
+        missed = [name for name in configured if name not in notification.delivered]
+        if missed:
+            logger.warning("notification to %s about %s/%s not delivered by %s", notification.recipient,
+                           notification.account_id, notification.user_name, ", ".join(missed))
 
 
 def _log_remediation(home: Path, outcome: KeyScanOutcome) -> None:

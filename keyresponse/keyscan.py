@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from keyresponse import markdown as md
 from keyresponse.errors import AwsCallError, InputError, KeyResponseError, MissingPermission
-from keyresponse.notify import UNOWNED_RECIPIENT, Notification
+from keyresponse.notifications import UNOWNED_RECIPIENT, Notification
 
 NotificationReason = Literal["new_finding", "grace_period_over"]
 
@@ -573,7 +573,10 @@ def render_markdown(result: ScanResult) -> str:
         out += ["", f"## Expired exceptions ({len(result.expired_exceptions)})", ""]
         out += [f"- {md.code(e.exception.principal)} expired {md.text(e.exception.expires)}: {md.text(e.exception.reason)}"
                 f" — {len(e.still_matching)} finding(s) open again" for e in result.expired_exceptions]
-    out += ["", f"Notifications: {len(result.notifications)}. "
+    sent = [n for n in result.notifications if n.delivered is not None]
+    missed = sum(1 for n in sent if not n.delivered)
+    delivery = f" ({len(sent) - missed} delivered, {missed} taken by no channel)" if sent else ""
+    out += ["", f"Notifications: {len(result.notifications)}{delivery}. "
             f"Keys due for deactivation after approval: {len(result.remediation_candidates)}."]
     return "\n".join(out) + "\n"
 

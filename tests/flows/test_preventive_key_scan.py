@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
+from local_servers import FakeSlack
 from prefect import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -29,6 +31,7 @@ from flows.preventive_key_scan import KeyScanOutcome, preventive_key_scan
 from keyresponse import aws
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
+from keyresponse.settings import get_settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -50,11 +53,21 @@ def test_deployment_runs_the_flow_daily_on_the_keyresponse_pool() -> None:
 
 
 def test_finds_the_planted_cases_and_publishes_artifacts_when_scanning_the_seeded_account(
-    prefect_server: str, seeded: SeededAccount, tmp_path: Path
+    prefect_server: str, seeded: SeededAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The owners hear of their findings on Slack (a fake incoming webhook), the way incident messages
+    go out, and the notifications file says which channel took each one."""
     exceptions = tmp_path / "exceptions.yaml"
     exceptions.write_text(f"- principal: dual-key-svc\n  reason: rotating\n  expires: {datetime.now(UTC).date() + timedelta(30)}\n")
-    outcome = preventive_key_scan(state_dir=str(tmp_path), exceptions_file=str(exceptions))
+    with FakeSlack() as slack:
+        monkeypatch.setenv("KEYRESPONSE_SLACK_WEBHOOK_URL", slack.url)
+        monkeypatch.delenv("KEYRESPONSE_SNS_TOPIC_ARN", raising=False)
+        get_settings.cache_clear()
+        try:
+            outcome = preventive_key_scan(state_dir=str(tmp_path), exceptions_file=str(exceptions))
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
     assert isinstance(outcome, KeyScanOutcome)
     found: dict[str, list[str]] = {check: [] for check in seeded.planted}
     for finding in outcome.result.findings:
@@ -70,6 +83,10 @@ def test_finds_the_planted_cases_and_publishes_artifacts_when_scanning_the_seede
     assert saved["scope"] == f"account-{seeded.account_id}" and (tmp_path / "scans").is_dir()
     notified = [json.loads(line) for line in (tmp_path / "notifications.jsonl").read_text().splitlines()]
     assert {"rupert@example.com", "security-team"} <= {n["recipient"] for n in notified}
+    assert notified and all(n["delivered"] == ["slack"] for n in notified)
+    assert len(slack.messages) == len(notified) and slack.said("For rupert@example.com (owner tag of the user).")
+    assert all(n.delivered == ["slack"] for n in outcome.result.notifications)
+    assert [n["delivered"] for n in saved["notifications"]] == [["slack"]] * len(notified)
     with get_client(sync_client=True) as client:
         for key in ("preventive-key-scan-findings", "preventive-key-scan-summary"):
             artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))

@@ -179,3 +179,14 @@ def test_notifies_owner_or_security_team_and_offers_due_keys_for_remediation() -
     assert recipients["old-key"] == "ops@example.com" and recipients["idle-key"] == "security-team"
     assert {f.user_name for f in result.remediation_candidates} == {"old-key", "idle-key", "never-used"}
     assert len(table_rows(result)) == len(result.findings)
+
+
+def test_summary_says_how_many_notifications_no_channel_took_once_they_were_sent() -> None:
+    result = assemble_scan(scope="s", now=NOW, policy=ScanPolicy(), accounts=[_scan("credential_report_with_root.csv")])
+    assert len(result.notifications) >= 2
+    assert f"Notifications: {len(result.notifications)}. " in render_markdown(result)  # planned, not sent (the CLI)
+    for notification in result.notifications:
+        notification.delivered = ["slack"]
+    result.notifications[0].delivered = []
+    assert (f"Notifications: {len(result.notifications)} ({len(result.notifications) - 1} delivered, "
+            "1 taken by no channel). ") in render_markdown(result)
