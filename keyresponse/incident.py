@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keyresponse.investigation import CONTRACT_FIELDS
 from keyresponse.ledger import LedgerEntry, validate_incident_id
+from keyresponse.model import InvestigationRecord
 
 Status = Literal["contained", "eradicated", "recovered", "closed", "denied", "not_ours", "dry_run",
                  "timed_out", "failed"]
@@ -278,6 +279,7 @@ class Incident(BaseModel):
         missing = [name for name in CONTRACT_FIELDS if name not in value]
         if missing:
             raise ValueError(f"the investigation lacks {missing} (docs/architecture.md, 'Investigation result')")
+        InvestigationRecord.model_validate(value)  # its schema (docs/schemas/investigation.schema.json)
         return value
 
     def applied(self) -> list[LedgerEntry]:

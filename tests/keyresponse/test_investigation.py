@@ -215,3 +215,15 @@ def test_tells_service_names_from_client_addresses_even_malformed_ones(value: st
     from keyresponse.investigation import is_service_name
 
     assert is_service_name(value) is service
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_scenarios_investigation_and_answers_fit_the_typed_model(results: dict[str, Any], scenario: str) -> None:
+    """What the analysis hands the response (the full investigation and the five answers) is what
+    keyresponse.model declares, field for field: the closed records admit no field they do not name."""
+    from keyresponse.model import InvestigationRecord
+
+    full = results[scenario].to_full_json() | results[scenario].answers()
+    record = InvestigationRecord.model_validate(full)
+    assert [c.access_key_id for c in record.credentials] == [c["access_key_id"] for c in full["credentials"]]
+    assert record.model_dump(mode="json", exclude_unset=True)["source_ips"] == full["source_ips"]
