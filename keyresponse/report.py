@@ -41,6 +41,7 @@ from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
 from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
+from keyresponse.intel.cost import recorded_cost
 from keyresponse.intel.taxonomy import (
     ACTIVITIES,
     CREDENTIALS,
@@ -310,8 +311,8 @@ def figures(incident: Incident) -> list[Figure]:
         Figure("actions", "changes applied", str(len(applied_actions(incident))),
                "len(ledger where kind == apply and not dry_run)"),
         Figure("approvals", "approval decisions", str(len(incident.approvals)), "len(approvals)"),
-        Figure("cost", "estimated cost (USD)", f"{float(inv.get('cost_estimate_usd') or 0):.2f}",
-               "investigation.cost_estimate_usd"),
+        Figure("cost", "estimated cost (USD)", f"{recorded_cost(inv):.2f}",
+               "investigation.damage.cost_estimate.total_usd, else investigation.cost_estimate_usd"),
     ]
 
 
@@ -569,7 +570,7 @@ def _impact(incident: Incident) -> dict[str, Any]:
     secrets = [d for d in inv["data_access"] if d["event_name"] in SECRET_READS and not d.get("error_count")]
     return {"created": inv["resources_created"], "changed": changed, "deleted": deleted,
             "data": inv["data_access"], "secrets": secrets, "persistence": inv["persistence"],
-            "recon_errors": inv["recon_errors"], "cost": float(inv.get("cost_estimate_usd") or 0.0),
+            "recon_errors": inv["recon_errors"], "cost": recorded_cost(inv),
             "principals": inv["principals"]}
 
 
