@@ -43,6 +43,8 @@ from typing import Any
 from keyresponse.engines import QueryEngine
 from keyresponse.guardrails import foreign_principals
 from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
+from keyresponse.intel.cost import estimate_cost
+from keyresponse.intel.events import sorted_events
 from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.judgement import (
     LONG_STANDING,
@@ -537,7 +539,7 @@ class Investigation:
                 if cred["access_key_id"] in item.access_key_ids:
                     cred["evidence"].append(f"a credential of {item.kind} {item.name} in account {item.account_id}, "
                                             "outside ours: attacker infrastructure, not ours to contain")
-        return {
+        record: dict[str, Any] = {
             "access_key_id": scope.original,
             "account_id": account,
             "principal_arn": principal,
@@ -567,7 +569,7 @@ class Investigation:
             "logging_gaps": self.logging_gaps(),
             "bytes_scanned": self.investigator.engine.bytes_scanned,
             "engine": self.investigator.engine.engine,
-            "cost_estimate_usd": self.cost_estimate(),
+            "cost_estimate_usd": 0.0,  # below: the estimate reads this record
             "key_creation": self.key_creation,
             "key": facts.to_json() if facts else None,
             "queries": self.investigator.queries,
@@ -575,6 +577,9 @@ class Investigation:
             "baseline": scope.baseline.to_json(),
             "scoping_notes": list(scope.notes),
         }
+        # The damage answer (`answers`) estimates from this same record and these same events: one figure.
+        record["cost_estimate_usd"] = estimate_cost(record, sorted_events(events))["total_usd"]
+        return record
 
     def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
                 intel_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -584,17 +589,6 @@ class Investigation:
         return answer_five_questions(self.events, self.to_full_json(), alert_source, alert_payload,
                                      self.facts.to_json() if self.facts else None, intel_config,
                                      baseline={"user_agents": sorted(self._owner_agents())})
-
-    def cost_estimate(self) -> float:
-        """The estimate of `keyresponse.intel.cost` (its one home, which the damage answer shows too):
-        EC2 instance-hours from launch to termination or to the end of the window."""
-        from keyresponse.intel.cost import estimate_cost
-
-        window = {"start": _iso(self.investigator.window.start), "end": _iso(self.investigator.window.end)}
-        created = [{"type": r["resource_type"], "id": r["resource_id"], "region": r["aws_region"],
-                    "event_time": r["event_time"]} for r in self.resources_created]
-        total: float = estimate_cost({"window": window, "resources_created": created}, self.events)["total_usd"]
-        return total
 
 
 def default_window(logs: str | None, *, days: int = 90) -> Window:

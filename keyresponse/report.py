@@ -41,7 +41,18 @@ from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.files import data_folder
 from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
 from keyresponse.incident import INTEL_FIELDS, Incident, parse_time
-from keyresponse.intel.taxonomy import DATA_CALLS, DELETE, READ_SECRET, WRITE_KINDS, kind_of, own_cleanup
+from keyresponse.intel.cost import recorded_cost
+from keyresponse.intel.taxonomy import (
+    ACTIVITIES,
+    CREDENTIALS,
+    DELETE,
+    OBJECT_READS,
+    SECRET_READS,
+    WRITE_KINDS,
+    kind_of,
+    own_cleanup,
+)
+from keyresponse.intel.taxonomy import category_of as categorize
 from keyresponse.ledger import LedgerEntry, in_effect
 from keyresponse.markdown import Markdown
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
@@ -52,68 +63,12 @@ REPORT_FILES = ("report.md", "report.html", "incident.json")
 
 # -- categories of attacker activity ---------------------------------------------------------------
 
-#: (key, label, colour), in chart order. Colours are the Okabe–Ito palette (colour-blind safe).
-CATEGORIES: tuple[Lane, ...] = (
-    Lane("recon", "recon", "#0072B2"),
-    Lane("credentials", "credentials", "#D55E00"),
-    Lane("persistence", "persistence", "#CC79A7"),
-    Lane("data_access", "data access", "#E69F00"),
-    Lane("compute", "compute", "#009E73"),
-    Lane("defense_evasion", "defence evasion", "#000000"),
-    Lane("other", "other", "#999999"),
-)
-_CATEGORY_EVENTS: dict[str, frozenset[str]] = {
-    "defense_evasion": frozenset({
-        "StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors", "DeleteFlowLogs",
-        "DeleteDetector", "UpdateDetector", "DisassociateFromMasterAccount", "DeleteMembers", "StopMonitoringMembers",
-        "DisableSecurityHub", "BatchDisableStandards", "StopConfigurationRecorder", "DeleteConfigurationRecorder",
-        "DeleteConfigRule", "DeleteDeliveryChannel", "DeleteLogGroup", "DeleteLogStream", "PutRetentionPolicy",
-        "DeleteBucketLogging", "PutBucketLogging", "LeaveOrganization", "DeleteAccessAnalyzer",
-        "UpdateAccountPasswordPolicy", "DeleteAlarms", "DisableAlarmActions", "DeleteEventBus", "DisableRule",
-        "DeleteRule"}),
-    "credentials": frozenset({
-        "CreateAccessKey", "UpdateAccessKey", "GetSessionToken", "GetFederationToken", "AssumeRole",
-        "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSigninToken", "CreateLoginProfile",
-        "UpdateLoginProfile", "ChangePassword", "CreateServiceSpecificCredential", "UploadSSHPublicKey",
-        "CreateVirtualMFADevice", "EnableMFADevice", "DeactivateMFADevice", "ResyncMFADevice", "GetRoleCredentials"}),
-    "persistence": frozenset({
-        "CreateUser", "CreateRole", "CreateGroup", "AddUserToGroup", "AttachUserPolicy", "AttachRolePolicy",
-        "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy", "PutGroupPolicy", "CreatePolicy",
-        "CreatePolicyVersion", "SetDefaultPolicyVersion", "UpdateAssumeRolePolicy", "PutUserPermissionsBoundary",
-        "DeleteUserPermissionsBoundary", "DeleteRolePermissionsBoundary", "CreateInstanceProfile",
-        "AddRoleToInstanceProfile", "CreateOpenIDConnectProvider", "CreateSAMLProvider", "ImportKeyPair",
-        "CreateKeyPair", "AuthorizeSecurityGroupIngress", "ModifyImageAttribute", "ModifySnapshotAttribute",
-        "PutBucketPolicy", "PutBucketAcl", "CreateEventSubscription", "PutRule", "PutTargets"}),
-    "compute": frozenset({
-        "RunInstances", "StartInstances", "RequestSpotInstances", "RequestSpotFleet", "CreateFleet",
-        "CreateLaunchTemplate", "CreateFunction", "CreateFunction20150331", "UpdateFunctionCode",
-        "UpdateFunctionCode20150331v2", "UpdateFunctionConfiguration", "UpdateFunctionConfiguration20150331v2",
-        "Invoke", "CreateCluster", "RunTask", "CreateService", "CreateNotebookInstance", "CreateTrainingJob",
-        "CreateStack", "CreateComputeEnvironment", "SubmitJob", "CreateAutoScalingGroup", "SendCommand",
-        "StartSession"}),
-    "data_access": frozenset({
-        "GetObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "SelectObjectContent",
-        "RestoreObject", "GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters",
-        "GetParametersByPath", "Decrypt", "GenerateDataKey", "Scan", "Query", "GetItem", "BatchGetItem",
-        "ExportTableToPointInTime", "CreateSnapshot", "CopySnapshot", "CreateDBSnapshot", "GetQueryResults",
-        "StartQueryExecution"}),
-}
-_RECON_PREFIXES = ("Get", "List", "Describe", "Lookup", "Search", "Head", "Check", "Simulate", "Generate")
-#: Secret reads (the report's "secrets" list): the `read_secret` kind of keyresponse/intel/taxonomy.py.
-_SECRET_READS = frozenset(name for (_, name), kind in DATA_CALLS.items() if kind == READ_SECRET)
-
-
-def categorize(event: Mapping[str, Any]) -> str:
-    """The activity category of one attacker call (a `key_events` row), by event name and source."""
-    name = str(event.get("event_name") or "")
-    for key, names in _CATEGORY_EVENTS.items():
-        if name in names:
-            return key
-    if str(event.get("event_source") or "") == "s3.amazonaws.com" and "Object" in name:
-        return "data_access"
-    if name.startswith(_RECON_PREFIXES):
-        return "recon"
-    return "other"
+#: Lane colours by category (`keyresponse.intel.taxonomy.ACTIVITIES`, which holds the categories and
+#: their calls): the Okabe–Ito palette (colour-blind safe).
+_COLOURS = {"recon": "#0072B2", "credentials": "#D55E00", "persistence": "#CC79A7", "data_access": "#E69F00",
+            "compute": "#009E73", "defense_evasion": "#000000", "other": "#999999"}
+#: (key, label, colour), in chart order.
+CATEGORIES: tuple[Lane, ...] = tuple(Lane(a.key, a.label, _COLOURS[a.key]) for a in ACTIVITIES)
 
 
 # -- formatting --------------------------------------------------------------------------------------
@@ -356,8 +311,8 @@ def figures(incident: Incident) -> list[Figure]:
         Figure("actions", "changes applied", str(len(applied_actions(incident))),
                "len(ledger where kind == apply and not dry_run)"),
         Figure("approvals", "approval decisions", str(len(incident.approvals)), "len(approvals)"),
-        Figure("cost", "estimated cost (USD)", f"{float(inv.get('cost_estimate_usd') or 0):.2f}",
-               "investigation.cost_estimate_usd"),
+        Figure("cost", "estimated cost (USD)", f"{recorded_cost(inv):.2f}",
+               "investigation.damage.cost_estimate.total_usd, else investigation.cost_estimate_usd"),
     ]
 
 
@@ -610,12 +565,12 @@ def _impact(incident: Incident) -> dict[str, Any]:
         kind = kind_of(event)  # one classification: the damage answer reads the same kinds
         if kind == DELETE and id(event) not in cleanup:
             deleted.append(row)
-        elif kind in WRITE_KINDS and categorize(event) != "credentials":
+        elif kind in WRITE_KINDS and categorize(event) != CREDENTIALS:
             changed.append(row)
-    secrets = [d for d in inv["data_access"] if d["event_name"] in _SECRET_READS and not d.get("error_count")]
+    secrets = [d for d in inv["data_access"] if d["event_name"] in SECRET_READS and not d.get("error_count")]
     return {"created": inv["resources_created"], "changed": changed, "deleted": deleted,
             "data": inv["data_access"], "secrets": secrets, "persistence": inv["persistence"],
-            "recon_errors": inv["recon_errors"], "cost": float(inv.get("cost_estimate_usd") or 0.0),
+            "recon_errors": inv["recon_errors"], "cost": recorded_cost(inv),
             "principals": inv["principals"]}
 
 
@@ -794,7 +749,7 @@ def _guardduty(incident: Incident) -> Recommendation | None:
 
 def _rotate_secrets(incident: Incident) -> Recommendation | None:
     reads = [d for d in incident.investigation["data_access"]
-             if d["event_name"] in _SECRET_READS and not d.get("error_count")]
+             if d["event_name"] in SECRET_READS and not d.get("error_count")]
     if not reads:
         return None
     names = ", ".join(sorted({str(d["resource"]) for d in reads}))
@@ -821,7 +776,7 @@ def _trust_policies(incident: Incident) -> Recommendation | None:
 
 def _data_notification(incident: Incident) -> Recommendation | None:
     reads = [d for d in incident.investigation["data_access"]
-             if d["event_name"] in ("GetObject", "SelectObjectContent", "CopyObject") and not d.get("error_count")]
+             if d["event_name"] in OBJECT_READS and not d.get("error_count")]
     if not reads:
         return None
     objects = sum(int(d.get("count") or 0) for d in reads)

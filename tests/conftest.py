@@ -159,6 +159,7 @@ PLAYED_FILES = frozenset({
     "tests/keyresponse/test_investigation.py",
     "tests/keyresponse/test_ledger.py",
     "tests/keyresponse/intel/test_scenarios.py",
+    "tests/keyresponse/test_one_home.py",
 })
 PLAYED_GROUP = "played-scenarios"
 

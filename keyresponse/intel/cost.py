@@ -1,15 +1,26 @@
 """What the attacker's resources cost: the one home of the estimate.
 
     estimate_cost(investigation, events, as_of=None)   # → {total_usd, ongoing_usd_per_day, items, …}
+    recorded_cost(investigation)                       # the figure a stored investigation shows
 
-The damage answer and `Investigation.cost_estimate` (the report's figure) both call this, so the
-report and the five answers cannot show two prices. EC2 instances are priced from launch to their
-termination (a successful TerminateInstances in the events) or, if they were not terminated, to
-the end of the window: only those are "still running". Bedrock invocations are priced per call with
-assumed token counts (CloudTrail does not log tokens). An estimate with its assumptions stated;
-Cost Explorer is the bill.
+`estimate_cost` is the only estimator. The investigation calls it for `cost_estimate_usd` with the
+record and the events the damage answer then reads, and the damage answer calls it for its
+`cost_estimate`, so both are one figure; the report shows `recorded_cost`, which reads the damage
+answer's figure (the one the report's intel section prints) and `cost_estimate_usd` only when the
+record has no damage answer. EC2 instances are priced from launch to their termination (a
+successful TerminateInstances in the events) or, if they were not terminated, to the end of the
+window: only those are "still running". Bedrock invocations are priced per call with assumed token
+counts (CloudTrail does not log tokens). An estimate with its assumptions stated; Cost Explorer is
+the bill.
+
+Why the Bedrock calls count: the issue found the llmjacking-ses report saying $0.00 in its
+summary and $0.25 in its intelligence section. $0.25 is right. The attacker's 12 successful
+InvokeModel calls (Claude 3 Sonnet, on-demand: $0.003 per 1k input and $0.015 per 1k output
+tokens, 2,000 in and 1,000 out assumed a call) are 12 × $0.021 = $0.252 on the account's bill. The
+$0.00 came from the investigation's own estimator of the time, which priced EC2 instances only,
+and that scenario launches none. A record written then still carries both figures;
+`recorded_cost` shows the damage answer's.
 """
-
 from __future__ import annotations
 
 from collections import Counter
@@ -160,3 +171,14 @@ def estimate_cost(investigation: Mapping[str, Any] | None, events: Sequence[Even
     daily = round(sum(i["hourly_usd"] * 24 for i in running), 2)
     return {"total_usd": total, "ongoing_usd_per_day": daily, "items": items, "assumptions": assumptions,
             "as_of": iso(end) if end else None, "confidence": "medium" if items and not untyped else "low"}
+
+
+def recorded_cost(investigation: Mapping[str, Any]) -> float:
+    """The estimate a stored investigation carries, in USD: its damage answer's `total_usd` (what the
+    report's intel section prints) when it has one, else `cost_estimate_usd`. One report, one figure,
+    even for a record whose two figures came from two estimators (see the module docstring)."""
+    damage = investigation.get("damage")
+    estimate = damage.get("cost_estimate") if isinstance(damage, Mapping) else None
+    if isinstance(estimate, Mapping) and estimate.get("total_usd") is not None:
+        return float(estimate["total_usd"])
+    return float(investigation.get("cost_estimate_usd") or 0.0)

@@ -29,6 +29,7 @@ from keyresponse.intel.taxonomy import (
     DELETE,
     READ_SECRET,
     SHARE_DATA,
+    STORED_SECRET_READS,
     WRITE_KINDS,
     created_ids,
     instance_credential,
@@ -86,9 +87,7 @@ def _secrets(data_read: Sequence[Mapping[str, Any]], ok: Sequence[Event]) -> tup
     """Secrets to rotate (names), and how many secret reads name none (a BatchGetSecretValue by filter)."""
     names: set[str] = set()
     unnamed = 0
-    secret_rows = [d for d in data_read if d["event_name"] in (
-        "GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters", "GetParametersByPath",
-        "GetParameterHistory")]
+    secret_rows = [d for d in data_read if d["event_name"] in STORED_SECRET_READS]
     names |= {str(d["resource"]) for d in secret_rows if d["resource"] and d["event_name"] not in SECRET_LISTS}
     for e in ok:
         field = SECRET_LISTS.get(str(e.get("event_name")))
@@ -168,8 +167,7 @@ def _reads(facts: Mapping[str, Any]) -> list[str]:
                      "(which ones is not logged)")
     if facts["objects"]:
         parts.append(f"read {_count(facts['objects'], 'S3 object')}")
-    named = {"GetObject", "GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters",
-             "GetParametersByPath", "GetParameterHistory"}
+    named = STORED_SECRET_READS | {"GetObject"}
     shares = {name for (_, name), kind in DATA_CALLS.items() if kind == SHARE_DATA}
     for verb, rows in (("read data", [d for d in facts["data_read"] if d["event_name"] not in named | shares]),
                        ("shared data outside the account", [d for d in facts["data_read"] if d["event_name"] in shares])):

@@ -4,6 +4,8 @@
                             #   iam_change | other
     data_access_calls()     # the data kinds as `queries/data_access_events.sql` binds them
     own_cleanup(events)     # deletions of what the same actor created earlier in the events
+    category_of(event)      # → recon | credentials | persistence | data_access | compute |
+                            #   defense_evasion | other: what the call was for (the report's lanes)
 
 The damage answer (changed, deleted, data read), the intent answer (data theft, destruction
 versus cleanup), the investigation's `data_access` (the query is bound with
@@ -16,12 +18,19 @@ Manager values, SSM parameters, KMS plaintext, an instance's Windows password), 
 call returns stored data: S3 objects, DynamoDB items, instance user data, container images, code)
 and `share_data` (the call hands a copy to someone else: a snapshot or image shared, bucket
 replication). Everything else is classified by the verb that starts the event name.
+
+The activity categories (`ACTIVITIES`, `category_of`) answer another question: what the attacker
+was doing with the call. They are the lanes of the report's activity chart and its per-category
+counts, and carry the MITRE ATT&CK tactics they correspond to, and the (sub-)techniques of the calls
+that ATT&CK itself names (names in `ATTACK`). The report kept the name lists itself; they are data
+here so that a second copy cannot drift from the first.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from keyresponse.intel.events import Event, json_field, service_of, sorted_events
@@ -114,6 +123,130 @@ CREATED_FIELDS = ("instanceId", "snapshotId", "volumeId", "imageId", "groupId", 
                   "dBInstanceIdentifier", "dBSnapshotIdentifier", "tableName", "secretId", "name", "trailARN")
 _INSTANCE_SESSION = re.compile(r":assumed-role/[^/]+/(i-[0-9a-fA-F]{8,17})$")
 
+#: Every read_secret call by name (the report's "secrets" list and its rotation advice).
+SECRET_READS = frozenset(name for (_, name), kind in DATA_CALLS.items() if kind == READ_SECRET)
+#: Services that store named secrets: a read there names a secret to rotate (kms:Decrypt names a key,
+#: ec2:GetPasswordData an instance).
+SECRET_STORES = frozenset({"secretsmanager", "ssm"})
+#: The read_secret calls of `SECRET_STORES` by name: the damage answer's secrets to rotate.
+STORED_SECRET_READS = frozenset(name for (service, name), kind in DATA_CALLS.items()
+                                if kind == READ_SECRET and service in SECRET_STORES)
+#: S3 object reads by name (the report's data-notification advice).
+OBJECT_READS = frozenset(name for (service, name), kind in DATA_CALLS.items() if kind == READ_DATA and service == "s3")
+
+
+# -- activity: what each call was for (the report's lanes) -------------------------------------------
+
+#: MITRE ATT&CK ids used below, with their names (enterprise matrix).
+ATTACK: Mapping[str, str] = {
+    "TA0002": "Execution",
+    "TA0003": "Persistence",
+    "TA0004": "Privilege Escalation",
+    "TA0005": "Defense Evasion",
+    "TA0006": "Credential Access",
+    "TA0007": "Discovery",
+    "TA0009": "Collection",
+    "TA0040": "Impact",
+    "T1098.001": "Account Manipulation: Additional Cloud Credentials",
+    "T1136.003": "Create Account: Cloud Account",
+    "T1496": "Resource Hijacking",
+    "T1530": "Data from Cloud Storage",
+    "T1555.006": "Credentials from Password Stores: Cloud Secrets Management Stores",
+    "T1562.008": "Impair Defenses: Disable or Modify Cloud Logs",
+    "T1651": "Cloud Administration Command",
+}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One activity category: a lane of the report's chart.
+
+    `events` are the calls (by EventName) that belong to it; recon and other have none, they are
+    rules (`category_of`). `tactics` are the ATT&CK tactics the lane's calls serve, `techniques` the
+    ATT&CK (sub-)technique of each call ATT&CK itself files under one."""
+
+    key: str
+    label: str
+    tactics: tuple[str, ...] = ()
+    techniques: Mapping[str, str] = field(default_factory=dict)
+    events: frozenset[str] = frozenset()
+
+
+RECON = "recon"
+CREDENTIALS = "credentials"
+PERSISTENCE = "persistence"
+DATA_ACCESS = "data_access"
+COMPUTE = "compute"
+DEFENSE_EVASION = "defense_evasion"
+#: A call of no other category ("other", as the kind of a call no verb classifies).
+OTHER_ACTIVITY = OTHER
+
+#: The categories in the report's chart order. Credentials: ATT&CK files a credential the attacker
+#: adds for itself (CreateAccessKey, a login profile) under T1098.001, a Persistence and Privilege
+#: Escalation technique; Credential Access (TA0006) is taking credentials that exist, which is
+#: what the secret reads of data_access do (T1555.006). Data access is Collection (T1530 for S3
+#: objects); a copy handed to another account (Exfiltration, T1537) is a snapshot or image share,
+#: which this map counts as persistence. Compute launched on the account's bill is Resource
+#: Hijacking (T1496, an Impact technique); commands run on instances through SSM are T1651.
+ACTIVITIES: tuple[Activity, ...] = (
+    Activity(RECON, "recon", tactics=("TA0007",)),
+    Activity(CREDENTIALS, "credentials", tactics=("TA0003", "TA0004"),
+             techniques={"CreateAccessKey": "T1098.001", "CreateLoginProfile": "T1098.001"},
+             events=frozenset({
+                 "CreateAccessKey", "UpdateAccessKey", "GetSessionToken", "GetFederationToken", "AssumeRole",
+                 "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSigninToken", "CreateLoginProfile",
+                 "UpdateLoginProfile", "ChangePassword", "CreateServiceSpecificCredential", "UploadSSHPublicKey",
+                 "CreateVirtualMFADevice", "EnableMFADevice", "DeactivateMFADevice", "ResyncMFADevice",
+                 "GetRoleCredentials"})),
+    Activity(PERSISTENCE, "persistence", tactics=("TA0003",),
+             techniques={"CreateUser": "T1136.003", "CreateKeyPair": "T1098.001", "ImportKeyPair": "T1098.001"},
+             events=frozenset({
+                 "CreateUser", "CreateRole", "CreateGroup", "AddUserToGroup", "AttachUserPolicy", "AttachRolePolicy",
+                 "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy", "PutGroupPolicy", "CreatePolicy",
+                 "CreatePolicyVersion", "SetDefaultPolicyVersion", "UpdateAssumeRolePolicy",
+                 "PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary", "DeleteRolePermissionsBoundary",
+                 "CreateInstanceProfile", "AddRoleToInstanceProfile", "CreateOpenIDConnectProvider",
+                 "CreateSAMLProvider", "ImportKeyPair", "CreateKeyPair", "AuthorizeSecurityGroupIngress",
+                 "ModifyImageAttribute", "ModifySnapshotAttribute", "PutBucketPolicy", "PutBucketAcl",
+                 "CreateEventSubscription", "PutRule", "PutTargets"})),
+    Activity(DATA_ACCESS, "data access", tactics=("TA0009", "TA0006"),
+             techniques={"GetObject": "T1530", "GetSecretValue": "T1555.006", "BatchGetSecretValue": "T1555.006"},
+             events=frozenset({
+                 "GetObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "SelectObjectContent",
+                 "RestoreObject", "GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters",
+                 "GetParametersByPath", "Decrypt", "GenerateDataKey", "Scan", "Query", "GetItem", "BatchGetItem",
+                 "ExportTableToPointInTime", "CreateSnapshot", "CopySnapshot", "CreateDBSnapshot",
+                 "GetQueryResults", "StartQueryExecution"})),
+    Activity(COMPUTE, "compute", tactics=("TA0040", "TA0002"),
+             techniques={"RunInstances": "T1496", "RequestSpotInstances": "T1496", "RequestSpotFleet": "T1496",
+                         "CreateFleet": "T1496", "SendCommand": "T1651"},
+             events=frozenset({
+                 "RunInstances", "StartInstances", "RequestSpotInstances", "RequestSpotFleet", "CreateFleet",
+                 "CreateLaunchTemplate", "CreateFunction", "CreateFunction20150331", "UpdateFunctionCode",
+                 "UpdateFunctionCode20150331v2", "UpdateFunctionConfiguration",
+                 "UpdateFunctionConfiguration20150331v2", "Invoke", "CreateCluster", "RunTask", "CreateService",
+                 "CreateNotebookInstance", "CreateTrainingJob", "CreateStack", "CreateComputeEnvironment",
+                 "SubmitJob", "CreateAutoScalingGroup", "SendCommand", "StartSession"})),
+    Activity(DEFENSE_EVASION, "defence evasion", tactics=("TA0005",),
+             techniques=dict.fromkeys(("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors",
+                                       "DeleteFlowLogs"), "T1562.008"),
+             events=frozenset({
+                 "StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors",
+                 "DeleteFlowLogs", "DeleteDetector", "UpdateDetector", "DisassociateFromMasterAccount",
+                 "DeleteMembers", "StopMonitoringMembers", "DisableSecurityHub", "BatchDisableStandards",
+                 "StopConfigurationRecorder", "DeleteConfigurationRecorder", "DeleteConfigRule",
+                 "DeleteDeliveryChannel", "DeleteLogGroup", "DeleteLogStream", "PutRetentionPolicy",
+                 "DeleteBucketLogging", "PutBucketLogging", "LeaveOrganization", "DeleteAccessAnalyzer",
+                 "UpdateAccountPasswordPolicy", "DeleteAlarms", "DisableAlarmActions", "DeleteEventBus",
+                 "DisableRule", "DeleteRule"})),
+    Activity(OTHER_ACTIVITY, "other"),
+)
+#: Calls of no listed category that read (discovery): the recon lane. Not `READ_PREFIXES`: Generate*
+#: (GenerateCredentialReport) is discovery here, and BatchGet*/Scan outside the lists stay "other".
+RECON_PREFIXES = ("Get", "List", "Describe", "Lookup", "Search", "Head", "Check", "Simulate", "Generate")
+#: EventName → category, for the listed calls (a call is in one category only).
+_ACTIVITY_OF: Mapping[str, str] = {name: activity.key for activity in ACTIVITIES for name in activity.events}
+
 
 def call_of(event: Event) -> tuple[str, str]:
     """(service, EventName): `("s3", "GetObject")`."""
@@ -163,6 +296,20 @@ def data_access_calls() -> list[str]:
         wanted = DATA_ATTRIBUTE.get((service, name))
         out.append(f"{source}:{wanted}" if wanted else source)
     return out
+
+
+def category_of(event: Event) -> str:
+    """The activity category of one call (`ACTIVITIES`): its listed category, else data_access for an
+    S3 object call, recon for another read, other for the rest."""
+    name = str(event.get("event_name") or "")
+    listed = _ACTIVITY_OF.get(name)
+    if listed is not None:
+        return listed
+    if str(event.get("event_source") or "") == "s3.amazonaws.com" and "Object" in name:
+        return DATA_ACCESS
+    if name.startswith(RECON_PREFIXES):
+        return RECON
+    return OTHER_ACTIVITY
 
 
 # -- resources a call names ------------------------------------------------------------------------
