@@ -50,7 +50,6 @@ Severity = Literal["low", "medium", "high", "critical"]
 SOURCES: tuple[Source, ...] = get_args(Source)
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$", re.ASCII)
-IAM_USER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:user/", re.ASCII)
 QUARANTINE_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/AWSCompromisedKeyQuarantine(V[0-9]+)?$", re.ASCII)
 QUARANTINE_POLICY_NAME_RE = re.compile(r"^AWSCompromisedKeyQuarantine(V[0-9]+)?$", re.ASCII)
 GITHUB_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")

@@ -29,8 +29,3 @@ def is_temporary(access_key_id: str) -> bool:
     return access_key_id.startswith("ASIA")
 
 
-def redact(secret: str, keep: int = 4) -> str:
-    """Show only the last `keep` characters of a secret."""
-    if len(secret) <= keep:
-        return "*" * len(secret)
-    return "*" * (len(secret) - keep) + secret[-keep:]

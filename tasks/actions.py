@@ -1,6 +1,6 @@
 """The action contract: every change keyresponse makes to AWS is one `Action`.
 
-An action declares what it is (`name` = module stem, `summary`, IAM `permissions`, `idempotent`,
+An action declares what it is (`name` = module stem, `summary`, IAM `permissions`,
 `requires_approval`, `undo_unsupported_reason`) and implements four small hooks:
 
     read(ctx, target)   -> state    read-only; the part of AWS this action changes, as plain data
@@ -11,7 +11,8 @@ An action declares what it is (`name` = module stem, `summary`, IAM `permissions
 From those the base class builds the public contract, which is the same for every action:
 
     plan(ctx, target)   -> Change | None    read-only; None when already done. Guardrails run here.
-    apply(ctx, target)  -> LedgerEntry | None   check-then-act; "already done" is success (None)
+    apply(ctx, target)  -> LedgerEntry | None   check-then-act; "already done" is success (None), so
+                                            every action is idempotent (the contract tests apply twice)
     verify(ctx, target)                     re-reads AWS; raises VerificationFailed
     undo(ctx, entry)    -> LedgerEntry | None   restores the entry's before-state; idempotent
     undo_preview(ctx, entry) -> dict        read-only: what undo would do (the undo's dry run)
@@ -264,7 +265,6 @@ class Action(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]
-    idempotent: ClassVar[bool] = True
     requires_approval: ClassVar[bool] = False
     undo_unsupported_reason: ClassVar[str | None] = None
     #: The `Target.kind`s this action takes.

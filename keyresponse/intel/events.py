@@ -15,9 +15,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-EVENT_FIELDS = ("event_time", "event_source", "event_name", "aws_region", "source_ip", "user_agent",
-                "access_key_id", "principal_arn", "error_code", "request_parameters", "response_elements",
-                "event_id")
 #: How many event references one piece of evidence carries at most (the count is always exact).
 EVIDENCE_LIMIT = 25
 

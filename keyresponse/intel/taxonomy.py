@@ -283,10 +283,6 @@ def kind_of(event: Event) -> str:
     return OTHER
 
 
-def is_data_access(event: Event) -> bool:
-    return kind_of(event) in DATA_KINDS
-
-
 def data_access_calls() -> list[str]:
     """The data kinds as `queries/data_access_events.sql` binds them: `eventsource:EventName`, and
     `eventsource:EventName:attribute` for a call that reads data for one attribute only."""

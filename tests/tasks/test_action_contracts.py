@@ -29,7 +29,7 @@ def test_declares_the_contract_when_registered(action: Action) -> None:
     assert action.summary and action.summary.endswith(".")
     assert action.permissions and all(PERMISSION_RE.fullmatch(p) for p in action.permissions), action.permissions
     assert len(set(action.permissions)) == len(action.permissions)
-    assert isinstance(action.idempotent, bool) and action.target_kinds
+    assert action.target_kinds
     has_undo = type(action).revert is not Action.revert
     assert has_undo != (action.undo_unsupported_reason is not None), "undo xor undo_unsupported_reason"
 
