@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from local_servers import FakeGitHub
 
+from keyresponse.alerts import SOURCES
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
 from keyresponse.demo import Stack
 from keyresponse.sandbox import MotoSandbox
@@ -105,6 +106,7 @@ def test_every_alert_source_ends_with_its_key_contained(system: tuple[Stack, Any
     answers = {}
     for name, (route, body) in payloads.items():
         answers[name] = stack.post(route, body)
+    assert {route for route, _ in payloads.values()} == set(SOURCES), "an alert source without an end-to-end case"
     assert all(a["flow_run_id"] for a in answers.values()), answers
     assert len({a["incident_id"] for a in answers.values()}) == len(payloads)
 

@@ -82,3 +82,12 @@ def test_athena_text_has_one_execution_parameter_per_placeholder(path: Path) -> 
     parts = sql.split("?")
     rebuilt = parts[0] + "".join(f":{name}{part}" for name, part in zip(query.placeholders, parts[1:], strict=True))
     assert rebuilt == query.body, "only the placeholders changed"
+
+
+@pytest.mark.parametrize("path", QUERY_FILES, ids=lambda p: p.stem)
+def test_every_query_has_given_expect_cases_of_its_own(path: Path) -> None:
+    """A query file added without cases is half done: its name must appear in a test module of
+    tests/queries/ besides this contract test (given records, expected rows, on DuckDB)."""
+    cases = [p for p in Path(__file__).parent.glob("test_*.py")
+             if p.name != Path(__file__).name and re.search(rf"\b{path.stem}\b", p.read_text(encoding="utf-8"))]
+    assert cases, f"no case for queries/{path.name}: add given/expect cases under tests/queries/"
