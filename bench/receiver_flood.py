@@ -32,7 +32,11 @@ import uvicorn
 
 from keyresponse.alerts import Alert
 from keyresponse.prefect_server import free_port
-from keyresponse.webhook import AlertSpool, LaunchResult, SpoolRecord, WebhookSettings, create_app, sign
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import LaunchResult
+from keyresponse.receiver.spool import AlertSpool, SpoolRecord
 
 SECRET = secrets.token_hex(16)
 

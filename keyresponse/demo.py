@@ -199,7 +199,7 @@ class Stack:
         """POST an alert with the signature its route expects (GitHub's for /alerts/github); with
         `wait_for_run`, an answer `launching` is followed by redeliveries until the run id is known
         (120 s at most)."""
-        from keyresponse.webhook import sign, sign_github
+        from keyresponse.receiver.auth import sign, sign_github
 
         if source == "github":
             def headers() -> dict[str, str]:

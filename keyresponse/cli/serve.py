@@ -24,7 +24,9 @@ def serve_webhook(
     """
     import uvicorn
 
-    from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
+    from keyresponse.receiver.app import create_app
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.launcher import PrefectLauncher
     from tasks.first_response import FirstResponder
 
     settings = WebhookSettings()

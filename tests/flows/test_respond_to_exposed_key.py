@@ -194,7 +194,8 @@ def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_
     sessions and tags them, then the containment plan is denied. What stays in place is reported, with
     how to undo it, and the timeline has the alert received (the receiver's spool time) before containment.
     Last, the undo flow the report names puts the sandbox back for the next test."""
-    from keyresponse.webhook import AlertSpool, SpoolRecord, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.spool import AlertSpool, SpoolRecord
     from tasks import first_response
     from tasks.actions import INCIDENT_TAG, revocation_policy_name
 
