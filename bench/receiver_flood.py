@@ -3,7 +3,7 @@
     python bench/receiver_flood.py [--records 5000] [--healthz 30] [--rounds 5]
 
 Writes N launched alert records into a fresh spool the way a receiver without the archive left them
-(every one in `<spool>/alerts/`), starts the receiver (`keyresponse.webhook.create_app`, uvicorn on
+(every one in `<spool>/alerts/`), starts the receiver (`keyresponse.receiver.app.create_app`, uvicorn on
 127.0.0.1, a launcher that answers at once: Prefect is not what is measured), and sends, a few times,
 M concurrent GET /healthz with one HMAC-signed alert among them. Prints the time to the alert's answer
 (EventBridge API destinations give up after 5 s), the /healthz answers by status (429: over the

@@ -80,7 +80,7 @@ class Stack:
         self.home = folder / "home"
         self.logs = logs
         self.secret = secrets.token_hex(16)
-        self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/webhook.py)
+        self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/receiver/)
         self.extra_env = extra_env or {}
         self.serve_args = list(serve_args)  # more options of `keyresponse serve` (e.g. --limit)
         self._prefect: PrefectServer | None = None
