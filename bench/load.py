@@ -48,11 +48,12 @@ if str(ROOT) not in sys.path:
 from keyresponse.approval import phase_of  # noqa: E402
 from keyresponse.children import die_with_parent  # noqa: E402
 from keyresponse.prefect_server import PrefectServer, free_port  # noqa: E402
+from keyresponse.receiver.auth import sign  # noqa: E402
+from keyresponse.receiver.spool import AlertSpool  # noqa: E402
 from keyresponse.sandbox import MotoSandbox  # noqa: E402
 from keyresponse.sandbox.seed import SeededAccount, seed_account  # noqa: E402
 from keyresponse.sandbox.server import access_key_statuses, admin_client  # noqa: E402
 from keyresponse.sandbox.simulate import run_simulation  # noqa: E402
-from keyresponse.webhook import AlertSpool, sign  # noqa: E402
 
 DEPLOYMENT = "respond-to-exposed-key/respond-to-exposed-key"
 APPROVER = "load-bench@keyresponse.local"

@@ -3,7 +3,7 @@
     python bench/receiver_flood.py [--records 5000] [--healthz 30] [--rounds 5]
 
 Writes N launched alert records into a fresh spool the way a receiver without the archive left them
-(every one in `<spool>/alerts/`), starts the receiver (`keyresponse.webhook.create_app`, uvicorn on
+(every one in `<spool>/alerts/`), starts the receiver (`keyresponse.receiver.app.create_app`, uvicorn on
 127.0.0.1, a launcher that answers at once: Prefect is not what is measured), and sends, a few times,
 M concurrent GET /healthz with one HMAC-signed alert among them. Prints the time to the alert's answer
 (EventBridge API destinations give up after 5 s), the /healthz answers by status (429: over the
@@ -32,7 +32,11 @@ import uvicorn
 
 from keyresponse.alerts import Alert
 from keyresponse.prefect_server import free_port
-from keyresponse.webhook import AlertSpool, LaunchResult, SpoolRecord, WebhookSettings, create_app, sign
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import LaunchResult
+from keyresponse.receiver.spool import AlertSpool, SpoolRecord
 
 SECRET = secrets.token_hex(16)
 

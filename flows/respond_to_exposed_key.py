@@ -94,7 +94,8 @@ def _received_at(alert: Alert, incident_id: str) -> str:
     """When keyresponse received the alert: the receiver's spool time (the alert is spooled, fsync'd,
     before anything else happens, the first response included), to the second like the timeline.
     A run the receiver did not start (the CLI, a test, a spool on another host) has none: now."""
-    from keyresponse.webhook import AlertSpool, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.spool import AlertSpool
 
     try:
         spooled = AlertSpool(WebhookSettings().spool).find(alert)
@@ -422,7 +423,8 @@ def _release_keys(incident_id: str) -> None:
     """The incident is over: a new alert about its keys opens a new incident (a key exposed again,
     or restored and abused again, must not be swallowed by a finished one). Redeliveries of an alert
     already received still map to this incident through the spool."""
-    from keyresponse.webhook import AlertSpool, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.spool import AlertSpool
 
     try:
         released = AlertSpool(WebhookSettings().spool).close_incident(incident_id)

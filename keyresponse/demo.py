@@ -80,7 +80,7 @@ class Stack:
         self.home = folder / "home"
         self.logs = logs
         self.secret = secrets.token_hex(16)
-        self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/webhook.py)
+        self.github_secret = secrets.token_hex(16)  # each source its own secret (keyresponse/receiver/)
         self.extra_env = extra_env or {}
         self.serve_args = list(serve_args)  # more options of `keyresponse serve` (e.g. --limit)
         self._prefect: PrefectServer | None = None
@@ -199,7 +199,7 @@ class Stack:
         """POST an alert with the signature its route expects (GitHub's for /alerts/github); with
         `wait_for_run`, an answer `launching` is followed by redeliveries until the run id is known
         (120 s at most)."""
-        from keyresponse.webhook import sign, sign_github
+        from keyresponse.receiver.auth import sign, sign_github
 
         if source == "github":
             def headers() -> dict[str, str]:

@@ -14,7 +14,7 @@ It is the same `deactivate_access_key` action the flow uses, with the same guard
 responder's own key, never a protected principal, never an account out of scope) and the same
 ledger, so `keyresponse undo` reverses it like any other change. Runs only when `KEYRESPONSE_AUTO_CONTAIN` is
 on (the default), and only for an alert that came with a credential that may trigger it (the receiver
-keeps any other with `high_confidence` false: see the table in `keyresponse/webhook.py`).
+keeps any other with `high_confidence` false: see the table in `keyresponse/receiver/__init__.py`).
 
 **The owner is stopped, not only the key** (issue 16, H5). An attacker who holds a key usually mints a
 second one (`CreateAccessKey` on the same user) before anyone notices, and CloudTrail delivers that

@@ -15,7 +15,7 @@ import uvicorn
 
 from keyresponse.alerts import Alert, github_alert_ref
 from keyresponse.prefect_server import free_port
-from keyresponse.webhook import LaunchResult
+from keyresponse.receiver.launcher import LaunchResult
 
 
 class LocalHTTPServer(ThreadingHTTPServer):

@@ -25,7 +25,9 @@ READ_TIMEOUT_SECONDS = 10.0
 @command
 def incidents(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the open incidents: their keys, the alert that opened each, its flow run and the run's state."""
-    from keyresponse.webhook import AlertSpool, PrefectRuns, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.launcher import PrefectRuns
+    from keyresponse.receiver.spool import AlertSpool
 
     settings = WebhookSettings()
     spool = AlertSpool(settings.spool, incident_open_seconds=settings.incident_open_seconds)
@@ -57,7 +59,8 @@ def release(
     going and the new incident's run never act on the key at once (each holds the key's lock).
     """
     from keyresponse.keys import validate_access_key_id
-    from keyresponse.webhook import AlertSpool, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.spool import AlertSpool
 
     key = validate_access_key_id(access_key_id)
     settings = WebhookSettings()
@@ -75,7 +78,7 @@ def release(
 
 async def _describe(spool: Any, runs: Any, now: datetime) -> list[dict[str, Any]]:
     """One row per open incident (its keys together), with its run's state read from Prefect."""
-    from keyresponse.webhook import OpenIncident
+    from keyresponse.receiver.spool import OpenIncident
 
     by_incident: dict[str, list[OpenIncident]] = {}
     for entry in spool.open_incidents(now):

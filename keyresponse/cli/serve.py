@@ -20,11 +20,13 @@ def serve_webhook(
 
     Settings come from KEYRESPONSE_WEBHOOK_* variables (SECRET, EVENTBRIDGE_TOKEN, BEARER_TOKEN, GITHUB_SECRET,
     GITHUB_TOKEN, DEPLOYMENT_NAME, SPOOL, ...); at least one of SECRET, EVENTBRIDGE_TOKEN, BEARER_TOKEN or
-    GITHUB_SECRET is required, each a secret of its own (keyresponse/webhook.py: which routes take each).
+    GITHUB_SECRET is required, each a secret of its own (keyresponse/receiver/: which routes take each).
     """
     import uvicorn
 
-    from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
+    from keyresponse.receiver.app import create_app
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.launcher import PrefectLauncher
     from tasks.first_response import FirstResponder
 
     settings = WebhookSettings()

@@ -194,7 +194,8 @@ def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_
     sessions and tags them, then the containment plan is denied. What stays in place is reported, with
     how to undo it, and the timeline has the alert received (the receiver's spool time) before containment.
     Last, the undo flow the report names puts the sandbox back for the next test."""
-    from keyresponse.webhook import AlertSpool, SpoolRecord, WebhookSettings
+    from keyresponse.receiver.config import WebhookSettings
+    from keyresponse.receiver.spool import AlertSpool, SpoolRecord
     from tasks import first_response
     from tasks.actions import INCIDENT_TAG, revocation_policy_name
 
@@ -202,7 +203,7 @@ def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_
     assert alert.high_confidence
     incident_id = "inc-left-in-place-test"
     key, owner = world.truth["compromised_access_key_id"], world.truth["owner"]["user_name"]
-    # What the receiver does with such an alert (keyresponse.webhook.AlertIntake): spool it, then
+    # What the receiver does with such an alert (keyresponse.receiver.intake.AlertIntake): spool it, then
     # deactivate its key in a worker thread while the run is launched.
     received = datetime.now(UTC)
     AlertSpool(WebhookSettings().spool).save(SpoolRecord(alert=alert, incident_id=incident_id,

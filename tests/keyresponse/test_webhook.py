@@ -25,19 +25,14 @@ from hypothesis import strategies as st
 from local_servers import FakeGitHub, Receiver
 
 from keyresponse.alerts import Alert
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign, sign_github
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.intake import relaunch_pending
+from keyresponse.receiver.launcher import DeploymentUnavailable, LaunchResult, PrefectLauncher
+from keyresponse.receiver.spool import AlertSpool
 from keyresponse.sandbox.alerts import write_alerts
 from keyresponse.sandbox.scenarios import SCENARIOS
-from keyresponse.webhook import (
-    AlertSpool,
-    DeploymentUnavailable,
-    LaunchResult,
-    PrefectLauncher,
-    WebhookSettings,
-    create_app,
-    relaunch_pending,
-    sign,
-    sign_github,
-)
 
 SECRET = "test-hmac-secret"
 TOKEN = "test-bearer-token"

@@ -24,9 +24,10 @@ from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
 from keyresponse.readiness import ALERT_ROUTES, CONNECTION_NAME, DEAD_LETTER_QUEUE_NAME
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.config import WebhookSettings
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings, get_settings
-from keyresponse.webhook import WebhookSettings, create_app
 
 pytestmark = pytest.mark.slow  # a moto server of its own and a whole readiness --apply
 

@@ -27,7 +27,9 @@ from keyresponse.guardrails import parse_principal
 from keyresponse.intel.attribution import external_accounts
 from keyresponse.keys import ACCESS_KEY_ID_IN_TEXT_RE
 from keyresponse.queries import render_ddl
-from keyresponse.webhook import WebhookSettings, create_app, sign
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign
+from keyresponse.receiver.config import WebhookSettings
 
 SECRET = "hardening-hmac-secret-0123456789"
 #: Twelve digits of other scripts: `\d` (and `str.isdigit`) take them, an AWS account id never has them.

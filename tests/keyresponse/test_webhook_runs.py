@@ -25,9 +25,12 @@ from local_servers import Receiver, reply
 from prefect_runs import read_run, set_state, unserved_deployment
 
 from keyresponse.prefect_server import free_port
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import PrefectLauncher
+from keyresponse.receiver.spool import AlertSpool
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from keyresponse.webhook import AlertSpool, PrefectLauncher, WebhookSettings, create_app
 
 TOKEN = "runs-test-token"
 EVENTBRIDGE_TOKEN = "runs-test-eventbridge-token"  # AWS's delivery: its alerts may be contained at once

@@ -23,14 +23,10 @@ import pytest
 from local_servers import Receiver, RecordingLauncher
 
 from keyresponse.alerts import Alert
-from keyresponse.webhook import (
-    AlertSpool,
-    OpenIncident,
-    SpoolRecord,
-    WebhookSettings,
-    create_app,
-    sign,
-)
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.spool import AlertSpool, OpenIncident, SpoolRecord
 
 SECRET = "spool-test-hmac-secret-0123456789"
 _keys = itertools.count(1)

@@ -24,9 +24,11 @@ from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
 from keyresponse.errors import ConfigurationError
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign, sign_github
+from keyresponse.receiver.config import WebhookSettings
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from keyresponse.webhook import WebhookSettings, create_app, sign, sign_github
 from tasks import first_response
 
 HMAC_SECRET = "trust-hmac-secret-0123456789abcdef"

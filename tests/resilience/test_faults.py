@@ -35,19 +35,16 @@ from keyresponse.alerts import Alert, normalize
 from keyresponse.approval import answer_pause
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import PrefectServer, free_port
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import DeploymentUnavailable, LaunchResult
+from keyresponse.receiver.spool import AlertSpool
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount, seed_account
 from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
 from keyresponse.settings import get_settings
-from keyresponse.webhook import (
-    AlertSpool,
-    DeploymentUnavailable,
-    LaunchResult,
-    WebhookSettings,
-    create_app,
-    sign,
-)
 
 pytestmark = pytest.mark.slow  # faults and retries against running servers: minutes in all
 

@@ -31,10 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_servers import FakeGitHub, Receiver, RecordingLauncher
 
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.auth import sign, sign_github
+from keyresponse.receiver.config import WebhookSettings
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
-from keyresponse.webhook import WebhookSettings, create_app, sign, sign_github
 
 pytestmark = pytest.mark.slow  # a receiver per module and generated hostile bodies
 

@@ -44,8 +44,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from keyresponse.prefect_server import free_port
+from keyresponse.receiver.auth import sign, sign_github
 from keyresponse.sandbox import MotoSandbox
-from keyresponse.webhook import sign, sign_github
 
 pytestmark = pytest.mark.slow  # 14,000 requests to one receiver
 

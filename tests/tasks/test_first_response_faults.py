@@ -27,10 +27,12 @@ from local_servers import FakeSlack, Receiver, RecordingLauncher
 
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import free_port
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import PrefectLauncher
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import admin_client
 from keyresponse.settings import Settings, get_settings
-from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
 from tasks import first_response
 from tasks.first_response import FirstResponder
 

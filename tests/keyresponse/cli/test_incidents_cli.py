@@ -18,7 +18,9 @@ from local_servers import Receiver
 from prefect_runs import read_run, set_state, unserved_deployment
 
 from keyresponse.prefect_server import free_port
-from keyresponse.webhook import PrefectLauncher, WebhookSettings, create_app
+from keyresponse.receiver.app import create_app
+from keyresponse.receiver.config import WebhookSettings
+from keyresponse.receiver.launcher import PrefectLauncher
 
 TOKEN = "incidents-cli-token"
 
