@@ -143,9 +143,9 @@ def test_there_is_one_notifier_and_every_sender_uses_it() -> None:
     import flows.preventive_key_scan
     import flows.undo_incident
     import keyresponse.waiting
-    import keyresponse.webhook
+    import keyresponse.receiver.intake
 
     assert flows.preventive_key_scan.send is notifications.send  # the scan's owner notifications
-    assert keyresponse.webhook._send is notifications.send  # the receiver's messages
+    assert keyresponse.receiver.intake._send is notifications.send  # the receiver's messages
     assert flows.phase.send is notifications.send and flows.undo_incident.send is notifications.send
     assert keyresponse.waiting.send is notifications.send
