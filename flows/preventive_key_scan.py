@@ -46,6 +46,7 @@ from tasks.credential_report import (
     ScanTarget,
     deactivate_access_key_after_scan,
     list_scan_targets,
+    remediation_id,
     scan_account,
 )
 
@@ -152,15 +153,18 @@ def preventive_key_scan(
 
     target_of = {t.account_id: t for t in targets}
     failures = []
+    ledger = remediation_id(result.scope, result.scanned_at)
     for finding in result.remediation_candidates:
-        state = deactivate_access_key_after_scan(finding, target_of[finding.account_id],
-                                                 list(policy.protected_principals), assume_role_arn,
-                                                 return_state=True)
+        state = deactivate_access_key_after_scan(finding, target_of[finding.account_id], assume_role_arn,
+                                                 incident_id=ledger, return_state=True)
         if state.is_completed():
             outcome.deactivated.append(state.result())
         else:
             failures.append(f"{finding.access_key_id}: {state.message}")
     _log_remediation(home, outcome)
+    if outcome.deactivated:
+        logger.info("the deactivations are ledger entries of %s: `keyresponse undo %s --apply` sets the keys "
+                    "Active again", ledger, ledger)
     if failures:
         raise AwsCallError(f"{len(failures)} key(s) could not be deactivated: " + "; ".join(failures))
     return outcome

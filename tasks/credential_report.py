@@ -2,7 +2,8 @@
 
 Every function here is a Prefect task whose plain body (`task.fn`) is what the CLI calls, so the
 flow and `keyresponse scan-keys` run the same code. Reads retry on throttling (safe); the one
-write, `deactivate_access_key_after_scan`, never retries blindly and verifies what it did.
+write, `deactivate_access_key_after_scan`, is the response's own `deactivate_access_key` action
+(guardrails, ledger, verify, undo); it never retries blindly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from keyresponse.keyscan import (
     find_findings,
     parse_credential_report,
 )
+from keyresponse.ledger import validate_incident_id
 from keyresponse.retry import is_throttling, retry_on_transient
+from tasks.actions import ActionContext, Clients, Step, Target, apply_steps, aws_errors
+from tasks.containment.deactivate_access_key import ACTION as DEACTIVATE_ACCESS_KEY
+from tasks.containment.deactivate_access_key import key_status
 
 OWNER_TAG = "owner"
 SESSION_NAME = "keyresponse-key-scan"
@@ -163,14 +168,21 @@ def _failed(target: ScanTarget, message: str) -> AccountFindings:
 
 
 class DeactivationRecord(BaseModel):
-    """What the remediation did to one key; `before` is the status to restore on undo."""
+    """What the remediation did to one key; `before` is the status `keyresponse undo` restores."""
 
     account_id: str
     user_name: str
     access_key_id: str
     before: str
     after: str
+    incident_id: str | None = Field(default=None, description="The ledger the change is in: `keyresponse undo` it.")
+    entry_id: str | None = Field(default=None, description="Its ledger entry (None: it was already inactive).")
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def remediation_id(scope: str, scanned_at: datetime) -> str:
+    """The incident id a scan's remediation is recorded under: one ledger per approved remediation."""
+    return validate_incident_id(f"scan-{scope}-{scanned_at.astimezone(UTC):%Y%m%dT%H%M%SZ}")
 
 
 @task(name="deactivate_access_key_after_scan",
@@ -178,31 +190,29 @@ class DeactivationRecord(BaseModel):
 def deactivate_access_key_after_scan(
     finding: Finding,
     target: ScanTarget,
-    protected: list[str],
     assume_role_arn: str | None = None,
+    *,
+    incident_id: str,
 ) -> DeactivationRecord:
-    """Set the key Inactive (never delete it); "already inactive" is success; re-read to verify."""
-    if finding.user_name in protected or finding.user_arn in protected:
-        raise GuardrailRefusal(f"{finding.user_name} is a protected principal: its keys are never deactivated")
+    """Set the key Inactive (never delete it) through the action contract, as a response does: the
+    guardrails (protected principals, the scanner's own identity and key) run first, the user's
+    before-state goes to the evidence store, the change is a ledger entry of `incident_id` and is
+    verified after; `keyresponse undo <incident_id> --apply` sets the key Active again. "Already
+    inactive" is success; a key no longer on its user changes nothing and fails the step."""
     if not finding.access_key_id:
         raise GuardrailRefusal(f"no access key id is known for {finding.fingerprint}: refusing to guess")
     session = session_for(target, base_session(assume_role_arn))
-    caller = aws.client("sts", boto_session=session).get_caller_identity()
-    if caller.get("UserId") == finding.access_key_id or caller["Arn"].endswith(f":user/{finding.user_name}"):
-        raise GuardrailRefusal(f"{finding.access_key_id} is the scanner's own credential: refusing to deactivate it")
-    iam = aws.client("iam", boto_session=session)
-    user, key_id = finding.user_name, finding.access_key_id
-    try:
-        keys = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
-        if key_id not in keys:
-            raise VerificationFailed(f"{key_id} no longer belongs to {user}; nothing was changed")
-        before = keys[key_id]
-        if before != "Inactive":
-            iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
-        after = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
-    except ClientError as exc:
-        raise aws_error(exc, f"deactivating {key_id} of {user}") from exc
-    if after.get(key_id) != "Inactive":
-        raise VerificationFailed(f"{key_id} of {user} is still {after.get(key_id)} after UpdateAccessKey")
-    return DeactivationRecord(account_id=finding.account_id, user_name=user, access_key_id=key_id,
-                              before=before, after="Inactive")
+    ctx = ActionContext.create(incident_id, dry_run=False, clients=Clients(session))
+    key = Target(kind="access_key", id=finding.access_key_id, user_name=finding.user_name)
+    change = DEACTIVATE_ACCESS_KEY.plan(ctx, key)  # the guardrails first; None: inactive already, or gone
+    record = DeactivationRecord(account_id=finding.account_id, user_name=finding.user_name, access_key_id=key.id,
+                                before="Inactive", after="Inactive", incident_id=incident_id)
+    if change is None:
+        with aws_errors(f"reading access key {key.id} of {key.user_name}"):
+            status = key_status(ctx, key)
+        if status == "Absent":
+            raise VerificationFailed(f"{key.id} no longer belongs to {key.user_name}; nothing was changed")
+        return record
+    written = apply_steps(ctx, [Step(DEACTIVATE_ACCESS_KEY, key)])
+    return record.model_copy(update={"before": str(change.before["status"]),
+                                     "entry_id": written[0].entry_id if written else None})

@@ -32,6 +32,8 @@ from keyresponse import aws
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.settings import get_settings
+from tasks.actions import ActionContext, Clients, undo_incident
+from tasks.registry import registry
 
 ROOT = Path(__file__).parents[2]
 
@@ -141,3 +143,14 @@ def test_deactivates_due_keys_only_after_approval_and_reports_them_resolved_next
     assert second.result.findings == [] and second.result.new == []
     assert {(f.user_name, f.check.value) for f in second.result.resolved} == {
         ("stale-svc", "long_lived"), ("stale-svc", "never_used")}
+
+    # the deactivation went through the action contract: a ledger entry, and undo from it
+    record = first.deactivated[0]
+    assert record.incident_id == f"scan-{first.result.scope}-{first.result.scanned_at:%Y%m%dT%H%M%SZ}"
+    ctx = ActionContext.create(record.incident_id, dry_run=False, clients=Clients(_session_in(account, "pytest-hub")))
+    assert [(e.action, e.target["id"], e.before, e.after) for e in ctx.ledger.applied()] == [
+        ("deactivate_access_key", key, {"status": "Active"}, {"status": "Inactive"})]
+    assert ctx.ledger.applied()[0].entry_id == record.entry_id
+    undone = undo_incident(ctx, registry())
+    assert [e.undoes for e in undone.undone] == [record.entry_id]
+    assert iam.list_access_keys(UserName="stale-svc")["AccessKeyMetadata"][0]["Status"] == "Active"

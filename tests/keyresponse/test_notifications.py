@@ -142,8 +142,8 @@ def test_there_is_one_notifier_and_every_sender_uses_it() -> None:
     import flows.phase
     import flows.preventive_key_scan
     import flows.undo_incident
-    import keyresponse.waiting
     import keyresponse.receiver.intake
+    import keyresponse.waiting
 
     assert flows.preventive_key_scan.send is notifications.send  # the scan's owner notifications
     assert keyresponse.receiver.intake._send is notifications.send  # the receiver's messages

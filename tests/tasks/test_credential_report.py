@@ -201,3 +201,28 @@ def test_scans_every_account_through_the_assumed_role_when_in_organization_mode(
                      (member, "member-old-key", "never_used", "member-old-key@example.com"),
                      (management, "mgmt-never-used", "long_lived", "mgmt-never-used@example.com"),
                      (management, "mgmt-never-used", "never_used", "mgmt-never-used@example.com")}
+
+
+def test_refuses_to_deactivate_the_scanners_own_key_or_identity_and_changes_nothing(
+        sandbox: MotoSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remediation is the response's `deactivate_access_key` action, with its guardrails: the scanner
+    never deactivates the key it signs with, nor another key of its own user (the old key check
+    compared the caller's user id with a key id, which can never match)."""
+    from keyresponse.errors import GuardrailRefusal
+    from keyresponse.keyscan import Finding
+    from tasks.credential_report import deactivate_access_key_after_scan
+
+    account = _new_account_id()
+    iam = aws.client("iam", boto_session=_session_in(account))
+    iam.create_user(UserName="scanner")
+    own = iam.create_access_key(UserName="scanner")["AccessKey"]
+    other = iam.create_access_key(UserName="scanner")["AccessKey"]["AccessKeyId"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", own["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", own["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for key in (own["AccessKeyId"], other):
+        finding = Finding(check=Check.LONG_LIVED, account_id=account, user_name="scanner",
+                          user_arn=f"arn:aws:iam::{account}:user/scanner", access_key_id=key)
+        with pytest.raises(GuardrailRefusal, match="responder's own"):
+            deactivate_access_key_after_scan.fn(finding, ScanTarget(account_id=account), incident_id="scan-own-key")
+    assert {k["Status"] for k in iam.list_access_keys(UserName="scanner")["AccessKeyMetadata"]} == {"Active"}
