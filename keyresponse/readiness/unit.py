@@ -15,7 +15,7 @@ A unit declares what it is, for the people who read the report and for the code 
 | `attack` | MITRE ATT&CK techniques the gap leaves unseen, or is the trace of |
 | `cis` | CIS AWS Foundations Benchmark recommendations (of `CIS_VERSION`) it checks |
 | `hardened_by` | the hardening actions (`tasks/hardening/`) that close the gap; empty when a human must |
-| `run` | `run(scope, region) -> Check | None`: the check itself (None: nothing to say here) |
+| `run` | `run(scope, region)`: the check itself, a `Check` (or None: nothing to say here) |
 
 `tests/keyresponse/test_readiness_contracts.py` checks every unit of the registry
 (`keyresponse.readiness.checks.CHECKS`), and that every module of the package is registered.
