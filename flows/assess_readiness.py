@@ -22,13 +22,8 @@ from pydantic import BaseModel, Field
 
 from keyresponse import markdown as md
 from keyresponse.approval import approval_form
-from keyresponse.readiness import (
-    DATA_EVENT_TYPES,
-    Check,
-    ReadinessOptions,
-    readiness_for_report,
-    render_markdown,
-)
+from keyresponse.readiness import Check, ReadinessOptions, readiness_for_report, render_markdown
+from keyresponse.readiness.model import DATA_EVENT_TYPES
 from keyresponse.settings import get_settings
 from tasks.hardening._plan import HardeningPlan, cloudformation_template, plan_hardening
 from tasks.hardening._tasks import apply_hardening, assess_account_readiness

@@ -27,9 +27,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from keyresponse import readiness
 from keyresponse.evidence import PERMISSIONS as EVIDENCE_PERMISSIONS
 from keyresponse.guardrails import ProtectedPrincipal, parse_principal, protected_entries
-from keyresponse.readiness import PERMISSIONS as READINESS_PERMISSIONS
+from keyresponse.readiness.assessment import ASSESS_PERMISSIONS
 from keyresponse.settings import Settings, get_settings
 from tasks import hardening
 from tasks.registry import registry as response_registry
@@ -70,9 +71,11 @@ def required_permissions(extra: Iterable[str] = ()) -> list[str]:
 
 
 def readiness_permissions() -> list[str]:
-    """Every IAM action `keyresponse readiness --apply` needs: the checks' reads, the hardening
-    actions' declared permissions and the evidence store (a hardening run keeps a ledger too)."""
-    wanted = set(READINESS_PERMISSIONS) | set(EVIDENCE_PERMISSIONS)
+    """Every IAM action `keyresponse readiness --apply` needs: the assessment's and every registered check's
+    reads, the hardening actions' declared permissions and the evidence store (a hardening run keeps a ledger too)."""
+    wanted = set(ASSESS_PERMISSIONS) | set(EVIDENCE_PERMISSIONS)
+    for check in readiness.CHECKS:
+        wanted.update(check.permissions)
     for action in hardening.ACTIONS:
         wanted.update(action.permissions)
     return _checked(wanted)

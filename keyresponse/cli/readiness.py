@@ -44,14 +44,8 @@ def readiness(
     """Check GuardDuty, CloudTrail, Object Lock, the Athena table, alert routes, the responder role, the root
     user and long-lived keys; plan (and with --apply, make) the changes that close the gaps."""
     # imported here, not at the top: every command would pay for pandas and boto3 at start
-    from keyresponse.readiness import (
-        DATA_EVENT_TYPES,
-        ReadinessOptions,
-        assess,
-        readiness_for_report,
-        render_markdown,
-        to_json,
-    )
+    from keyresponse.readiness import ReadinessOptions, assess, readiness_for_report, render_markdown, to_json
+    from keyresponse.readiness.model import DATA_EVENT_TYPES
     from keyresponse.settings import get_settings
     from tasks.actions import ActionContext, Clients, apply_steps, undo_incident
     from tasks.hardening import registry

@@ -65,7 +65,7 @@ def _check_signature(header: str, body: bytes, secrets: list[bytes], window: int
 
 #: How an alert was authenticated (package docstring: which routes take each, which may contain).
 Credential = Literal["hmac", "eventbridge", "bearer", "github"]
-#: The routes AWS's events arrive on through EventBridge (the rules of `keyresponse/readiness.py`, and a
+#: The routes AWS's events arrive on through EventBridge (the rules of `keyresponse/readiness/routes.py`, and a
 #: hand-made Security Hub rule): the only ones the EventBridge connection's token is accepted on.
 AWS_SOURCES: frozenset[Source] = frozenset({"guardduty", "health", "securityhub", "cloudtrail"})
 #: The credentials whose alerts may trigger automatic containment (the receiver's first response and the

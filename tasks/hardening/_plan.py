@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from keyresponse.readiness import (
+from keyresponse.readiness import CHECKS, Check, ReadinessOptions
+from keyresponse.readiness.routes import (
     ALERT_ROUTES,
     CONNECTION_NAME,
     DEAD_LETTER_QUEUE_NAME,
     DELIVERY_ROLE_NAME,
     ROUTES_BY_CHECK,
     AlertRoute,
-    Check,
-    ReadinessOptions,
     webhook_endpoint,
 )
 from keyresponse.settings import Settings
@@ -38,8 +37,8 @@ from tasks.hardening.create_webhook_delivery_role import POLICY_NAME, delivery_p
 from tasks.hardening.put_alert_rule import RETRY_POLICY
 from tasks.hardening.put_trail_bucket_policy import trail_bucket_statements
 
-_AUTOMATIC = {"guardduty_enabled", "cloudtrail_multi_region_logging", "cloudtrail_data_events",
-              "trail_bucket_object_lock", "athena_cloudtrail_table", *ROUTES_BY_CHECK}
+#: The checks an action closes (their `hardened_by`); the others' gaps become manual notes.
+_AUTOMATIC = {check.id for check in CHECKS if check.hardened_by}
 
 
 @dataclass

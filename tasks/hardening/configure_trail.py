@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from keyresponse.readiness import event_selector_types
+from keyresponse.readiness.trails import event_selector_types
 from tasks.actions import Action, ActionContext, Target, error_code
 from tasks.hardening._common import MANAGED_TAG
 

@@ -19,15 +19,9 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from keyresponse.readiness import (
-    ALERT_ROUTES,
-    Check,
-    ReadinessOptions,
-    assess,
-    check_guardduty,
-    readiness_for_report,
-    route_matches,
-)
+from keyresponse.readiness import Check, ReadinessOptions, assess, readiness_for_report
+from keyresponse.readiness.checks.guardduty_enabled import check_guardduty
+from keyresponse.readiness.routes import ALERT_ROUTES, route_matches
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount, seed_account
 from keyresponse.settings import Settings

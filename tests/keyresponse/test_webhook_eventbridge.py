@@ -23,7 +23,7 @@ import pytest
 from local_servers import Receiver, RecordingLauncher
 from typer.testing import CliRunner
 
-from keyresponse.readiness import ALERT_ROUTES, CONNECTION_NAME, DEAD_LETTER_QUEUE_NAME
+from keyresponse.readiness.routes import ALERT_ROUTES, CONNECTION_NAME, DEAD_LETTER_QUEUE_NAME
 from keyresponse.receiver.app import create_app
 from keyresponse.receiver.config import WebhookSettings
 from keyresponse.sandbox import MotoSandbox
@@ -128,7 +128,8 @@ def test_the_alert_rules_keep_undeliverable_alerts_in_a_dead_letter_queue(applie
 
 
 def test_a_rule_without_a_dead_letter_queue_fails_readiness(applied: Applied, tmp_path: Path) -> None:
-    from keyresponse.readiness import ReadinessOptions, check_alert_route
+    from keyresponse.readiness import ReadinessOptions
+    from keyresponse.readiness.checks._alert_route import check_alert_route
     from tasks.actions import Clients
 
     events = boto3.client("events", region_name=US)

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from keyresponse.errors import ConfigurationError, KeyResponseError
-from keyresponse.readiness import ALERT_ROUTES, CONNECTION_NAME
+from keyresponse.readiness.routes import ALERT_ROUTES, CONNECTION_NAME
 from tasks.actions import Action, ActionContext, Clients, Target
 from tasks.hardening import ACTIONS, registry
 from tasks.hardening.configure_trail import ACTION as CONFIGURE_TRAIL
