@@ -41,15 +41,22 @@ import numpy
 
 from keyresponse.engines import QueryEngine
 from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
+from keyresponse.engines.projection import (
+    EMPTY_SOURCE,
+    SCHEMA_VERSION,
+    SkippedFile,
+    json_reader,
+    path_partitions,
+    quote,
+    select_rows,
+    select_segments,
+    unreadable,
+)
 from keyresponse.errors import ConfigurationError, InputError
 from keyresponse.queries import Query, for_duckdb, registry
 
 log = logging.getLogger(__name__)
 
-#: Bump when the ingest projection changes, so old Parquet caches are not reused.
-SCHEMA_VERSION = "2"
-#: A CloudTrail file is one JSON object; real ones reach tens of MB uncompressed.
-MAX_OBJECT_SIZE = 1 << 30
 #: Windows longer than this list whole S3 region prefixes instead of one listing per day.
 MAX_DAYS_LISTED_PER_DAY = 62
 
@@ -57,153 +64,6 @@ _SUFFIXES = (".json.gz", ".json")
 _REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-
-_USERIDENTITY = json.dumps({
-    "type": "VARCHAR", "principalId": "VARCHAR", "arn": "VARCHAR", "accountId": "VARCHAR",
-    "invokedBy": "VARCHAR", "accessKeyId": "VARCHAR", "userName": "VARCHAR",
-    "onBehalfOf": {"userId": "VARCHAR", "identityStoreArn": "VARCHAR"},
-    "sessionContext": {
-        "attributes": {"mfaAuthenticated": "VARCHAR", "creationDate": "VARCHAR"},
-        "sessionIssuer": {"type": "VARCHAR", "principalId": "VARCHAR", "arn": "VARCHAR",
-                          "accountId": "VARCHAR", "userName": "VARCHAR"},
-        "ec2RoleDelivery": "VARCHAR",
-        "webIdFederationData": {"federatedProvider": "VARCHAR", "attributes": "MAP(VARCHAR, VARCHAR)"},
-    },
-})
-_RESOURCES = json.dumps([{"ARN": "VARCHAR", "accountId": "VARCHAR", "type": "VARCHAR"}])
-_TLSDETAILS = json.dumps({"tlsVersion": "VARCHAR", "cipherSuite": "VARCHAR", "clientProvidedHostHeader": "VARCHAR"})
-_ADDENDUM = json.dumps({"reason": "VARCHAR", "updatedFields": "VARCHAR", "originalRequestID": "VARCHAR",
-                        "originalEventID": "VARCHAR"})
-
-_STRING_FIELDS = {
-    "eventversion": "eventVersion", "eventsource": "eventSource", "eventname": "eventName",
-    "awsregion": "awsRegion", "sourceipaddress": "sourceIPAddress", "useragent": "userAgent",
-    "errorcode": "errorCode", "errormessage": "errorMessage", "requestid": "requestID",
-    "eventid": "eventID", "readonly": "readOnly", "eventtype": "eventType", "apiversion": "apiVersion",
-    "recipientaccountid": "recipientAccountId", "sharedeventid": "sharedEventID",
-    "vpcendpointid": "vpcEndpointId", "vpcendpointaccountid": "vpcEndpointAccountId",
-    "eventcategory": "eventCategory", "managementevent": "managementEvent",
-    "sessioncredentialfromconsole": "sessionCredentialFromConsole",
-}
-_JSON_TEXT_FIELDS = {
-    "requestparameters": "requestParameters", "responseelements": "responseElements",
-    "additionaleventdata": "additionalEventData", "serviceeventdetails": "serviceEventDetails",
-    "edgedevicedetails": "edgeDeviceDetails",
-}
-
-#: The whole record in one json_transform: each record's JSON is parsed once (per-field `->>`
-#: extraction re-parses the record for every column and is several times slower).
-_RECORD = json.dumps({
-    **{key: "VARCHAR" for key in _STRING_FIELDS.values()},
-    **{key: "JSON" for key in _JSON_TEXT_FIELDS.values()},
-    "eventTime": "VARCHAR",
-    "userIdentity": json.loads(_USERIDENTITY),
-    "resources": json.loads(_RESOURCES),
-    "tlsDetails": json.loads(_TLSDETAILS),
-    "addendum": json.loads(_ADDENDUM),
-})
-
-_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-_EVENTTIME = (
-    "CASE WHEN regexp_matches(r.eventTime, '" + _ISO + "') THEN r.eventTime "
-    "ELSE coalesce(strftime(try_cast(r.eventTime AS TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ'), r.eventTime) END"
-)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-#: account, region and day of a file in the trail layout (organization trails included).
-_LAYOUT = r"/AWSLogs/(?:o-[a-z0-9]+/)?([0-9]{12})/CloudTrail/([a-z0-9-]+)/([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]+$"
-
-
-def _record_columns(account: str, region: str, day: str) -> list[str]:
-    """The table's columns from `r` (a json_transform'ed record); partition columns from the
-    given expressions when they are not NULL, else from the record."""
-    cols = [f"r.{key} AS {name}" for name, key in _STRING_FIELDS.items()]
-    cols += [f"CAST(r.{key} AS VARCHAR) AS {name}" for name, key in _JSON_TEXT_FIELDS.items()]
-    day_from_record = f"replace(substr({_EVENTTIME}, 1, 10), '-', '/')"
-    cols += [
-        f"{_EVENTTIME} AS eventtime",
-        "r.userIdentity AS useridentity",
-        "r.resources AS resources",
-        "r.tlsDetails AS tlsdetails",
-        "r.addendum AS addendum",
-        f"coalesce({account}, r.recipientAccountId) AS account",
-        f"coalesce({region}, r.awsRegion) AS region",
-        f"coalesce({day}, {day_from_record}) AS \"timestamp\"",
-    ]
-    return cols
-
-
-def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file_column: bool = False) -> str:
-    """The SELECT that turns raw file objects (`source` yields `json`, `filename`) into table rows.
-
-    Partition columns come from the file's path in the trail layout, else from the record.
-    `unit_keys` maps a folder (with a trailing slash) to the unit key stored with its rows;
-    `file_column` adds the file's path as `_file`.
-    """
-    cols = _record_columns(*(f"nullif(regexp_extract(filename, {_quote(_LAYOUT)}, {i}), '')" for i in (1, 2, 3)))
-    if unit_keys is not None:
-        mapping = "MAP {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in unit_keys.items()) + "}"
-        cols.append(f"{mapping}[regexp_replace(filename, '[^/]*$', '')] AS unit_key")
-    if file_column:
-        cols.append("filename AS _file")
-    records = (
-        "CASE WHEN json_type(json, '$.Records') = 'ARRAY' THEN CAST(json->'Records' AS JSON[]) "
-        "WHEN json_type(json) = 'ARRAY' THEN CAST(json AS JSON[]) "
-        "WHEN json_type(json, '$.eventName') IS NOT NULL THEN [json] "
-        "ELSE CAST([] AS JSON[]) END"
-    )
-    return (
-        "SELECT " + ",\n  ".join(cols) + f"\nFROM (SELECT json_transform(rec, {_quote(_RECORD)}) AS r, filename"
-        " FROM (SELECT unnest(" + records + ") AS rec, filename FROM " + source + ")"
-        " WHERE json_type(rec) = 'OBJECT')"
-    )
-
-
-_LAYOUT_RE = re.compile(_LAYOUT)
-
-
-def _path_partitions(path: str) -> tuple[str | None, str | None, str | None]:
-    """account, region and day of a file in the trail layout (None each when it is not), as `_LAYOUT` in SQL."""
-    match = _LAYOUT_RE.search(path)
-    return (match.group(1), match.group(2), match.group(3)) if match else (None, None, None)
-
-
-def _segment_projection(source: str, *, single: bool) -> str:
-    """Table rows (with `_file`) from record segments: `source` yields `seg` (the text of one record
-    when `single`, else of several, comma-separated), `filename` and the path's `p_account`,
-    `p_region` and `p_day`. The same rows as `_projection` over the file, for those records."""
-    cols = [*_record_columns("p_account", "p_region", "p_day"), "filename AS _file"]
-    if single:
-        inner = f"SELECT json_transform(seg, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM {source}"
-    else:
-        inner = (
-            f"SELECT json_transform(rec, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM ("
-            "SELECT unnest(CAST(('[' || seg || ']')::JSON AS JSON[])) AS rec, filename, p_account, p_region, p_day"
-            f" FROM {source}) WHERE json_type(rec) = 'OBJECT'"
-        )
-    return "SELECT " + ",\n  ".join(cols) + f"\nFROM ({inner})"
-
-
-def _reader(files: Sequence[Path]) -> str:
-    paths = ", ".join(_quote(str(f)) for f in files)
-    return (
-        f"read_json_objects([{paths}], format='auto', filename=true, "
-        f"maximum_object_size={MAX_OBJECT_SIZE})"
-    )
-
-
-_EMPTY_SOURCE = "(SELECT NULL::JSON AS json, NULL::VARCHAR AS filename WHERE false)"
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -774,7 +634,7 @@ class DuckDBEngine(QueryEngine):
     # -- the indicator table -----------------------------------------------------------------
     def _create_table(self) -> None:
         if not self._table:
-            self._con.execute(f"CREATE TABLE _kr_records AS {_projection(_EMPTY_SOURCE, file_column=True)}")
+            self._con.execute(f"CREATE TABLE _kr_records AS {select_rows(EMPTY_SOURCE, file_column=True)}")
             self._table = True
 
     def _use_table(self) -> None:
@@ -809,7 +669,7 @@ class DuckDBEngine(QueryEngine):
 
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
         """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""
-        parts = {f: _path_partitions(f) for f in {f for _, f in rows}}
+        parts = {f: path_partitions(f) for f in {f for _, f in rows}}
         # a dict of numpy object arrays: DuckDB scans it as it scans a DataFrame, without importing pandas
         frame = {
             "seg": numpy.array([seg for seg, _ in rows], dtype=object),
@@ -823,7 +683,7 @@ class DuckDBEngine(QueryEngine):
         self._con.register("_kr_segments", frame)
         try:
             try:  # nearly always one record per segment: no JSON array to build and unnest
-                self._con.execute(f"INSERT INTO _kr_records {_segment_projection('_kr_segments', single=True)}")
+                self._con.execute(f"INSERT INTO _kr_records {select_segments('_kr_segments', single=True)}")
                 return []
             except duckdb.Error:
                 pass
@@ -831,7 +691,7 @@ class DuckDBEngine(QueryEngine):
                 "SELECT DISTINCT filename FROM _kr_segments WHERE NOT json_valid('[' || seg || ']')"
             ).fetchall()]
             good = "(SELECT * FROM _kr_segments WHERE NOT list_contains($bad, filename))"
-            self._con.execute(f"INSERT INTO _kr_records {_segment_projection(good, single=False)}", {"bad": bad})
+            self._con.execute(f"INSERT INTO _kr_records {select_segments(good, single=False)}", {"bad": bad})
         finally:
             self._con.unregister("_kr_segments")
         for path in bad:  # cut at a nested {"eventVersion" ...: load it whole instead
@@ -847,7 +707,7 @@ class DuckDBEngine(QueryEngine):
         try:
             self._insert_files(files)
         except duckdb.Error:
-            bad = self._unreadable(files)
+            bad = unreadable(self._con, files)
             self._insert_files([f for f in files if f not in bad])
         for path in files:
             state = self._files[str(path)]
@@ -859,7 +719,7 @@ class DuckDBEngine(QueryEngine):
 
     def _insert_files(self, files: Sequence[Path]) -> None:
         if files:
-            self._con.execute(f"INSERT INTO _kr_records {_projection(_reader(files), file_column=True)}")
+            self._con.execute(f"INSERT INTO _kr_records {select_rows(json_reader(files), file_column=True)}")
 
     # -- the persisted index -----------------------------------------------------------------
     def _index_path(self, unit: Unit) -> Path:
@@ -911,11 +771,11 @@ class DuckDBEngine(QueryEngine):
         if self._view == (keys, files):
             return
         if files:
-            paths = ", ".join(_quote(str(p)) for p in files)
-            wanted = ", ".join(_quote(k) for k in keys)
+            paths = ", ".join(quote(str(p)) for p in files)
+            wanted = ", ".join(quote(k) for k in keys)
             body = f"SELECT * EXCLUDE (unit_key) FROM read_parquet([{paths}]) WHERE unit_key IN ({wanted})"
         else:
-            body = _projection(_EMPTY_SOURCE)
+            body = select_rows(EMPTY_SOURCE)
         self._con.execute(f"CREATE OR REPLACE VIEW cloudtrail AS {body}")
         self._view = (keys, files)
 
@@ -942,7 +802,7 @@ class DuckDBEngine(QueryEngine):
         try:
             self._copy(units, files, target)
         except duckdb.Error:
-            bad = self._unreadable(files)
+            bad = unreadable(self._con, files)
             skipped = [SkippedFile(str(f), reason) for f, reason in bad.items()]
             self._copy(units, [f for f in files if f not in bad], target)
         by_file = {s.path: s for s in skipped}
@@ -957,26 +817,15 @@ class DuckDBEngine(QueryEngine):
 
     def _copy(self, units: Sequence[Unit], files: Sequence[Path], target: Path) -> None:
         unit_keys = {folder: u.key for u in units for folder in sorted(u.folders)}
-        select = _projection(_reader(files) if files else _EMPTY_SOURCE, unit_keys)
+        select = select_rows(json_reader(files) if files else EMPTY_SOURCE, unit_keys)
         fd, tmp = tempfile.mkstemp(prefix=".ingest-", suffix=".parquet", dir=target.parent)
         os.close(fd)
         try:
-            self._con.execute(f"COPY ({select}) TO {_quote(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+            self._con.execute(f"COPY ({select}) TO {quote(tmp)} (FORMAT parquet, COMPRESSION zstd)")
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-    def _unreadable(self, files: Sequence[Path]) -> dict[Path, str]:
-        """The files DuckDB cannot read, with the reason, found by bisection (a few bad files are cheap)."""
-        try:
-            self._con.execute(f"SELECT count(*) FROM ({_projection(_reader(files))})").fetchall()
-        except duckdb.Error as exc:
-            if len(files) == 1:
-                return {files[0]: str(exc).splitlines()[0][:300]}
-            half = len(files) // 2
-            return self._unreadable(files[:half]) | self._unreadable(files[half:])
-        return {}
 
     def _skip(self, item: SkippedFile) -> None:
         if item.path not in self._skipped:
