@@ -27,14 +27,11 @@ import os
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 import numpy
@@ -43,7 +40,6 @@ from keyresponse.engines import QueryEngine
 from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
 from keyresponse.engines.projection import (
     EMPTY_SOURCE,
-    SCHEMA_VERSION,
     SkippedFile,
     json_reader,
     path_partitions,
@@ -52,287 +48,12 @@ from keyresponse.engines.projection import (
     select_segments,
     unreadable,
 )
-from keyresponse.errors import ConfigurationError, InputError
+from keyresponse.engines.trail_files import TrailFiles, Unit
+from keyresponse.engines.trail_files import stamp as file_stamp
+from keyresponse.errors import ConfigurationError
 from keyresponse.queries import Query, for_duckdb, registry
 
 log = logging.getLogger(__name__)
-
-#: Windows longer than this list whole S3 region prefixes instead of one listing per day.
-MAX_DAYS_LISTED_PER_DAY = 62
-
-_SUFFIXES = (".json.gz", ".json")
-_REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
-_ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-
-@dataclass(frozen=True)
-class Unit:
-    """One region-day folder (or the loose files of a folder without the CloudTrail layout)."""
-
-    files: tuple[Path, ...]
-    account: str | None = None
-    region: str | None = None
-    day: str | None = None  # 'yyyy/MM/dd'
-    #: (size, mtime_ns) of each file when the folder was listed; None: stat them when needed.
-    stamps: tuple[tuple[int, int], ...] | None = None
-
-    def file_stamps(self) -> Iterator[tuple[Path, tuple[int, int]]]:
-        if self.stamps is None:
-            yield from ((f, _stamp(f)) for f in self.files)
-        else:
-            yield from zip(self.files, self.stamps, strict=True)
-
-    @cached_property
-    def _stats(self) -> tuple[str, int]:
-        h = hashlib.sha256(f"{SCHEMA_VERSION}|{self.account}|{self.region}|{self.day}".encode())
-        size = 0
-        for f, (file_size, mtime_ns) in self.file_stamps():
-            size += file_size
-            h.update(f"|{f}|{file_size}|{mtime_ns}".encode())
-        return h.hexdigest()[:32], size
-
-    @property
-    def key(self) -> str:
-        """Changes whenever a file of the unit is added, removed or rewritten."""
-        return self._stats[0]
-
-    @property
-    def size(self) -> int:
-        return self._stats[1]
-
-    @property
-    def folders(self) -> set[str]:
-        return {str(f.parent) + os.sep for f in self.files}
-
-
-# -- finding files ------------------------------------------------------------------------------
-
-
-def _days(start: str, end: str) -> list[str]:
-    first = datetime.strptime(start, "%Y/%m/%d").date()
-    last = datetime.strptime(end, "%Y/%m/%d").date()
-    return [(first + timedelta(days=i)).strftime("%Y/%m/%d") for i in range((last - first).days + 1)]
-
-
-def _is_log(name: str) -> bool:
-    return name.endswith(_SUFFIXES)
-
-
-def _subdirs(path: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(path) if e.is_dir())
-    except OSError:
-        return []
-
-
-def _cloudtrail_dirs(root: Path, depth: int = 5) -> Iterator[tuple[str, Path]]:
-    """(account, path) of each `…/<account>/CloudTrail` folder at most `depth` levels under `root`."""
-    if root.name == "CloudTrail" and _ACCOUNT.fullmatch(root.parent.name):
-        yield root.parent.name, root
-        return
-    if depth == 0:
-        return
-    for name in _subdirs(root):
-        if name == "CloudTrail" and _ACCOUNT.fullmatch(root.name):
-            yield root.name, root / name
-        elif name in ("AWSLogs",) or _ACCOUNT.fullmatch(name) or _ORG.match(name) or depth > 3:
-            yield from _cloudtrail_dirs(root / name, depth - 1)
-
-
-#: Seconds a folder's listing is trusted while the folder's mtime is unchanged (see find_units).
-LISTING_MAX_AGE = 2.0
-
-
-def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """(name, size, mtime_ns) of the folder's CloudTrail files, by name."""
-    found = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if _is_log(entry.name) and entry.is_file():
-                st = entry.stat()
-                found.append((entry.name, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(found))
-
-
-class Listed(NamedTuple):
-    """A folder as `find_units` last listed it."""
-
-    listing: tuple[tuple[str, int, int], ...]  # (name, size, mtime_ns) of its CloudTrail files
-    unit: Unit
-    folder_mtime: int  # ns
-    listed_at: float  # time.monotonic()
-
-
-def _day_folders(
-    trails: Sequence[tuple[str, Path]],
-    window: tuple[str, str] | None,
-    regions: Sequence[str] | None,
-    accounts: Sequence[str] | None,
-) -> Iterator[tuple[str, str, str, Path]]:
-    """(account, region, day, folder) of each day folder of the trails (the window's days when given)."""
-    for account, trail in trails:
-        if accounts and account not in accounts:
-            continue
-        for region in _subdirs(trail):
-            if not _REGION.match(region) or (regions and region not in regions):
-                continue
-            for y in _subdirs(trail / region):
-                if not y.isdigit() or (window and not window[0][:4] <= y <= window[1][:4]):
-                    continue
-                for m in _subdirs(trail / region / y):
-                    for d in _subdirs(trail / region / y / m) if m.isdigit() else ():
-                        day = f"{y}/{m}/{d}"
-                        if d.isdigit() and (not window or window[0] <= day <= window[1]):
-                            yield account, region, day, trail / region / y / m / d
-
-
-def days_with_logs(root: Path) -> list[str]:
-    """The days (yyyy/MM/dd) under `root` in the trail layout whose folder holds a CloudTrail file,
-    sorted: the folder names only, without a `stat` per file."""
-    days: set[str] = set()
-    for _, _, day, folder in _day_folders(list(_cloudtrail_dirs(root)), None, None, None):
-        try:
-            with os.scandir(folder) as entries:
-                if any(_is_log(entry.name) and entry.is_file() for entry in entries):
-                    days.add(day)
-        except OSError:
-            continue
-    return sorted(days)
-
-
-def find_units(
-    root: Path,
-    window: tuple[str, str] | None = None,
-    *,
-    regions: Sequence[str] | None = None,
-    accounts: Sequence[str] | None = None,
-    known: dict[Path, Listed] | None = None,
-) -> tuple[list[Unit], list[str]]:
-    """The units under `root` (only the window's days when given) and the window's days with no files.
-
-    `known` (folder -> how it was last `Listed`: listing, unit, folder mtime, when) lets a caller
-    that lists again get the same Unit objects back while a folder's files are unchanged (same
-    names, sizes and mtimes). A folder whose mtime has not changed (no file added, removed or
-    renamed: how CloudTrail and the S3 mirror deliver) and that was listed less than
-    `LISTING_MAX_AGE` seconds ago is not listed again: one `stat` instead of one per file, for an
-    investigation's queries a few milliseconds apart. A file rewritten in place is seen once that
-    listing is older than `LISTING_MAX_AGE`."""
-    units: list[Unit] = []
-    trails = list(_cloudtrail_dirs(root))
-    if not trails:
-        loose = tuple(sorted(p for p in root.rglob("*") if p.is_file() and _is_log(p.name)))
-        return ([Unit(loose)] if loose else []), []
-    days_with_files: set[str] = set()
-    for account, region, day, folder in _day_folders(trails, window, regions, accounts):
-        seen = known.get(folder) if known is not None else None
-        try:
-            folder_mtime = folder.stat().st_mtime_ns
-            if seen and seen.folder_mtime == folder_mtime and time.monotonic() - seen.listed_at < LISTING_MAX_AGE:
-                units.append(seen.unit)  # no file added, removed or renamed, and listed moments ago
-                days_with_files.add(day)
-                continue
-            listed_at = time.monotonic()
-            listing = _listing(folder)
-        except OSError:
-            continue
-        if not listing:
-            continue
-        if seen and seen.listing == listing:
-            unit = seen.unit
-        else:
-            unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
-                        tuple((size, mtime) for _, size, mtime in listing))
-        if known is not None:
-            known[folder] = Listed(listing, unit, folder_mtime, listed_at)
-        units.append(unit)
-        days_with_files.add(day)
-    missing = [d for d in _days(*window) if d not in days_with_files] if window else []
-    return units, missing
-
-
-# -- S3 -----------------------------------------------------------------------------------------
-
-
-def _split_s3(url: str) -> tuple[str, str]:
-    rest = url[len("s3://"):]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ConfigurationError(f"not an s3:// URL with a bucket: {url!r}")
-    return bucket, (prefix.rstrip("/") + "/") if prefix.strip("/") else ""
-
-
-class S3Mirror:
-    """Downloads the CloudTrail files a window needs from `s3://bucket/prefix` into a local folder."""
-
-    def __init__(self, url: str, cache_dir: Path, client: Any | None = None) -> None:
-        self.bucket, self.prefix = _split_s3(url)
-        self.root = cache_dir / "s3" / self.bucket / self.prefix
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from keyresponse import aws
-
-            self._client = aws.client("s3")
-        return self._client
-
-    def _children(self, prefix: str) -> list[str]:
-        names: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
-        ):
-            names += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-        return names
-
-    def _objects(self, prefix: str) -> Iterator[tuple[str, int]]:
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                yield obj["Key"], int(obj["Size"])
-
-    def _trails(self, prefix: str, depth: int = 4) -> Iterator[str]:
-        for name in self._children(prefix):
-            if name == "CloudTrail" and _ACCOUNT.fullmatch(prefix.rstrip("/").rsplit("/", 1)[-1]):
-                yield f"{prefix}{name}/"
-            elif depth > 0 and (name == "AWSLogs" or _ACCOUNT.fullmatch(name) or _ORG.match(name)):
-                yield from self._trails(f"{prefix}{name}/", depth - 1)
-
-    def sync(self, window: tuple[str, str] | None, regions: Sequence[str] | None = None) -> int:
-        """Download what the window needs and is not cached yet; the number of files fetched."""
-        wanted: list[tuple[str, int]] = []
-        for trail in self._trails(self.prefix):
-            for region in self._children(trail):
-                if not _REGION.match(region) or (regions and region not in regions):
-                    continue
-                if window and len(_days(*window)) <= MAX_DAYS_LISTED_PER_DAY:
-                    for day in _days(*window):
-                        wanted += self._objects(f"{trail}{region}/{day}/")
-                else:
-                    days = set(_days(*window)) if window else None
-                    for key, size in self._objects(f"{trail}{region}/"):
-                        day = "/".join(key[len(f"{trail}{region}/"):].split("/")[:3])
-                        if days is None or day in days:
-                            wanted.append((key, size))
-        todo = [(k, s) for k, s in wanted if _is_log(k) and not self._cached(k, s)]
-        if todo:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(self._download, [k for k, _ in todo]))
-        return len(todo)
-
-    def _local(self, key: str) -> Path:
-        return self.root / key[len(self.prefix):]
-
-    def _cached(self, key: str, size: int) -> bool:
-        path = self._local(key)
-        return path.is_file() and path.stat().st_size == size
-
-    def _download(self, key: str) -> None:
-        path = self._local(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".part{threading.get_ident()}")
-        self.client.download_file(self.bucket, key, str(tmp))
-        os.replace(tmp, path)
-
 
 # -- indicator-driven materialisation -------------------------------------------------------
 
@@ -368,11 +89,6 @@ class _FileState:
     extracted: set[str] = field(default_factory=set)  # indicators whose records are in the table
     offsets: set[int] = field(default_factory=set)  # segments in the table
     loaded: bool = False  # FULL: the whole file is in the table
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
 
 
 def _indicator_usage(sql: str, param: str, columns: tuple[str, ...]) -> tuple[int, int, int]:
@@ -455,19 +171,9 @@ class DuckDBEngine(QueryEngine):
 
             cache_dir = get_settings().home / "cache"
         self.cache_dir = Path(cache_dir)
-        self.regions = list(regions) if regions else None
-        self.accounts = list(accounts) if accounts else None
         self.materialise = materialise
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        text = str(source)
-        self._mirror: S3Mirror | None = None
-        if text.startswith("s3://"):
-            self._mirror = S3Mirror(text, self.cache_dir, s3_client)
-            self.root = self._mirror.root
-        else:
-            self.root = Path(source)
-            if not self.root.is_dir():
-                raise ConfigurationError(f"CloudTrail folder {self.root} does not exist")
+        self.trail = TrailFiles(source, self.cache_dir, regions=regions, accounts=accounts, s3_client=s3_client)
         self._parquet_dir = self.cache_dir / "cloudtrail-parquet"
         self._parquet_dir.mkdir(parents=True, exist_ok=True)
         self._index_dir = self.cache_dir / "cloudtrail-index"
@@ -481,15 +187,26 @@ class DuckDBEngine(QueryEngine):
         self._read_index()
         self._active: list[Unit] = []
         self._skipped: dict[str, SkippedFile] = {}
-        self._missing_days: set[str] = set()
         self._view: tuple[tuple[str, ...], tuple[Path, ...]] | str | None = None
         self._files: dict[str, _FileState] = {}
-        self._listings: dict[Path, Listed] = {}
         self._indexed_units: set[str] = set()
         self._table = False
         self._last_window: tuple[str | None, str | None] = (None, None)
 
     # -- public ------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        """The folder the files are read from (an S3 source's local mirror)."""
+        return self.trail.root
+
+    @property
+    def regions(self) -> list[str] | None:
+        return self.trail.regions
+
+    @property
+    def accounts(self) -> list[str] | None:
+        return self.trail.accounts
+
     @property
     def skipped_files(self) -> list[SkippedFile]:
         """Files of the loaded windows that could not be read."""
@@ -498,13 +215,13 @@ class DuckDBEngine(QueryEngine):
     @property
     def logging_gaps(self) -> list[str]:
         gaps = [f"skipped unreadable CloudTrail file {s.path}: {s.reason}" for s in self._skipped.values()]
-        gaps += [f"no CloudTrail files for day {d}" for d in sorted(self._missing_days)]
+        gaps += [f"no CloudTrail files for day {d}" for d in sorted(self.trail.missing_days)]
         return gaps
 
     def load(self, start_day: str | None = None, end_day: str | None = None) -> list[Unit]:
         """Make the files of a window (or of everything) queryable, ingesting what is not cached; its units."""
         with self._lock:
-            units = self._units(start_day, end_day)
+            units = self.trail.units(start_day, end_day)
             fresh = [u for u in units if u.key not in self._batches]
             if fresh:
                 self._ingest(fresh)
@@ -527,7 +244,7 @@ class DuckDBEngine(QueryEngine):
         them (all files the first time, in `workers` processes); the window's units."""
         wanted = set(access_key_ids) | set(source_ips)
         with self._lock:
-            units = self._units(start_day, end_day)
+            units = self.trail.units(start_day, end_day)
             self._create_table()
             tasks: list[tuple[str, list[bytes], bool]] = []
             requested: dict[str, set[str]] = {}
@@ -617,20 +334,6 @@ class DuckDBEngine(QueryEngine):
         self.bytes_scanned += self.last_bytes_scanned
         return columns, rows
 
-    # -- finding the window's files ----------------------------------------------------------
-    def _units(self, start_day: str | None, end_day: str | None) -> list[Unit]:
-        window = (start_day, end_day) if start_day and end_day else None
-        if window and window[0] > window[1]:
-            raise InputError(f"start_day {start_day} is after end_day {end_day}")
-        if self._mirror is not None:
-            self._mirror.sync(window, self.regions)
-        if not self.root.is_dir():
-            return []
-        units, missing = find_units(self.root, window, regions=self.regions, accounts=self.accounts,
-                                    known=self._listings)
-        self._missing_days.update(missing)
-        return units
-
     # -- the indicator table -----------------------------------------------------------------
     def _create_table(self) -> None:
         if not self._table:
@@ -646,7 +349,7 @@ class DuckDBEngine(QueryEngine):
         """The file's state, reset (its rows dropped) when the file changed since it was read (`stamp`:
         its size and mtime as just listed)."""
         key = str(path)
-        stamp = stamp or _stamp(path)
+        stamp = stamp or file_stamp(path)
         state = self._files.get(key)
         if state is None or state.stamp != stamp:
             if state is not None and (state.offsets or state.loaded):
