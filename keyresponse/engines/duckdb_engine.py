@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +36,7 @@ import duckdb
 import numpy
 
 from keyresponse.engines import QueryEngine
-from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
+from keyresponse.engines.indicators import FAST, FULL, SKIP, ScanTask, needles, scan_files
 from keyresponse.engines.projection import (
     EMPTY_SOURCE,
     SkippedFile,
@@ -66,11 +65,6 @@ INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
                        "json_extract_scalar(responseelements, '$.credentials.accesskeyid')"),
     "source_ips": ("sourceipaddress",),
 }
-#: Below this many compressed bytes to scan, files are scanned in-process (forking costs more).
-PARALLEL_MIN_BYTES = 8 << 20
-#: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
-#: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
-SCAN_CHUNK_MAX = 32
 #: Matched records are inserted into DuckDB in batches of about this many segments, while the scan
 #: goes on (20k gave the same times within the noise of this host, with more statements).
 INSERT_BATCH = 50_000
@@ -246,7 +240,7 @@ class DuckDBEngine(QueryEngine):
         with self._lock:
             units = self.trail.units(start_day, end_day)
             self._create_table()
-            tasks: list[tuple[str, list[bytes], bool]] = []
+            tasks: list[ScanTask] = []
             requested: dict[str, set[str]] = {}
             sizes: dict[str, int] = {}
             full: list[str] = []
@@ -272,7 +266,7 @@ class DuckDBEngine(QueryEngine):
             tasks.sort(key=lambda t: -sizes[t[0]])
             touched_units = {u.key for u in units if any(str(f) in requested for f in u.files)}
             rows: list[tuple[str, str]] = []
-            for scan in self._scan(tasks, sum(sizes[t[0]] for t in tasks)):
+            for scan in scan_files(tasks, sum(sizes[t[0]] for t in tasks), self.workers, forked=_warm_transpiler):
                 state = self._files[scan.path]
                 if scan.status == SKIP:
                     state.status, state.reason = SKIP, scan.reason
@@ -356,19 +350,6 @@ class DuckDBEngine(QueryEngine):
                 self._con.execute("DELETE FROM _kr_records WHERE _file = $f", {"f": key})
             state = self._files[key] = _FileState(stamp)
         return state
-
-    def _scan(self, tasks: Sequence[tuple[str, list[bytes], bool]], size: int) -> Iterator[FileScan]:
-        if not tasks:
-            return
-        if self.workers <= 1 or len(tasks) == 1 or size < PARALLEL_MIN_BYTES:
-            yield from map(scan_task, tasks)
-            return
-        ctx = multiprocessing.get_context("fork")
-        workers = min(self.workers, len(tasks))
-        chunk = max(1, min(SCAN_CHUNK_MAX, len(tasks) // (workers * 32)))
-        with ctx.Pool(workers) as pool:  # tasks come largest first, so the last chunks are the smallest
-            _warm_transpiler()  # after the fork: no thread of ours runs in a worker
-            yield from pool.imap_unordered(scan_task, tasks, chunksize=chunk)
 
     def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
         """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""
