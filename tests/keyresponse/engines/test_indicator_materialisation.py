@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from keyresponse.engines import indicators
-from keyresponse.engines.duckdb_engine import DuckDBEngine, indicator_filters
+from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.engines.indicator_table import indicator_filters
 from keyresponse.engines.layout import write_trail_files
 from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.queries import Query, registry
