@@ -19,11 +19,8 @@ warning naming it, and listed in `skipped_files` / `logging_gaps`; the rest of i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,21 +30,13 @@ import duckdb
 
 from keyresponse.engines import QueryEngine
 from keyresponse.engines.indicator_table import IndicatorTable, indicator_filters
-from keyresponse.engines.projection import (
-    EMPTY_SOURCE,
-    SkippedFile,
-    json_reader,
-    quote,
-    select_rows,
-    unreadable,
-)
+from keyresponse.engines.parquet_cache import ParquetCache
+from keyresponse.engines.projection import SkippedFile
 from keyresponse.engines.trail_files import TrailFiles, Unit
 from keyresponse.errors import ConfigurationError
 from keyresponse.queries import Query, for_duckdb
 
 log = logging.getLogger(__name__)
-
-# -- the engine ---------------------------------------------------------------------------------
 
 
 class DuckDBEngine(QueryEngine):
@@ -84,16 +73,12 @@ class DuckDBEngine(QueryEngine):
         self.materialise = materialise
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
         self.trail = TrailFiles(source, self.cache_dir, regions=regions, accounts=accounts, s3_client=s3_client)
-        self._parquet_dir = self.cache_dir / "cloudtrail-parquet"
-        self._parquet_dir.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._lock = threading.RLock()
-        self._batches: dict[str, Path] = {}  # unit key -> the Parquet file holding its rows
-        self._unit_skips: dict[str, list[SkippedFile]] = {}
-        self._read_index()
+        self._parquet = ParquetCache(self._con, self.cache_dir / "cloudtrail-parquet")
         self._table = IndicatorTable(self._con, self.cache_dir / "cloudtrail-index")
         self._skipped: dict[str, SkippedFile] = {}
         self._view: str | None = None  # the body of the `cloudtrail` view
@@ -128,13 +113,9 @@ class DuckDBEngine(QueryEngine):
         """Make the files of a window (or of everything) queryable, ingesting what is not cached; its units."""
         with self._lock:
             units = self.trail.units(start_day, end_day)
-            fresh = [u for u in units if u.key not in self._batches]
-            if fresh:
-                self._ingest(fresh)
-            for unit in units:
-                for item in self._unit_skips.get(unit.key, []):
-                    self._skip(item)
-            self._show(self._parquet_view(units))
+            for item in self._parquet.load(units):
+                self._skip(item)
+            self._show(self._parquet.view(units))
             self._last_window = (start_day, end_day)
             return units
 
@@ -187,69 +168,11 @@ class DuckDBEngine(QueryEngine):
         self.bytes_scanned += self.last_bytes_scanned
         return columns, rows
 
-    # -- the view ----------------------------------------------------------------------------
     def _show(self, body: str) -> None:
         """Point the `cloudtrail` view at `body` (a materialisation's rows), unless it already is."""
         if self._view != body:
             self._con.execute(f"CREATE OR REPLACE VIEW cloudtrail AS {body}")
             self._view = body
-
-    def _parquet_view(self, units: Sequence[Unit]) -> str:
-        keys = tuple(sorted(u.key for u in units))
-        files = tuple(sorted({self._batches[k] for k in keys}))
-        if files:
-            paths = ", ".join(quote(str(p)) for p in files)
-            wanted = ", ".join(quote(k) for k in keys)
-            return f"SELECT * EXCLUDE (unit_key) FROM read_parquet([{paths}]) WHERE unit_key IN ({wanted})"
-        return select_rows(EMPTY_SOURCE)
-
-    # -- ingest ------------------------------------------------------------------------------
-    def _read_index(self) -> None:
-        for manifest in self._parquet_dir.glob("*.units.json"):
-            target = manifest.with_name(manifest.name.replace(".units.json", ".parquet"))
-            if not target.exists():
-                continue
-            try:
-                entries = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                continue
-            for key, skipped in entries.items():
-                self._batches[key] = target
-                self._unit_skips[key] = [SkippedFile(**s) for s in skipped]
-
-    def _ingest(self, units: Sequence[Unit]) -> None:
-        """Parse the units' files once into one Parquet file (written atomically) plus its manifest."""
-        batch = hashlib.sha256("|".join(sorted(u.key for u in units)).encode()).hexdigest()[:32]
-        target = self._parquet_dir / f"{batch}.parquet"
-        files = [f for u in units for f in u.files]
-        skipped: list[SkippedFile] = []
-        try:
-            self._copy(units, files, target)
-        except duckdb.Error:
-            bad = unreadable(self._con, files)
-            skipped = [SkippedFile(str(f), reason) for f, reason in bad.items()]
-            self._copy(units, [f for f in files if f not in bad], target)
-        by_file = {s.path: s for s in skipped}
-        entries = {u.key: [by_file[str(f)].__dict__ for f in u.files if str(f) in by_file] for u in units}
-        manifest = self._parquet_dir / f"{batch}.units.json"
-        tmp = manifest.with_name(manifest.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, manifest)
-        for unit in units:
-            self._batches[unit.key] = target
-            self._unit_skips[unit.key] = [SkippedFile(**s) for s in entries[unit.key]]
-
-    def _copy(self, units: Sequence[Unit], files: Sequence[Path], target: Path) -> None:
-        unit_keys = {folder: u.key for u in units for folder in sorted(u.folders)}
-        select = select_rows(json_reader(files) if files else EMPTY_SOURCE, unit_keys)
-        fd, tmp = tempfile.mkstemp(prefix=".ingest-", suffix=".parquet", dir=target.parent)
-        os.close(fd)
-        try:
-            self._con.execute(f"COPY ({select}) TO {quote(tmp)} (FORMAT parquet, COMPRESSION zstd)")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def _skip(self, item: SkippedFile) -> None:
         if item.path not in self._skipped:
