@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -35,6 +35,9 @@ from keyresponse.engines.projection import SkippedFile
 from keyresponse.engines.trail_files import TrailFiles, Unit
 from keyresponse.errors import ConfigurationError
 from keyresponse.queries import Query, for_duckdb
+
+if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class DuckDBEngine(QueryEngine):
         regions: Sequence[str] | None = None,
         accounts: Sequence[str] | None = None,
         threads: int | None = None,
-        s3_client: Any | None = None,
+        s3_client: S3Client | None = None,
         materialise: str = "indicators",
         workers: int | None = None,
     ) -> None:

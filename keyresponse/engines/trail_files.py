@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from keyresponse.engines.projection import SCHEMA_VERSION
 from keyresponse.errors import ConfigurationError, InputError
+
+if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    from mypy_boto3_s3 import S3Client
 
 #: Windows longer than this list whole S3 region prefixes instead of one listing per day.
 MAX_DAYS_LISTED_PER_DAY = 62
@@ -245,13 +248,13 @@ def _split_s3(url: str) -> tuple[str, str]:
 class S3Mirror:
     """Downloads the CloudTrail files a window needs from `s3://bucket/prefix` into a local folder."""
 
-    def __init__(self, url: str, cache_dir: Path, client: Any | None = None) -> None:
+    def __init__(self, url: str, cache_dir: Path, client: S3Client | None = None) -> None:
         self.bucket, self.prefix = _split_s3(url)
         self.root = cache_dir / "s3" / self.bucket / self.prefix
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         if self._client is None:
             from keyresponse import aws
 
@@ -330,7 +333,7 @@ class TrailFiles:
         *,
         regions: Sequence[str] | None = None,
         accounts: Sequence[str] | None = None,
-        s3_client: Any | None = None,
+        s3_client: S3Client | None = None,
     ) -> None:
         self.regions = list(regions) if regions else None
         self.accounts = list(accounts) if accounts else None
