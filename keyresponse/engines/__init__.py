@@ -39,7 +39,7 @@ class QueryEngine(ABC):
         """What the engine could not read (skipped files, missing days): the investigation reports it."""
         return []
 
-    def run(self, name_or_query: str | Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+    def run(self, name_or_query: str | Query, params: Mapping[str, object] | None = None) -> list[Row]:
         """Run a query with bound params; one dict per row, keys in the declared column order."""
         query = get_query(name_or_query)
         bound = query.bind(params)

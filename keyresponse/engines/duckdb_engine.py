@@ -141,7 +141,7 @@ class DuckDBEngine(QueryEngine):
             self._last_window = (start_day, end_day)
             return units
 
-    def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def sql(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Raw DuckDB SQL over the `cloudtrail` view of every record of the last window (benchmarks, debugging)."""
         with self._lock:
             if self._view == IndicatorTable.VIEW:
