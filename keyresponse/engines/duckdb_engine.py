@@ -1,17 +1,19 @@
 """DuckDB over CloudTrail files: the local stand-in for the Athena table.
 
-Sources: a folder in the real layout (`AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`,
-organization trails' `AWSLogs/o-…/<account>/…` too, `.json` accepted), a folder of loose
-CloudTrail files (partitions then come from the records), or `s3://bucket/prefix`, whose needed
-day folders are downloaded into a local mirror first.
+`DuckDBEngine` runs a query file's SQL (transpiled for DuckDB, the values bound) over the
+`cloudtrail` view of the window's records, adds up `bytes_scanned` (the compressed size of the
+window's files) and reports `logging_gaps` (files it could not read, days without files). The view
+shows one of two materialisations of the window, chosen for each query:
 
-Ingest: each region-day folder ("unit") is parsed once by DuckDB's JSON reader into a Parquet
-file under the cache, named by a hash of the folder's file names, sizes and mtimes, so a second
-run, a second query or a second process reuses it; a changed folder is re-read. A query loads
-only the units of its `start_day`..`end_day` window. The `cloudtrail` view over those Parquet
-files has the Athena CloudTrail columns, partition columns `account`, `region` and `timestamp`
-('yyyy/MM/dd'), and `eventtime` normalised to `YYYY-MM-DDTHH:MM:SSZ` (records written as
-`YYYY-MM-DD HH:MM:SS[.fff]` are rewritten, so string comparisons are time comparisons).
+- the indicator table (`indicator_table.py`) when the query keeps rows only by access key ids
+  and/or source IPs (`indicator_filters`): just the records that mention them, cut out by the byte
+  scanner (`indicators.py`, with its C kernel `_scan.c`);
+- the Parquet cache (`parquet_cache.py`) otherwise, with `materialise="full"`, and for `load()` and
+  `sql()`: every record of the window.
+
+Where the files are, by account, region and day (a folder, or `s3://` mirrored through boto3), is
+`trail_files.py`; how a file's JSON becomes the table's rows (columns, partitions, `eventtime`,
+`SCHEMA_VERSION`), `projection.py`.
 
 A file DuckDB cannot read (corrupt gzip, not JSON, `Records` not a list) is skipped with a
 warning naming it, and listed in `skipped_files` / `logging_gaps`; the rest of its folder loads.
