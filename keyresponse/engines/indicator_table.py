@@ -52,6 +52,7 @@ INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
 #: Matched records are inserted into DuckDB in batches of about this many segments, while the scan
 #: goes on (20k gave the same times within the noise of this host, with more statements).
 INSERT_BATCH = 50_000
+#: Bump when the saved file indexes' format changes, so old ones are not reused.
 INDEX_VERSION = "1"
 
 

@@ -81,8 +81,6 @@ class Unit:
         return {str(f.parent) + os.sep for f in self.files}
 
 
-
-
 def stamp(path: Path) -> tuple[int, int]:
     """The file's (size, mtime_ns): a file rewritten in place gets a new one."""
     st = path.stat()
