@@ -596,7 +596,7 @@ def default_window(logs: str | None, *, days: int = 90) -> Window:
     if logs and not logs.startswith("s3://"):
         from pathlib import Path
 
-        from keyresponse.engines.duckdb_engine import days_with_logs
+        from keyresponse.engines.trail_files import days_with_logs
 
         held = days_with_logs(Path(logs))
         if held:

@@ -8,6 +8,11 @@
 against the query's header, executes with the values bound, checks the result's columns
 against the header, and returns one dict per row (`json` columns parsed). `bytes_scanned`
 adds up what the engine read; `logging_gaps` lists what it could not read.
+
+The DuckDB engine's modules, by job: `duckdb_engine` (the engine: running the SQL), `trail_files`
+(finding a window's files), `projection` (CloudTrail JSON to table rows), `parquet_cache` and
+`indicator_table` (the two materialisations), `indicators` (the byte scanner and its workers, over
+the C kernel `_scan.c`). `layout` writes files as a trail does (fixtures, the simulator).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class QueryEngine(ABC):
         """What the engine could not read (skipped files, missing days): the investigation reports it."""
         return []
 
-    def run(self, name_or_query: str | Query, params: Mapping[str, Any] | None = None) -> list[Row]:
+    def run(self, name_or_query: str | Query, params: Mapping[str, object] | None = None) -> list[Row]:
         """Run a query with bound params; one dict per row, keys in the declared column order."""
         query = get_query(name_or_query)
         bound = query.bind(params)

@@ -74,7 +74,7 @@ class AthenaEngine(QueryEngine):
             self._connection = connect(**kwargs)
         return self._connection
 
-    def render(self, query: Query, params: Mapping[str, Any]) -> tuple[str, list[str]]:
+    def render(self, query: Query, params: Mapping[str, object]) -> tuple[str, list[str]]:
         """The SQL text and the execution parameters Athena receives (no I/O)."""
         sql, values = for_athena_qmark(query.body, params)
         if self.table != TABLE:

@@ -1,17 +1,19 @@
 """DuckDB over CloudTrail files: the local stand-in for the Athena table.
 
-Sources: a folder in the real layout (`AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`,
-organization trails' `AWSLogs/o-…/<account>/…` too, `.json` accepted), a folder of loose
-CloudTrail files (partitions then come from the records), or `s3://bucket/prefix`, whose needed
-day folders are downloaded into a local mirror first.
+`DuckDBEngine` runs a query file's SQL (transpiled for DuckDB, the values bound) over the
+`cloudtrail` view of the window's records, adds up `bytes_scanned` (the compressed size of the
+window's files) and reports `logging_gaps` (files it could not read, days without files). The view
+shows one of two materialisations of the window, chosen for each query:
 
-Ingest: each region-day folder ("unit") is parsed once by DuckDB's JSON reader into a Parquet
-file under the cache, named by a hash of the folder's file names, sizes and mtimes, so a second
-run, a second query or a second process reuses it; a changed folder is re-read. A query loads
-only the units of its `start_day`..`end_day` window. The `cloudtrail` view over those Parquet
-files has the Athena CloudTrail columns, partition columns `account`, `region` and `timestamp`
-('yyyy/MM/dd'), and `eventtime` normalised to `YYYY-MM-DDTHH:MM:SSZ` (records written as
-`YYYY-MM-DD HH:MM:SS[.fff]` are rewritten, so string comparisons are time comparisons).
+- the indicator table (`indicator_table.py`) when the query keeps rows only by access key ids
+  and/or source IPs (`indicator_filters`): just the records that mention them, cut out by the byte
+  scanner (`indicators.py`, with its C kernel `_scan.c`);
+- the Parquet cache (`parquet_cache.py`) otherwise, with `materialise="full"`, and for `load()` and
+  `sql()`: every record of the window.
+
+Where the files are, by account, region and day (a folder, or `s3://` mirrored through boto3), is
+`trail_files.py`; how a file's JSON becomes the table's rows (columns, partitions, `eventtime`,
+`SCHEMA_VERSION`), `projection.py`.
 
 A file DuckDB cannot read (corrupt gzip, not JSON, `Records` not a list) is skipped with a
 warning naming it, and listed in `skipped_files` / `logging_gaps`; the rest of its folder loads.
@@ -19,549 +21,27 @@ warning naming it, and listed in `skipped_files` / `logging_gaps`; the rest of i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import multiprocessing
 import os
-import re
-import tempfile
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy
 
 from keyresponse.engines import QueryEngine
-from keyresponse.engines.indicators import FAST, FULL, SKIP, FileScan, needles, scan_task
-from keyresponse.errors import ConfigurationError, InputError
-from keyresponse.queries import Query, for_duckdb, registry
+from keyresponse.engines.indicator_table import IndicatorTable, indicator_filters
+from keyresponse.engines.parquet_cache import ParquetCache
+from keyresponse.engines.projection import SkippedFile
+from keyresponse.engines.trail_files import TrailFiles, Unit
+from keyresponse.errors import ConfigurationError
+from keyresponse.queries import Query, for_duckdb
+
+if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
-
-#: Bump when the ingest projection changes, so old Parquet caches are not reused.
-SCHEMA_VERSION = "2"
-#: A CloudTrail file is one JSON object; real ones reach tens of MB uncompressed.
-MAX_OBJECT_SIZE = 1 << 30
-#: Windows longer than this list whole S3 region prefixes instead of one listing per day.
-MAX_DAYS_LISTED_PER_DAY = 62
-
-_SUFFIXES = (".json.gz", ".json")
-_REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$", re.ASCII)
-_ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-
-_USERIDENTITY = json.dumps({
-    "type": "VARCHAR", "principalId": "VARCHAR", "arn": "VARCHAR", "accountId": "VARCHAR",
-    "invokedBy": "VARCHAR", "accessKeyId": "VARCHAR", "userName": "VARCHAR",
-    "onBehalfOf": {"userId": "VARCHAR", "identityStoreArn": "VARCHAR"},
-    "sessionContext": {
-        "attributes": {"mfaAuthenticated": "VARCHAR", "creationDate": "VARCHAR"},
-        "sessionIssuer": {"type": "VARCHAR", "principalId": "VARCHAR", "arn": "VARCHAR",
-                          "accountId": "VARCHAR", "userName": "VARCHAR"},
-        "ec2RoleDelivery": "VARCHAR",
-        "webIdFederationData": {"federatedProvider": "VARCHAR", "attributes": "MAP(VARCHAR, VARCHAR)"},
-    },
-})
-_RESOURCES = json.dumps([{"ARN": "VARCHAR", "accountId": "VARCHAR", "type": "VARCHAR"}])
-_TLSDETAILS = json.dumps({"tlsVersion": "VARCHAR", "cipherSuite": "VARCHAR", "clientProvidedHostHeader": "VARCHAR"})
-_ADDENDUM = json.dumps({"reason": "VARCHAR", "updatedFields": "VARCHAR", "originalRequestID": "VARCHAR",
-                        "originalEventID": "VARCHAR"})
-
-_STRING_FIELDS = {
-    "eventversion": "eventVersion", "eventsource": "eventSource", "eventname": "eventName",
-    "awsregion": "awsRegion", "sourceipaddress": "sourceIPAddress", "useragent": "userAgent",
-    "errorcode": "errorCode", "errormessage": "errorMessage", "requestid": "requestID",
-    "eventid": "eventID", "readonly": "readOnly", "eventtype": "eventType", "apiversion": "apiVersion",
-    "recipientaccountid": "recipientAccountId", "sharedeventid": "sharedEventID",
-    "vpcendpointid": "vpcEndpointId", "vpcendpointaccountid": "vpcEndpointAccountId",
-    "eventcategory": "eventCategory", "managementevent": "managementEvent",
-    "sessioncredentialfromconsole": "sessionCredentialFromConsole",
-}
-_JSON_TEXT_FIELDS = {
-    "requestparameters": "requestParameters", "responseelements": "responseElements",
-    "additionaleventdata": "additionalEventData", "serviceeventdetails": "serviceEventDetails",
-    "edgedevicedetails": "edgeDeviceDetails",
-}
-
-#: The whole record in one json_transform: each record's JSON is parsed once (per-field `->>`
-#: extraction re-parses the record for every column and is several times slower).
-_RECORD = json.dumps({
-    **{key: "VARCHAR" for key in _STRING_FIELDS.values()},
-    **{key: "JSON" for key in _JSON_TEXT_FIELDS.values()},
-    "eventTime": "VARCHAR",
-    "userIdentity": json.loads(_USERIDENTITY),
-    "resources": json.loads(_RESOURCES),
-    "tlsDetails": json.loads(_TLSDETAILS),
-    "addendum": json.loads(_ADDENDUM),
-})
-
-_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-_EVENTTIME = (
-    "CASE WHEN regexp_matches(r.eventTime, '" + _ISO + "') THEN r.eventTime "
-    "ELSE coalesce(strftime(try_cast(r.eventTime AS TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ'), r.eventTime) END"
-)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-#: account, region and day of a file in the trail layout (organization trails included).
-_LAYOUT = r"/AWSLogs/(?:o-[a-z0-9]+/)?([0-9]{12})/CloudTrail/([a-z0-9-]+)/([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]+$"
-
-
-def _record_columns(account: str, region: str, day: str) -> list[str]:
-    """The table's columns from `r` (a json_transform'ed record); partition columns from the
-    given expressions when they are not NULL, else from the record."""
-    cols = [f"r.{key} AS {name}" for name, key in _STRING_FIELDS.items()]
-    cols += [f"CAST(r.{key} AS VARCHAR) AS {name}" for name, key in _JSON_TEXT_FIELDS.items()]
-    day_from_record = f"replace(substr({_EVENTTIME}, 1, 10), '-', '/')"
-    cols += [
-        f"{_EVENTTIME} AS eventtime",
-        "r.userIdentity AS useridentity",
-        "r.resources AS resources",
-        "r.tlsDetails AS tlsdetails",
-        "r.addendum AS addendum",
-        f"coalesce({account}, r.recipientAccountId) AS account",
-        f"coalesce({region}, r.awsRegion) AS region",
-        f"coalesce({day}, {day_from_record}) AS \"timestamp\"",
-    ]
-    return cols
-
-
-def _projection(source: str, unit_keys: Mapping[str, str] | None = None, *, file_column: bool = False) -> str:
-    """The SELECT that turns raw file objects (`source` yields `json`, `filename`) into table rows.
-
-    Partition columns come from the file's path in the trail layout, else from the record.
-    `unit_keys` maps a folder (with a trailing slash) to the unit key stored with its rows;
-    `file_column` adds the file's path as `_file`.
-    """
-    cols = _record_columns(*(f"nullif(regexp_extract(filename, {_quote(_LAYOUT)}, {i}), '')" for i in (1, 2, 3)))
-    if unit_keys is not None:
-        mapping = "MAP {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in unit_keys.items()) + "}"
-        cols.append(f"{mapping}[regexp_replace(filename, '[^/]*$', '')] AS unit_key")
-    if file_column:
-        cols.append("filename AS _file")
-    records = (
-        "CASE WHEN json_type(json, '$.Records') = 'ARRAY' THEN CAST(json->'Records' AS JSON[]) "
-        "WHEN json_type(json) = 'ARRAY' THEN CAST(json AS JSON[]) "
-        "WHEN json_type(json, '$.eventName') IS NOT NULL THEN [json] "
-        "ELSE CAST([] AS JSON[]) END"
-    )
-    return (
-        "SELECT " + ",\n  ".join(cols) + f"\nFROM (SELECT json_transform(rec, {_quote(_RECORD)}) AS r, filename"
-        " FROM (SELECT unnest(" + records + ") AS rec, filename FROM " + source + ")"
-        " WHERE json_type(rec) = 'OBJECT')"
-    )
-
-
-_LAYOUT_RE = re.compile(_LAYOUT)
-
-
-def _path_partitions(path: str) -> tuple[str | None, str | None, str | None]:
-    """account, region and day of a file in the trail layout (None each when it is not), as `_LAYOUT` in SQL."""
-    match = _LAYOUT_RE.search(path)
-    return (match.group(1), match.group(2), match.group(3)) if match else (None, None, None)
-
-
-def _segment_projection(source: str, *, single: bool) -> str:
-    """Table rows (with `_file`) from record segments: `source` yields `seg` (the text of one record
-    when `single`, else of several, comma-separated), `filename` and the path's `p_account`,
-    `p_region` and `p_day`. The same rows as `_projection` over the file, for those records."""
-    cols = [*_record_columns("p_account", "p_region", "p_day"), "filename AS _file"]
-    if single:
-        inner = f"SELECT json_transform(seg, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM {source}"
-    else:
-        inner = (
-            f"SELECT json_transform(rec, {_quote(_RECORD)}) AS r, filename, p_account, p_region, p_day FROM ("
-            "SELECT unnest(CAST(('[' || seg || ']')::JSON AS JSON[])) AS rec, filename, p_account, p_region, p_day"
-            f" FROM {source}) WHERE json_type(rec) = 'OBJECT'"
-        )
-    return "SELECT " + ",\n  ".join(cols) + f"\nFROM ({inner})"
-
-
-def _reader(files: Sequence[Path]) -> str:
-    paths = ", ".join(_quote(str(f)) for f in files)
-    return (
-        f"read_json_objects([{paths}], format='auto', filename=true, "
-        f"maximum_object_size={MAX_OBJECT_SIZE})"
-    )
-
-
-_EMPTY_SOURCE = "(SELECT NULL::JSON AS json, NULL::VARCHAR AS filename WHERE false)"
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One region-day folder (or the loose files of a folder without the CloudTrail layout)."""
-
-    files: tuple[Path, ...]
-    account: str | None = None
-    region: str | None = None
-    day: str | None = None  # 'yyyy/MM/dd'
-    #: (size, mtime_ns) of each file when the folder was listed; None: stat them when needed.
-    stamps: tuple[tuple[int, int], ...] | None = None
-
-    def file_stamps(self) -> Iterator[tuple[Path, tuple[int, int]]]:
-        if self.stamps is None:
-            yield from ((f, _stamp(f)) for f in self.files)
-        else:
-            yield from zip(self.files, self.stamps, strict=True)
-
-    @cached_property
-    def _stats(self) -> tuple[str, int]:
-        h = hashlib.sha256(f"{SCHEMA_VERSION}|{self.account}|{self.region}|{self.day}".encode())
-        size = 0
-        for f, (file_size, mtime_ns) in self.file_stamps():
-            size += file_size
-            h.update(f"|{f}|{file_size}|{mtime_ns}".encode())
-        return h.hexdigest()[:32], size
-
-    @property
-    def key(self) -> str:
-        """Changes whenever a file of the unit is added, removed or rewritten."""
-        return self._stats[0]
-
-    @property
-    def size(self) -> int:
-        return self._stats[1]
-
-    @property
-    def folders(self) -> set[str]:
-        return {str(f.parent) + os.sep for f in self.files}
-
-
-# -- finding files ------------------------------------------------------------------------------
-
-
-def _days(start: str, end: str) -> list[str]:
-    first = datetime.strptime(start, "%Y/%m/%d").date()
-    last = datetime.strptime(end, "%Y/%m/%d").date()
-    return [(first + timedelta(days=i)).strftime("%Y/%m/%d") for i in range((last - first).days + 1)]
-
-
-def _is_log(name: str) -> bool:
-    return name.endswith(_SUFFIXES)
-
-
-def _subdirs(path: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(path) if e.is_dir())
-    except OSError:
-        return []
-
-
-def _cloudtrail_dirs(root: Path, depth: int = 5) -> Iterator[tuple[str, Path]]:
-    """(account, path) of each `…/<account>/CloudTrail` folder at most `depth` levels under `root`."""
-    if root.name == "CloudTrail" and _ACCOUNT.fullmatch(root.parent.name):
-        yield root.parent.name, root
-        return
-    if depth == 0:
-        return
-    for name in _subdirs(root):
-        if name == "CloudTrail" and _ACCOUNT.fullmatch(root.name):
-            yield root.name, root / name
-        elif name in ("AWSLogs",) or _ACCOUNT.fullmatch(name) or _ORG.match(name) or depth > 3:
-            yield from _cloudtrail_dirs(root / name, depth - 1)
-
-
-#: Seconds a folder's listing is trusted while the folder's mtime is unchanged (see find_units).
-LISTING_MAX_AGE = 2.0
-
-
-def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """(name, size, mtime_ns) of the folder's CloudTrail files, by name."""
-    found = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if _is_log(entry.name) and entry.is_file():
-                st = entry.stat()
-                found.append((entry.name, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(found))
-
-
-class Listed(NamedTuple):
-    """A folder as `find_units` last listed it."""
-
-    listing: tuple[tuple[str, int, int], ...]  # (name, size, mtime_ns) of its CloudTrail files
-    unit: Unit
-    folder_mtime: int  # ns
-    listed_at: float  # time.monotonic()
-
-
-def _day_folders(
-    trails: Sequence[tuple[str, Path]],
-    window: tuple[str, str] | None,
-    regions: Sequence[str] | None,
-    accounts: Sequence[str] | None,
-) -> Iterator[tuple[str, str, str, Path]]:
-    """(account, region, day, folder) of each day folder of the trails (the window's days when given)."""
-    for account, trail in trails:
-        if accounts and account not in accounts:
-            continue
-        for region in _subdirs(trail):
-            if not _REGION.match(region) or (regions and region not in regions):
-                continue
-            for y in _subdirs(trail / region):
-                if not y.isdigit() or (window and not window[0][:4] <= y <= window[1][:4]):
-                    continue
-                for m in _subdirs(trail / region / y):
-                    for d in _subdirs(trail / region / y / m) if m.isdigit() else ():
-                        day = f"{y}/{m}/{d}"
-                        if d.isdigit() and (not window or window[0] <= day <= window[1]):
-                            yield account, region, day, trail / region / y / m / d
-
-
-def days_with_logs(root: Path) -> list[str]:
-    """The days (yyyy/MM/dd) under `root` in the trail layout whose folder holds a CloudTrail file,
-    sorted: the folder names only, without a `stat` per file."""
-    days: set[str] = set()
-    for _, _, day, folder in _day_folders(list(_cloudtrail_dirs(root)), None, None, None):
-        try:
-            with os.scandir(folder) as entries:
-                if any(_is_log(entry.name) and entry.is_file() for entry in entries):
-                    days.add(day)
-        except OSError:
-            continue
-    return sorted(days)
-
-
-def find_units(
-    root: Path,
-    window: tuple[str, str] | None = None,
-    *,
-    regions: Sequence[str] | None = None,
-    accounts: Sequence[str] | None = None,
-    known: dict[Path, Listed] | None = None,
-) -> tuple[list[Unit], list[str]]:
-    """The units under `root` (only the window's days when given) and the window's days with no files.
-
-    `known` (folder -> how it was last `Listed`: listing, unit, folder mtime, when) lets a caller
-    that lists again get the same Unit objects back while a folder's files are unchanged (same
-    names, sizes and mtimes). A folder whose mtime has not changed (no file added, removed or
-    renamed: how CloudTrail and the S3 mirror deliver) and that was listed less than
-    `LISTING_MAX_AGE` seconds ago is not listed again: one `stat` instead of one per file, for an
-    investigation's queries a few milliseconds apart. A file rewritten in place is seen once that
-    listing is older than `LISTING_MAX_AGE`."""
-    units: list[Unit] = []
-    trails = list(_cloudtrail_dirs(root))
-    if not trails:
-        loose = tuple(sorted(p for p in root.rglob("*") if p.is_file() and _is_log(p.name)))
-        return ([Unit(loose)] if loose else []), []
-    days_with_files: set[str] = set()
-    for account, region, day, folder in _day_folders(trails, window, regions, accounts):
-        seen = known.get(folder) if known is not None else None
-        try:
-            folder_mtime = folder.stat().st_mtime_ns
-            if seen and seen.folder_mtime == folder_mtime and time.monotonic() - seen.listed_at < LISTING_MAX_AGE:
-                units.append(seen.unit)  # no file added, removed or renamed, and listed moments ago
-                days_with_files.add(day)
-                continue
-            listed_at = time.monotonic()
-            listing = _listing(folder)
-        except OSError:
-            continue
-        if not listing:
-            continue
-        if seen and seen.listing == listing:
-            unit = seen.unit
-        else:
-            unit = Unit(tuple(folder / name for name, _, _ in listing), account, region, day,
-                        tuple((size, mtime) for _, size, mtime in listing))
-        if known is not None:
-            known[folder] = Listed(listing, unit, folder_mtime, listed_at)
-        units.append(unit)
-        days_with_files.add(day)
-    missing = [d for d in _days(*window) if d not in days_with_files] if window else []
-    return units, missing
-
-
-# -- S3 -----------------------------------------------------------------------------------------
-
-
-def _split_s3(url: str) -> tuple[str, str]:
-    rest = url[len("s3://"):]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ConfigurationError(f"not an s3:// URL with a bucket: {url!r}")
-    return bucket, (prefix.rstrip("/") + "/") if prefix.strip("/") else ""
-
-
-class S3Mirror:
-    """Downloads the CloudTrail files a window needs from `s3://bucket/prefix` into a local folder."""
-
-    def __init__(self, url: str, cache_dir: Path, client: Any | None = None) -> None:
-        self.bucket, self.prefix = _split_s3(url)
-        self.root = cache_dir / "s3" / self.bucket / self.prefix
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from keyresponse import aws
-
-            self._client = aws.client("s3")
-        return self._client
-
-    def _children(self, prefix: str) -> list[str]:
-        names: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
-        ):
-            names += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-        return names
-
-    def _objects(self, prefix: str) -> Iterator[tuple[str, int]]:
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                yield obj["Key"], int(obj["Size"])
-
-    def _trails(self, prefix: str, depth: int = 4) -> Iterator[str]:
-        for name in self._children(prefix):
-            if name == "CloudTrail" and _ACCOUNT.fullmatch(prefix.rstrip("/").rsplit("/", 1)[-1]):
-                yield f"{prefix}{name}/"
-            elif depth > 0 and (name == "AWSLogs" or _ACCOUNT.fullmatch(name) or _ORG.match(name)):
-                yield from self._trails(f"{prefix}{name}/", depth - 1)
-
-    def sync(self, window: tuple[str, str] | None, regions: Sequence[str] | None = None) -> int:
-        """Download what the window needs and is not cached yet; the number of files fetched."""
-        wanted: list[tuple[str, int]] = []
-        for trail in self._trails(self.prefix):
-            for region in self._children(trail):
-                if not _REGION.match(region) or (regions and region not in regions):
-                    continue
-                if window and len(_days(*window)) <= MAX_DAYS_LISTED_PER_DAY:
-                    for day in _days(*window):
-                        wanted += self._objects(f"{trail}{region}/{day}/")
-                else:
-                    days = set(_days(*window)) if window else None
-                    for key, size in self._objects(f"{trail}{region}/"):
-                        day = "/".join(key[len(f"{trail}{region}/"):].split("/")[:3])
-                        if days is None or day in days:
-                            wanted.append((key, size))
-        todo = [(k, s) for k, s in wanted if _is_log(k) and not self._cached(k, s)]
-        if todo:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(self._download, [k for k, _ in todo]))
-        return len(todo)
-
-    def _local(self, key: str) -> Path:
-        return self.root / key[len(self.prefix):]
-
-    def _cached(self, key: str, size: int) -> bool:
-        path = self._local(key)
-        return path.is_file() and path.stat().st_size == size
-
-    def _download(self, key: str) -> None:
-        path = self._local(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".part{threading.get_ident()}")
-        self.client.download_file(self.bucket, key, str(tmp))
-        os.replace(tmp, path)
-
-
-# -- indicator-driven materialisation -------------------------------------------------------
-
-#: Query params whose values are indicators, and the columns one of which must equal it for a row to be
-#: kept. The file index holds every `"accessKeyId"` value in a record, the response's too, so the event
-#: that minted a key (`queries/key_creation.sql`) is served by its id like the key's own calls.
-INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
-    "access_key_ids": ("useridentity.accesskeyid",
-                       "json_extract_scalar(responseelements, '$.accesskey.accesskeyid')",
-                       "json_extract_scalar(responseelements, '$.credentials.accesskeyid')"),
-    "source_ips": ("sourceipaddress",),
-}
-#: Below this many compressed bytes to scan, files are scanned in-process (forking costs more).
-PARALLEL_MIN_BYTES = 8 << 20
-#: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
-#: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
-SCAN_CHUNK_MAX = 32
-#: Matched records are inserted into DuckDB in batches of about this many segments, while the scan
-#: goes on (20k gave the same times within the noise of this host, with more statements).
-INSERT_BATCH = 50_000
-INDEX_VERSION = "1"
-
-
-@dataclass
-class _FileState:
-    """What the engine knows about one file: its index and which indicators' records are loaded."""
-
-    stamp: tuple[int, int]  # size, mtime_ns
-    status: str = ""  # "" (not scanned), FAST, FULL or SKIP
-    reason: str = ""
-    keys: frozenset[str] | None = None
-    ips: frozenset[str] | None = None
-    extracted: set[str] = field(default_factory=set)  # indicators whose records are in the table
-    offsets: set[int] = field(default_factory=set)  # segments in the table
-    loaded: bool = False  # FULL: the whole file is in the table
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-def _indicator_usage(sql: str, param: str, columns: tuple[str, ...]) -> tuple[int, int, int]:
-    """(inclusion filters, exclusion filters, other uses) of `:param` in a query body."""
-    text = re.sub(r"\s+", " ", sql.lower())
-    total = len(re.findall(rf":{param}\b", text))
-    col = "(?:" + "|".join(re.escape(c).replace(",\\ ", ", ?").replace("\\ ", " ?") for c in columns) + ")"
-    exclusion = len(re.findall(rf"\bnot contains\( ?:{param} ?, ?(?:coalesce\( ?{col} ?, ?'' ?\)|{col}) ?\)", text))
-    inclusion = len(re.findall(rf"(?<!not )\bcontains\( ?:{param} ?, ?{col} ?\)", text))
-    return inclusion, exclusion, total - inclusion - exclusion
-
-
-@lru_cache(maxsize=256)
-def indicator_filters(sql: str) -> tuple[str, ...] | None:
-    """The indicator params a query body keeps rows by (`contains(:access_key_ids, useridentity.accesskeyid)`
-    or `contains(:source_ips, sourceipaddress)`), or None when its rows cannot be bounded by them
-    (no such filter, or an indicator param used some other way): such a query needs every record."""
-    found: list[str] = []
-    for param, columns in INDICATOR_PARAMS.items():
-        inclusion, _, other = _indicator_usage(sql, param, columns)
-        if other:
-            return None
-        if inclusion:
-            found.append(param)
-    return tuple(found) or None
-
-
-_warmed = threading.Event()
-
-
-def _warm_transpiler() -> None:
-    """Transpile every query file for DuckDB in a background thread, once per process (sqlglot's
-    dialects load on first use: a few hundred ms that the first query would otherwise wait for,
-    here spent while the scan workers run)."""
-    if _warmed.is_set():
-        return
-    _warmed.set()
-
-    def warm() -> None:
-        for query in registry().values():
-            try:
-                for_duckdb(query.body)
-            except Exception:  # noqa: S112 - the query's own run reports it
-                continue
-
-    threading.Thread(target=warm, name="keyresponse-warm-sql", daemon=True).start()
-
-
-# -- the engine ---------------------------------------------------------------------------------
 
 
 class DuckDBEngine(QueryEngine):
@@ -583,7 +63,7 @@ class DuckDBEngine(QueryEngine):
         regions: Sequence[str] | None = None,
         accounts: Sequence[str] | None = None,
         threads: int | None = None,
-        s3_client: Any | None = None,
+        s3_client: S3Client | None = None,
         materialise: str = "indicators",
         workers: int | None = None,
     ) -> None:
@@ -595,41 +75,34 @@ class DuckDBEngine(QueryEngine):
 
             cache_dir = get_settings().home / "cache"
         self.cache_dir = Path(cache_dir)
-        self.regions = list(regions) if regions else None
-        self.accounts = list(accounts) if accounts else None
         self.materialise = materialise
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        text = str(source)
-        self._mirror: S3Mirror | None = None
-        if text.startswith("s3://"):
-            self._mirror = S3Mirror(text, self.cache_dir, s3_client)
-            self.root = self._mirror.root
-        else:
-            self.root = Path(source)
-            if not self.root.is_dir():
-                raise ConfigurationError(f"CloudTrail folder {self.root} does not exist")
-        self._parquet_dir = self.cache_dir / "cloudtrail-parquet"
-        self._parquet_dir.mkdir(parents=True, exist_ok=True)
-        self._index_dir = self.cache_dir / "cloudtrail-index"
+        self.trail = TrailFiles(source, self.cache_dir, regions=regions, accounts=accounts, s3_client=s3_client)
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._lock = threading.RLock()
-        self._batches: dict[str, Path] = {}  # unit key -> the Parquet file holding its rows
-        self._unit_skips: dict[str, list[SkippedFile]] = {}
-        self._read_index()
-        self._active: list[Unit] = []
+        self._parquet = ParquetCache(self._con, self.cache_dir / "cloudtrail-parquet")
+        self._table = IndicatorTable(self._con, self.cache_dir / "cloudtrail-index")
         self._skipped: dict[str, SkippedFile] = {}
-        self._missing_days: set[str] = set()
-        self._view: tuple[tuple[str, ...], tuple[Path, ...]] | str | None = None
-        self._files: dict[str, _FileState] = {}
-        self._listings: dict[Path, Listed] = {}
-        self._indexed_units: set[str] = set()
-        self._table = False
+        self._view: str | None = None  # the body of the `cloudtrail` view
         self._last_window: tuple[str | None, str | None] = (None, None)
 
     # -- public ------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        """The folder the files are read from (an S3 source's local mirror)."""
+        return self.trail.root
+
+    @property
+    def regions(self) -> list[str] | None:
+        return self.trail.regions
+
+    @property
+    def accounts(self) -> list[str] | None:
+        return self.trail.accounts
+
     @property
     def skipped_files(self) -> list[SkippedFile]:
         """Files of the loaded windows that could not be read."""
@@ -638,20 +111,16 @@ class DuckDBEngine(QueryEngine):
     @property
     def logging_gaps(self) -> list[str]:
         gaps = [f"skipped unreadable CloudTrail file {s.path}: {s.reason}" for s in self._skipped.values()]
-        gaps += [f"no CloudTrail files for day {d}" for d in sorted(self._missing_days)]
+        gaps += [f"no CloudTrail files for day {d}" for d in sorted(self.trail.missing_days)]
         return gaps
 
     def load(self, start_day: str | None = None, end_day: str | None = None) -> list[Unit]:
         """Make the files of a window (or of everything) queryable, ingesting what is not cached; its units."""
         with self._lock:
-            units = self._units(start_day, end_day)
-            fresh = [u for u in units if u.key not in self._batches]
-            if fresh:
-                self._ingest(fresh)
-            for unit in units:
-                for item in self._unit_skips.get(unit.key, []):
-                    self._skip(item)
-            self._set_view(units)
+            units = self.trail.units(start_day, end_day)
+            for item in self._parquet.load(units):
+                self._skip(item)
+            self._show(self._parquet.view(units))
             self._last_window = (start_day, end_day)
             return units
 
@@ -667,70 +136,17 @@ class DuckDBEngine(QueryEngine):
         them (all files the first time, in `workers` processes); the window's units."""
         wanted = set(access_key_ids) | set(source_ips)
         with self._lock:
-            units = self._units(start_day, end_day)
-            self._create_table()
-            tasks: list[tuple[str, list[bytes], bool]] = []
-            requested: dict[str, set[str]] = {}
-            sizes: dict[str, int] = {}
-            full: list[str] = []
-            for unit in units:
-                self._load_unit_index(unit)
-                for f, stamp in unit.file_stamps():
-                    path = str(f)
-                    state = self._state(f, stamp)
-                    if state.status == SKIP:
-                        self._skip(SkippedFile(path, state.reason))
-                    elif state.status == FULL:
-                        if not state.loaded:
-                            full.append(path)
-                    elif state.keys is None or state.ips is None:
-                        requested[path] = set(wanted)
-                        tasks.append((path, needles(sorted(wanted)), True))
-                    else:
-                        new = {v for v in wanted if v in state.keys or v in state.ips} - state.extracted
-                        if new:
-                            requested[path] = new
-                            tasks.append((path, needles(sorted(new)), False))
-                    sizes[path] = state.stamp[0]
-            tasks.sort(key=lambda t: -sizes[t[0]])
-            touched_units = {u.key for u in units if any(str(f) in requested for f in u.files)}
-            rows: list[tuple[str, str]] = []
-            for scan in self._scan(tasks, sum(sizes[t[0]] for t in tasks)):
-                state = self._files[scan.path]
-                if scan.status == SKIP:
-                    state.status, state.reason = SKIP, scan.reason
-                    self._skip(SkippedFile(scan.path, scan.reason))
-                    continue
-                if scan.status == FULL:
-                    state.status = FULL
-                    full.append(scan.path)
-                    continue
-                state.status = FAST
-                if scan.keys is not None:
-                    state.keys, state.ips = scan.keys, scan.ips
-                state.extracted |= requested[scan.path]
-                for offset, text in scan.segments:
-                    if offset not in state.offsets:
-                        state.offsets.add(offset)
-                        rows.append((text, scan.path))
-                if len(rows) >= INSERT_BATCH:
-                    full += self._insert_segments(rows)
-                    rows = []
-            if rows:
-                full += self._insert_segments(rows)
-            if full:
-                self._load_full(sorted(set(full)))
-            for unit in units:
-                if unit.key in touched_units or unit.key not in self._indexed_units:
-                    self._save_unit_index(unit)
-            self._use_table()
+            units = self.trail.units(start_day, end_day)
+            for item in self._table.ensure(units, wanted, self.workers):
+                self._skip(item)
+            self._show(IndicatorTable.VIEW)
             self._last_window = (start_day, end_day)
             return units
 
-    def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def sql(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Raw DuckDB SQL over the `cloudtrail` view of every record of the last window (benchmarks, debugging)."""
         with self._lock:
-            if self._view == "table":
+            if self._view == IndicatorTable.VIEW:
                 self.load(*self._last_window)
             return self._con.execute(sql, dict(params or {})).fetchall()
 
@@ -757,226 +173,11 @@ class DuckDBEngine(QueryEngine):
         self.bytes_scanned += self.last_bytes_scanned
         return columns, rows
 
-    # -- finding the window's files ----------------------------------------------------------
-    def _units(self, start_day: str | None, end_day: str | None) -> list[Unit]:
-        window = (start_day, end_day) if start_day and end_day else None
-        if window and window[0] > window[1]:
-            raise InputError(f"start_day {start_day} is after end_day {end_day}")
-        if self._mirror is not None:
-            self._mirror.sync(window, self.regions)
-        if not self.root.is_dir():
-            return []
-        units, missing = find_units(self.root, window, regions=self.regions, accounts=self.accounts,
-                                    known=self._listings)
-        self._missing_days.update(missing)
-        return units
-
-    # -- the indicator table -----------------------------------------------------------------
-    def _create_table(self) -> None:
-        if not self._table:
-            self._con.execute(f"CREATE TABLE _kr_records AS {_projection(_EMPTY_SOURCE, file_column=True)}")
-            self._table = True
-
-    def _use_table(self) -> None:
-        if self._view != "table":
-            self._con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * EXCLUDE (_file) FROM _kr_records")
-            self._view = "table"
-
-    def _state(self, path: Path, stamp: tuple[int, int] | None = None) -> _FileState:
-        """The file's state, reset (its rows dropped) when the file changed since it was read (`stamp`:
-        its size and mtime as just listed)."""
-        key = str(path)
-        stamp = stamp or _stamp(path)
-        state = self._files.get(key)
-        if state is None or state.stamp != stamp:
-            if state is not None and (state.offsets or state.loaded):
-                self._con.execute("DELETE FROM _kr_records WHERE _file = $f", {"f": key})
-            state = self._files[key] = _FileState(stamp)
-        return state
-
-    def _scan(self, tasks: Sequence[tuple[str, list[bytes], bool]], size: int) -> Iterator[FileScan]:
-        if not tasks:
-            return
-        if self.workers <= 1 or len(tasks) == 1 or size < PARALLEL_MIN_BYTES:
-            yield from map(scan_task, tasks)
-            return
-        ctx = multiprocessing.get_context("fork")
-        workers = min(self.workers, len(tasks))
-        chunk = max(1, min(SCAN_CHUNK_MAX, len(tasks) // (workers * 32)))
-        with ctx.Pool(workers) as pool:  # tasks come largest first, so the last chunks are the smallest
-            _warm_transpiler()  # after the fork: no thread of ours runs in a worker
-            yield from pool.imap_unordered(scan_task, tasks, chunksize=chunk)
-
-    def _insert_segments(self, rows: list[tuple[str, str]]) -> list[str]:
-        """Insert the segments' records; the files with a segment that is not whole records (to load whole)."""
-        parts = {f: _path_partitions(f) for f in {f for _, f in rows}}
-        # a dict of numpy object arrays: DuckDB scans it as it scans a DataFrame, without importing pandas
-        frame = {
-            "seg": numpy.array([seg for seg, _ in rows], dtype=object),
-            "filename": numpy.array([f for _, f in rows], dtype=object),
-            "p_account": numpy.array([parts[f][0] for _, f in rows], dtype=object),
-            "p_region": numpy.array([parts[f][1] for _, f in rows], dtype=object),
-            "p_day": numpy.array([parts[f][2] for _, f in rows], dtype=object),
-        }
-        del rows[:]
-        bad: list[str] = []
-        self._con.register("_kr_segments", frame)
-        try:
-            try:  # nearly always one record per segment: no JSON array to build and unnest
-                self._con.execute(f"INSERT INTO _kr_records {_segment_projection('_kr_segments', single=True)}")
-                return []
-            except duckdb.Error:
-                pass
-            bad = [f for (f,) in self._con.execute(
-                "SELECT DISTINCT filename FROM _kr_segments WHERE NOT json_valid('[' || seg || ']')"
-            ).fetchall()]
-            good = "(SELECT * FROM _kr_segments WHERE NOT list_contains($bad, filename))"
-            self._con.execute(f"INSERT INTO _kr_records {_segment_projection(good, single=False)}", {"bad": bad})
-        finally:
-            self._con.unregister("_kr_segments")
-        for path in bad:  # cut at a nested {"eventVersion" ...: load it whole instead
-            self._con.execute("DELETE FROM _kr_records WHERE _file = $f", {"f": path})
-            state = self._files[path]
-            state.status, state.offsets = FULL, set()
-        return bad
-
-    def _load_full(self, paths: Sequence[str]) -> None:
-        """Load whole files through DuckDB's JSON reader (odd shapes); unreadable ones are skipped."""
-        files = [Path(p) for p in paths]
-        bad = {}
-        try:
-            self._insert_files(files)
-        except duckdb.Error:
-            bad = self._unreadable(files)
-            self._insert_files([f for f in files if f not in bad])
-        for path in files:
-            state = self._files[str(path)]
-            if path in bad:
-                state.status, state.reason = SKIP, bad[path]
-                self._skip(SkippedFile(str(path), bad[path]))
-            else:
-                state.status, state.loaded = FULL, True
-
-    def _insert_files(self, files: Sequence[Path]) -> None:
-        if files:
-            self._con.execute(f"INSERT INTO _kr_records {_projection(_reader(files), file_column=True)}")
-
-    # -- the persisted index -----------------------------------------------------------------
-    def _index_path(self, unit: Unit) -> Path:
-        return self._index_dir / f"{unit.key}.json"
-
-    def _load_unit_index(self, unit: Unit) -> None:
-        """Take the unit's files' indexes from the cache when this process has not scanned them."""
-        if unit.key in self._indexed_units:
-            return
-        try:
-            saved = json.loads(self._index_path(unit).read_text())
-        except (OSError, ValueError):
-            return
-        if saved.get("version") != INDEX_VERSION:
-            return
-        stamps = {str(f): stamp for f, stamp in unit.file_stamps()}  # as listed: no second stat
-        for path, entry in saved.get("files", {}).items():
-            state = self._state(Path(path), stamps.get(path))
-            if state.status:
-                continue
-            state.status, state.reason = entry["status"], entry.get("reason", "")
-            if state.status == FAST:
-                state.keys, state.ips = frozenset(entry["keys"]), frozenset(entry["ips"])
-        self._indexed_units.add(unit.key)
-
-    def _save_unit_index(self, unit: Unit) -> None:
-        entries: dict[str, Any] = {}
-        for f in unit.files:
-            state = self._files.get(str(f))
-            if state is None or not state.status or (state.status == FAST and state.keys is None):
-                return
-            entry: dict[str, Any] = {"status": state.status}
-            if state.status == FAST:
-                entry["keys"], entry["ips"] = sorted(state.keys or ()), sorted(state.ips or ())
-            if state.reason:
-                entry["reason"] = state.reason
-            entries[str(f)] = entry
-        self._index_dir.mkdir(parents=True, exist_ok=True)
-        target = self._index_path(unit)
-        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": INDEX_VERSION, "files": entries}))
-        os.replace(tmp, target)
-        self._indexed_units.add(unit.key)
-
-    # -- the view ----------------------------------------------------------------------------
-    def _set_view(self, units: Sequence[Unit]) -> None:
-        keys = tuple(sorted(u.key for u in units))
-        files = tuple(sorted({self._batches[k] for k in keys}))
-        if self._view == (keys, files):
-            return
-        if files:
-            paths = ", ".join(_quote(str(p)) for p in files)
-            wanted = ", ".join(_quote(k) for k in keys)
-            body = f"SELECT * EXCLUDE (unit_key) FROM read_parquet([{paths}]) WHERE unit_key IN ({wanted})"
-        else:
-            body = _projection(_EMPTY_SOURCE)
-        self._con.execute(f"CREATE OR REPLACE VIEW cloudtrail AS {body}")
-        self._view = (keys, files)
-
-    # -- ingest ------------------------------------------------------------------------------
-    def _read_index(self) -> None:
-        for manifest in self._parquet_dir.glob("*.units.json"):
-            target = manifest.with_name(manifest.name.replace(".units.json", ".parquet"))
-            if not target.exists():
-                continue
-            try:
-                entries = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                continue
-            for key, skipped in entries.items():
-                self._batches[key] = target
-                self._unit_skips[key] = [SkippedFile(**s) for s in skipped]
-
-    def _ingest(self, units: Sequence[Unit]) -> None:
-        """Parse the units' files once into one Parquet file (written atomically) plus its manifest."""
-        batch = hashlib.sha256("|".join(sorted(u.key for u in units)).encode()).hexdigest()[:32]
-        target = self._parquet_dir / f"{batch}.parquet"
-        files = [f for u in units for f in u.files]
-        skipped: list[SkippedFile] = []
-        try:
-            self._copy(units, files, target)
-        except duckdb.Error:
-            bad = self._unreadable(files)
-            skipped = [SkippedFile(str(f), reason) for f, reason in bad.items()]
-            self._copy(units, [f for f in files if f not in bad], target)
-        by_file = {s.path: s for s in skipped}
-        entries = {u.key: [by_file[str(f)].__dict__ for f in u.files if str(f) in by_file] for u in units}
-        manifest = self._parquet_dir / f"{batch}.units.json"
-        tmp = manifest.with_name(manifest.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, manifest)
-        for unit in units:
-            self._batches[unit.key] = target
-            self._unit_skips[unit.key] = [SkippedFile(**s) for s in entries[unit.key]]
-
-    def _copy(self, units: Sequence[Unit], files: Sequence[Path], target: Path) -> None:
-        unit_keys = {folder: u.key for u in units for folder in sorted(u.folders)}
-        select = _projection(_reader(files) if files else _EMPTY_SOURCE, unit_keys)
-        fd, tmp = tempfile.mkstemp(prefix=".ingest-", suffix=".parquet", dir=target.parent)
-        os.close(fd)
-        try:
-            self._con.execute(f"COPY ({select}) TO {_quote(tmp)} (FORMAT parquet, COMPRESSION zstd)")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-    def _unreadable(self, files: Sequence[Path]) -> dict[Path, str]:
-        """The files DuckDB cannot read, with the reason, found by bisection (a few bad files are cheap)."""
-        try:
-            self._con.execute(f"SELECT count(*) FROM ({_projection(_reader(files))})").fetchall()
-        except duckdb.Error as exc:
-            if len(files) == 1:
-                return {files[0]: str(exc).splitlines()[0][:300]}
-            half = len(files) // 2
-            return self._unreadable(files[:half]) | self._unreadable(files[half:])
-        return {}
+    def _show(self, body: str) -> None:
+        """Point the `cloudtrail` view at `body` (a materialisation's rows), unless it already is."""
+        if self._view != body:
+            self._con.execute(f"CREATE OR REPLACE VIEW cloudtrail AS {body}")
+            self._view = body
 
     def _skip(self, item: SkippedFile) -> None:
         if item.path not in self._skipped:

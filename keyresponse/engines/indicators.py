@@ -1,9 +1,10 @@
 """Byte-level scanning of CloudTrail files for indicators (access key ids, source IPs), without JSON parsing.
 
-The DuckDB engine's indicator-driven materialisation uses this in worker processes: one call of
-`scan_file` decompresses one file (libdeflate or ISA-L), optionally builds its INDEX (the distinct
-`accessKeyId` and `sourceIPAddress` string values it holds) and cuts out the raw text of the
-records that mention the requested indicators.
+The DuckDB engine's indicator-driven materialisation runs `scan_files`: `scan_file` over many files,
+in forked worker processes when that pays. One call of `scan_file` decompresses one file
+(libdeflate or ISA-L), optionally builds its INDEX (the distinct `accessKeyId` and
+`sourceIPAddress` string values it holds) and cuts out the raw text of the records that mention
+the requested indicators.
 
 The index kernel is the C extension `_scan` (built by `pip install`, about 0.7 ms per 2 MB file)
 when it is there, else the same computation in whole-array numpy operations (about 5 ms per file);
@@ -24,8 +25,9 @@ Nothing here imports DuckDB: the functions run in forked workers.
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,6 +321,38 @@ def _segments_python(data: bytes, hits: list[int], tail: int, marker: bytes) -> 
     return out
 
 
-def scan_task(task: tuple[str, list[bytes], bool]) -> FileScan:
+#: One file to scan: its path, the `needles` to cut out the records of, and whether to index it.
+ScanTask = tuple[str, list[bytes], bool]
+
+
+def scan_task(task: ScanTask) -> FileScan:
     """`scan_file` with one picklable argument (for `Pool.imap_unordered`)."""
     return scan_file(*task)
+
+
+#: Below this many compressed bytes to scan, files are scanned in-process (forking costs more).
+PARALLEL_MIN_BYTES = 8 << 20
+#: Files per message to and from a scan worker: about 32 chunks per worker, at most this many files
+#: (one message per file cost the main process 2 CPU-s of pickling and thread switches on 2,304 files).
+SCAN_CHUNK_MAX = 32
+
+
+def scan_files(
+    tasks: Sequence[ScanTask], size: int, workers: int, *, forked: Callable[[], object] | None = None
+) -> Iterator[FileScan]:
+    """`scan_task` of each task, as they finish (not in order): in `workers` forked processes when
+    `size` (the files' compressed bytes) makes it pay, else here. Give the largest files first, so
+    that the last chunks are the smallest. `forked` runs here once the workers are forked (work to
+    overlap with the scan: a thread it starts is not copied into a worker)."""
+    if not tasks:
+        return
+    if workers <= 1 or len(tasks) == 1 or size < PARALLEL_MIN_BYTES:
+        yield from map(scan_task, tasks)
+        return
+    ctx = multiprocessing.get_context("fork")
+    workers = min(workers, len(tasks))
+    chunk = max(1, min(SCAN_CHUNK_MAX, len(tasks) // (workers * 32)))
+    with ctx.Pool(workers) as pool:
+        if forked is not None:
+            forked()
+        yield from pool.imap_unordered(scan_task, tasks, chunksize=chunk)

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from isal import igzip
 
@@ -24,7 +23,7 @@ _REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?$", re.ASCII)
 
 
-def record_time(record: Mapping[str, Any]) -> datetime | None:
+def record_time(record: Mapping[str, object]) -> datetime | None:
     """The record's eventTime as a UTC datetime (ISO-8601 or `YYYY-MM-DD HH:MM:SS[.fff…]`), or None."""
     text = record.get("eventTime")
     match = _TIME.match(text.strip()) if isinstance(text, str) else None
@@ -36,7 +35,7 @@ def record_time(record: Mapping[str, Any]) -> datetime | None:
 
 
 def write_trail_files(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Mapping[str, object]],
     root: Path,
     *,
     default_time: datetime = datetime(2024, 1, 1, tzinfo=UTC),
@@ -47,7 +46,7 @@ def write_trail_files(
     A record without a valid recipientAccountId, awsRegion or eventTime goes to the default
     account, region or time (test data is not always well formed; a path must be).
     """
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[Mapping[str, object]]] = defaultdict(list)
     for record in records:
         account = str(record.get("recipientAccountId") or "")
         account = account if _ACCOUNT.fullmatch(account) else DEFAULT_ACCOUNT

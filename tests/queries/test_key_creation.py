@@ -7,7 +7,8 @@ from typing import Any
 
 from footholds import ADMIN_ACCOUNT, ADMIN_USER, ADMIN_USER_KEY, CREATOR_KEY, ROOT_MADE_KEY, root_creates_key
 
-from keyresponse.engines.duckdb_engine import DuckDBEngine, indicator_filters
+from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.engines.indicator_table import indicator_filters
 from keyresponse.engines.layout import write_trail_files
 from keyresponse.queries import get_query
 

@@ -105,10 +105,10 @@ def test_a_file_rewritten_in_place_is_seen_once_its_folder_listing_is_older_than
 ) -> None:
     """A folder whose mtime is unchanged (nothing added, removed or renamed) is trusted for
     LISTING_MAX_AGE seconds; a rewrite in place (same name, new content) is seen after that."""
-    from keyresponse.engines import duckdb_engine
+    from keyresponse.engines import trail_files
 
     params = {"access_key_ids": [BACKDOOR_KEY], **WINDOW}
-    monkeypatch.setattr(duckdb_engine, "LISTING_MAX_AGE", 3600.0)
+    monkeypatch.setattr(trail_files, "LISTING_MAX_AGE", 3600.0)
     with DuckDBEngine(logs, cache_dir=tmp_path / "cache") as engine:
         before = engine.run("key_events", params)
         target = next(f for u in engine.load() for f in u.files if u.day == "2024/07/30")
@@ -120,7 +120,7 @@ def test_a_file_rewritten_in_place_is_seen_once_its_folder_listing_is_older_than
             out.write(gzip.compress(json.dumps(data).encode()))
         os.utime(target.parent, ns=(folder_mtime, folder_mtime))
         assert engine.run("key_events", params) == before  # trusted: listed moments ago, folder unchanged
-        monkeypatch.setattr(duckdb_engine, "LISTING_MAX_AGE", 0.0)
+        monkeypatch.setattr(trail_files, "LISTING_MAX_AGE", 0.0)
         after = engine.run("key_events", params)
         assert "rewritten-in-place" in {row["event_id"] for row in after}
         assert len(after) == len(before) + 1

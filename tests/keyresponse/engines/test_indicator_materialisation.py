@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from keyresponse.engines import duckdb_engine, indicators
-from keyresponse.engines.duckdb_engine import DuckDBEngine, indicator_filters
+from keyresponse.engines import indicators
+from keyresponse.engines.duckdb_engine import DuckDBEngine
+from keyresponse.engines.indicator_table import indicator_filters
 from keyresponse.engines.layout import write_trail_files
 from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.queries import Query, registry
@@ -105,7 +106,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_every_query_matches_full_materialisation_on_50k_simulated_events(
     simulated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(duckdb_engine, "PARALLEL_MIN_BYTES", 0)  # the worker pool, even on small files
+    monkeypatch.setattr(indicators, "PARALLEL_MIN_BYTES", 0)  # the worker pool, even on small files
     truth = json.loads((simulated / "ground_truth.json").read_text())
     keys = [c["access_key_id"] for c in truth["attacker_credentials"]]
     ips = list(truth["attacker_ips"])
@@ -184,7 +185,7 @@ def test_a_second_engine_reuses_the_index_and_reads_only_files_holding_the_indic
         scanned.append(task[0])
         return original(task)
 
-    monkeypatch.setattr(duckdb_engine, "scan_task", counting)
+    monkeypatch.setattr(indicators, "scan_task", counting)
     with DuckDBEngine(fixture_logs, cache_dir=tmp_path) as engine:
         assert engine.run("key_events", params) == first
         assert engine.run("key_events", params) == first  # nothing new to read
