@@ -22,7 +22,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from keyresponse import aws
-from keyresponse.keyscan import Check, ScanPolicy, fetch_report, find_findings, parse_credential_report
+from keyresponse.credential_reports import fetch_report
+from keyresponse.keyscan import Check, ScanPolicy, find_findings, parse_credential_report
 from keyresponse.sandbox import MotoSandbox
 from tasks.credential_report import enrich
 

@@ -28,6 +28,8 @@ A denial or a timeout stops the response there (nothing more changes) and the re
 listing every change still in effect as "left in place" with how to undo it (`_left_in_place`).
 "Not ours" (the key belongs to an account outside scope) stops right after validation. Two runs
 about one key never race: the run holds a lock named after the key (see `_key_lock`).
+
+Size: the DAG, its journal replay and the early-containment hand-over are one run's control flow.
 """
 
 from __future__ import annotations

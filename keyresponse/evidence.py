@@ -31,6 +31,8 @@ of the ledger too) and checks that the current version of each object is still t
 entry pins: a newer version put over an object (an older copy swapped back in, say) or a delete
 marker is named, even when its bytes match. A local folder keeps only the current file of each
 name, so only that one is re-hashed there; earlier entries are checked through the chain.
+
+Size: the store and its chained manifest are one integrity argument (write, chain, pin versions, verify); kept in one file so it can be read whole.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ attacker's but some cannot be told from the owner's (the reasons are in `source_
 merely "not known". Severity follows the playbook: P1 for persistence, derived credentials, created
 resources or secrets read; P2 for other data access or broad reconnaissance; P3 for validation, a
 few calls, or an uncertain verdict (a human must look); P4 benign.
+
+Size: the scope fixpoint and the assessment share the investigator's state (the window, the judged addresses, the queries run).
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ names) and networks (the same IPv4 /16 or IPv6 /48, or the same cloud provider's
 An AWS service name ("lambda.amazonaws.com", "AWS Internal") is a **service**, and an address the
 responder vouched for (`known_ips`) is **known**, whatever it did. An address used by a credential
 the attacker minted is the attacker's unless it is in the baseline.
+
+Size: one judgement (baseline, then each address against it) whose rules read each other; split, a rule would hide its neighbours.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ Rules, for every *active* access key of every user (`now` is the scan time):
 
 "Unused" is judged on the last-used date and "long-lived" on the creation date; the two are never
 confused, and a key that was never used is not silently skipped.
+
+Size: the scan's rules, suppressions, comparison between scans and the notices they plan are one set of pure functions over one report.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -32,11 +33,10 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from keyresponse import markdown as md
-from keyresponse.errors import AwsCallError, InputError, KeyResponseError, MissingPermission
+from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.notifications import UNOWNED_RECIPIENT, Notification
 
 NotificationReason = Literal["new_finding", "grace_period_over"]
@@ -579,41 +579,3 @@ def render_markdown(result: ScanResult) -> str:
     out += ["", f"Notifications: {len(result.notifications)}{delivery}. "
             f"Keys due for deactivation after approval: {len(result.remediation_candidates)}."]
     return "\n".join(out) + "\n"
-
-
-# -- fetching the report ------------------------------------------------------------------------
-
-
-def aws_error(exc: ClientError, doing: str) -> AwsCallError:
-    """The scan's error for a failed AWS call: `MissingPermission` when access was denied."""
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = exc.response.get("Error", {}).get("Message", str(exc))
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return MissingPermission(f"{doing}: access denied ({message})")
-    return AwsCallError(f"{doing}: {code} {message}".strip())
-
-
-def fetch_report(iam: Any, account_id: str, *, timeout_s: float = 300.0, poll_s: float = 2.0) -> CredentialReport:
-    """Generate the credential report and wait until IAM serves it (ReportInProgress / NotPresent / Expired)."""
-    deadline = time.monotonic() + timeout_s
-    state = "none"
-    while True:
-        try:
-            state = iam.generate_credential_report().get("State", "")
-            if state == "COMPLETE":
-                answer = iam.get_credential_report()
-                content = answer["Content"]
-                return CredentialReport(
-                    account_id=account_id,
-                    content=content.decode("utf-8-sig") if isinstance(content, bytes) else content,
-                    generated_at=answer.get("GeneratedTime"))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code not in ("ReportInProgress", "ReportNotPresent", "ReportExpired", "ReportNotReady"):
-                raise aws_error(exc, f"fetching the credential report of account {account_id}") from exc
-            state = code
-        if time.monotonic() + poll_s > deadline:
-            raise CredentialReportError(
-                f"the credential report of account {account_id} was not ready after {timeout_s:.0f} s "
-                f"(last answer: {state}); the other accounts were still scanned")
-        time.sleep(poll_s)

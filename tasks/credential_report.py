@@ -18,6 +18,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
 
 from keyresponse import aws
+from keyresponse.credential_reports import aws_error, fetch_report
 from keyresponse.errors import AwsCallError, GuardrailRefusal, VerificationFailed
 from keyresponse.keyscan import (
     AccountFindings,
@@ -25,8 +26,6 @@ from keyresponse.keyscan import (
     CredentialReportError,
     Finding,
     ScanPolicy,
-    aws_error,
-    fetch_report,
     find_findings,
     parse_credential_report,
 )

@@ -89,6 +89,8 @@ is accepted, then `applied`, `nothing_to_do`, `skipped` (not ours, owner unknown
 `failed`, with `attempts`, `transient_failures`, `owner_deny` and, once rechecked, `rechecks`. The
 flow waits for it (bounded) before its own early containment, so the two never race and the
 incident record shows the receiver's change, its ledger entry and its time.
+
+Size: one time-critical path (claim, contain with a retry budget, record, recheck) whose steps share one deadline; kept in one file to be read whole.
 """
 
 from __future__ import annotations
@@ -328,8 +330,8 @@ def _owner_deny() -> Any:
     revocation policy name: the same name, calls, permissions, guardrails, ledger and undo (which
     deletes the policy), and recovery's `remove_session_revocation_policy` lifts it; the flow's own
     `attach_session_revocation_policy` on the owner then finds the policy there and leaves it."""
-    from tasks.actions import put_inline_policy, revocation_policy_name
     from tasks.containment.attach_session_revocation_policy import AttachSessionRevocationPolicy
+    from tasks.iam_changes import put_inline_policy, revocation_policy_name
 
     class DenyingTheOwner(AttachSessionRevocationPolicy):
         def describe(self, target: Any, before: Any) -> str:

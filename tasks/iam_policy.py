@@ -18,7 +18,7 @@ principals no action may touch, whatever a bug or a hostile plan asks:
 IAM compares resource ARNs case-sensitively, so these statements name the principals as configured;
 the guardrails in the code (`keyresponse/guardrails.py`) match any case, before any call is made.
 Secrets Manager is granted on `arn:aws:secretsmanager:*:*:secret:keyresponse/*` only: the secrets
-recovery writes (`tasks.actions.secret_name`), never the account's others.
+recovery writes (`tasks.iam_changes.secret_name`), never the account's others.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ BASE_PERMISSIONS: tuple[str, ...] = (
 
 _SIDS = {"iam": "IamResponse", "sts": "WhoAmI", "ec2": "Ec2Eradication", "lambda": "LambdaEradication",
          "secretsmanager": "RecoverySecrets", "s3": "EvidenceStore"}
-#: The only secrets the responder touches (tasks.actions.secret_name).
+#: The only secrets the responder touches (tasks.iam_changes.secret_name).
 SECRETS_RESOURCE = "arn:aws:secretsmanager:*:*:secret:keyresponse/*"
 #: IAM calls that only read: everything else the policy grants on IAM is a write, denied on the principals above.
 _READ_PREFIXES = ("Get", "List", "Describe", "Generate", "Simulate")

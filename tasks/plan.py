@@ -26,6 +26,8 @@ target — the attacker can assume a role of the same name as one of ours in an 
 is reported as attacker infrastructure (`ResponsePlan.attacker_infrastructure`, and the notes).
 
 `investigation_from_aws` plans containment when there is no investigation, from what IAM says.
+
+Size: the facts of the investigation and the rules that turn them into steps are read together.
 """
 
 from __future__ import annotations

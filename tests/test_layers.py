@@ -162,3 +162,18 @@ def test_the_checks_catch_a_cycle_an_upward_import_and_see_lazy_ones(tmp_path: P
     assert graph["keyresponse.c"] == {"flows.run"}
     assert sorted(cycles(graph)) == [["flows.run", "keyresponse.c"], ["keyresponse.a", "keyresponse.b"]]
     assert upward(graph) == ["keyresponse.c (library) imports flows.run (flows)"]
+
+
+#: A module over this many lines says why at the top of its docstring ("Size: …").
+MAX_LINES = 400
+
+
+def test_a_module_over_400_lines_says_why() -> None:
+    unexplained = []
+    for name, path in modules(ROOT).items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > MAX_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "Size:" not in doc and "Over 400 lines" not in doc:
+                unexplained.append(f"{name} ({text.count(chr(10))} lines)")
+    assert unexplained == [], "split by job, or say why at the top (Size: …)"

@@ -17,6 +17,8 @@ Private, shared (CGNAT), loopback, link-local, reserved, multicast and documenta
 addresses, AWS service names such as `lambda.amazonaws.com` or `AWS Internal`, and text that is not
 an address get an honest classification and a note, never an exception. A range file that is
 missing or unreadable is reported in `notes` and the answer says "unknown" rather than "not cloud".
+
+Size: the sources (ranges, lists, caches) and the per-IP verdict that reads them are one answer; they are kept together.
 """
 
 from __future__ import annotations

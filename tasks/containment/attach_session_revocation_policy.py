@@ -12,13 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tasks.actions import (
-    Action,
-    ActionContext,
-    Target,
+from tasks.actions import Action, ActionContext, Target, now_iso
+from tasks.iam_changes import (
     delete_inline_policy,
     inline_policy,
-    now_iso,
     put_inline_policy,
     revocation_policy,
     revocation_policy_name,

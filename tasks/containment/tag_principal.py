@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tasks.actions import INCIDENT_TAG, Action, ActionContext, Target
+from tasks.actions import Action, ActionContext, Target
+from tasks.iam_changes import INCIDENT_TAG
 
 
 class TagPrincipal(Action):

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from keyresponse.errors import InputError
-from tasks.actions import Action, ActionContext, Target, normalize_policy
+from tasks.actions import Action, ActionContext, Target
+from tasks.iam_changes import normalize_policy
 
 
 class RestoreTrustPolicy(Action):

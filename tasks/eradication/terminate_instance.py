@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from tasks.actions import INCIDENT_TAG, Action, ActionContext, Target, error_code
+from tasks.actions import Action, ActionContext, Target, error_code
+from tasks.iam_changes import INCIDENT_TAG
 
 INSTANCE_TAG = "keyresponse-instance"
 

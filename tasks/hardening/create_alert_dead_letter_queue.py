@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from tasks.actions import Action, ActionContext, Target, error_code, normalize_policy
+from tasks.actions import Action, ActionContext, Target, error_code
 from tasks.hardening._common import MANAGED_TAG
+from tasks.iam_changes import normalize_policy
 
 #: Fourteen days, SQS's longest retention: time to notice the queue and replay what is in it.
 RETENTION_SECONDS = 14 * 24 * 3600

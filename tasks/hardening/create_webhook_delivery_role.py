@@ -14,17 +14,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from tasks.actions import (
-    Action,
-    ActionContext,
-    Target,
-    delete_inline_policy,
-    error_code,
-    inline_policy,
-    normalize_policy,
-    put_inline_policy,
-)
+from tasks.actions import Action, ActionContext, Target, error_code
 from tasks.hardening._common import MANAGED_TAG
+from tasks.iam_changes import delete_inline_policy, inline_policy, normalize_policy, put_inline_policy
 
 POLICY_NAME = "invoke-keyresponse-api-destinations"
 

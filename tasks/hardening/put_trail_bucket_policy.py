@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from tasks.actions import Action, ActionContext, Target, error_code, normalize_policy
+from tasks.actions import Action, ActionContext, Target, error_code
+from tasks.iam_changes import normalize_policy
 
 SIDS = ("KeyResponseCloudTrailAclCheck", "KeyResponseCloudTrailWrite")
 

@@ -28,16 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keyresponse.errors import AwsCallError, KeyResponseError
 from keyresponse.ledger import LedgerEntry, in_effect
-from tasks.actions import (
-    Action,
-    ActionContext,
-    Target,
-    delete_secret,
-    error_code,
-    secret_name,
-    secret_tags,
-    store_secret,
-)
+from tasks.actions import Action, ActionContext, Target, error_code
+from tasks.iam_changes import delete_secret, secret_name, secret_tags, store_secret
 
 KEY_TAG = "access-key-id"
 

@@ -9,15 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tasks.actions import (
-    Action,
-    ActionContext,
-    Target,
-    delete_inline_policy,
-    inline_policy,
-    put_inline_policy,
-    revocation_policy_name,
-)
+from tasks.actions import Action, ActionContext, Target
+from tasks.iam_changes import delete_inline_policy, inline_policy, put_inline_policy, revocation_policy_name
 
 
 class RemoveSessionRevocationPolicy(Action):

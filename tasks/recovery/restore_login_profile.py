@@ -12,14 +12,8 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from tasks.actions import (
-    Action,
-    ActionContext,
-    Target,
-    create_login_profile_with_secret,
-    error_code,
-    has_login_profile,
-)
+from tasks.actions import Action, ActionContext, Target, error_code
+from tasks.iam_changes import create_login_profile_with_secret, has_login_profile
 
 
 class RestoreLoginProfile(Action):

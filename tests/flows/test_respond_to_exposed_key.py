@@ -197,7 +197,7 @@ def test_a_denial_after_early_containment_reports_what_is_left_in_place_and_how_
     from keyresponse.receiver.config import WebhookSettings
     from keyresponse.receiver.spool import AlertSpool, SpoolRecord
     from tasks import first_response
-    from tasks.actions import INCIDENT_TAG, revocation_policy_name
+    from tasks.iam_changes import INCIDENT_TAG, revocation_policy_name
 
     alert = world.alert("guardduty")
     assert alert.high_confidence

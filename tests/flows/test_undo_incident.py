@@ -24,16 +24,10 @@ from keyresponse.ledger import Ledger
 from keyresponse.markdown import text
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
-from tasks.actions import (
-    INCIDENT_TAG,
-    ActionContext,
-    Target,
-    left_in_place,
-    revocation_policy_name,
-    undo_incident,
-)
+from tasks.actions import ActionContext, Target, left_in_place, undo_incident
 from tasks.containment.deactivate_access_key import ACTION as DEACTIVATE
 from tasks.eradication.delete_access_key import ACTION as DELETE
+from tasks.iam_changes import INCIDENT_TAG, revocation_policy_name
 from tasks.registry import registry
 
 ACCOUNT = "123456789012"

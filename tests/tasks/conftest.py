@@ -18,14 +18,8 @@ import pytest
 
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings
-from tasks.actions import (
-    ActionContext,
-    Clients,
-    Target,
-    put_inline_policy,
-    revocation_policy,
-    revocation_policy_name,
-)
+from tasks.actions import ActionContext, Clients, Target
+from tasks.iam_changes import put_inline_policy, revocation_policy, revocation_policy_name
 
 ACCOUNT = "123456789012"
 EU = "eu-west-1"

@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from keyresponse import aws
+from keyresponse.credential_reports import fetch_report
 from keyresponse.keyscan import (
     AccountFindings,
     Check,
@@ -19,7 +20,6 @@ from keyresponse.keyscan import (
     ScanException,
     ScanPolicy,
     assemble_scan,
-    fetch_report,
 )
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount

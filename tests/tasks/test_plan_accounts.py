@@ -28,7 +28,8 @@ from keyresponse.investigation import Window, investigate
 from keyresponse.report import credential_containment, render_markdown
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
-from tasks.actions import INCIDENT_TAG, apply_steps, revocation_policy_name
+from tasks.actions import apply_steps
+from tasks.iam_changes import INCIDENT_TAG, revocation_policy_name
 from tasks.plan import plan_response
 
 from .conftest import MakeCtx

@@ -18,7 +18,8 @@ import pytest
 
 from keyresponse.errors import AwsCallError
 from keyresponse.sandbox import MotoSandbox
-from tasks.actions import Clients, Target, left_in_place, secret_name
+from tasks.actions import Clients, Target, left_in_place
+from tasks.iam_changes import secret_name
 from tasks.recovery.create_replacement_access_key import ACTION
 from tasks.registry import registry
 

@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from keyresponse.credential_reports import fetch_report
 from keyresponse.keyscan import Check as ScanCheck
 from keyresponse.keyscan import (
     Finding,
     ScanPolicy,
     apply_suppressions,
-    fetch_report,
     find_findings,
     parse_credential_report,
 )
