@@ -74,9 +74,9 @@ class CredentialRecord(Record):
 
     access_key_id: str
     kind: CredentialKind
-    created_by_event: str | None
-    parent: str | None
-    principal_arn: str | None
+    created_by_event: str | None = None
+    parent: str | None = None
+    principal_arn: str | None = None
     confidence: Confidence | None = None
     evidence: list[str] = []
 
@@ -86,9 +86,9 @@ class UncertainCredential(Record):
 
     access_key_id: str
     kind: CredentialKind
-    created_by_event: str | None
-    parent: str | None
-    principal_arn: str | None
+    created_by_event: str | None = None
+    parent: str | None = None
+    principal_arn: str | None = None
     reasons: list[str]
 
 

@@ -13,8 +13,8 @@ window: only those are "still running". Bedrock invocations are priced per call 
 counts (CloudTrail does not log tokens). An estimate with its assumptions stated; Cost Explorer is
 the bill.
 
-Why the Bedrock calls count: the issue found the llmjacking-ses report saying $0.00 in its
-summary and $0.25 in its intelligence section. $0.25 is right. The attacker's 12 successful
+Why the Bedrock calls count: a report of an LLM-abuse incident once said $0.00 in its summary and
+$0.25 in its intelligence section. $0.25 is right. The attacker's 12 successful
 InvokeModel calls (Claude 3 Sonnet, on-demand: $0.003 per 1k input and $0.015 per 1k output
 tokens, 2,000 in and 1,000 out assumed a call) are 12 × $0.021 = $0.252 on the account's bill. The
 $0.00 came from the investigation's own estimator of the time, which priced EC2 instances only,
