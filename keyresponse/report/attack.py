@@ -24,8 +24,17 @@ from keyresponse.intel.taxonomy import (
     own_cleanup,
 )
 from keyresponse.intel.taxonomy import category_of as categorize
+from keyresponse.model import (
+    DataAccess,
+    InvestigationRecord,
+    PersistenceEvent,
+    ReconError,
+    ResourceCreated,
+    SourceIp,
+)
 from keyresponse.report.formatting import compact_json, short_arn
-from keyresponse.report.response import credential_containment
+from keyresponse.report.reading import classification, stated
+from keyresponse.report.response import Containment
 from keyresponse.svg import Lane, Marker, Point, TreeNode, activity_chart, outline, tree_chart
 
 # -- categories of attacker activity ---------------------------------------------------------------
@@ -36,6 +45,17 @@ _COLOURS = {"recon": "#0072B2", "credentials": "#D55E00", "persistence": "#CC79A
             "compute": "#009E73", "defense_evasion": "#000000", "other": "#999999"}
 #: (key, label, colour), in chart order.
 CATEGORIES: tuple[Lane, ...] = tuple(Lane(a.key, a.label, _COLOURS[a.key]) for a in ACTIVITIES)
+
+
+@dataclass(frozen=True)
+class Category:
+    """One lane of the activity chart: the calls of a category, most frequent first."""
+
+    key: str
+    label: str
+    color: str
+    count: int
+    names: list[tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -50,15 +70,64 @@ class CredentialRow:
     contained: str = "not contained"
 
 
+@dataclass(frozen=True)
+class UserAgentRow:
+    """An attacker user agent, from the calls (or, with no calls stored, from the IP summary: no count)."""
 
-def credential_rows(incident: Incident) -> list[CredentialRow]:
-    inv = incident.investigation
+    user_agent: str
+    ips: list[str]
+    event_count: int | None
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    region: str
+    event_count: int
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """A successful call that changed or deleted a resource."""
+
+    event_time: str | None
+    event_name: str
+    region: str | None
+    access_key_id: str | None
+    parameters: str
+
+
+@dataclass(frozen=True)
+class DataRow:
+    """A data-access row; `error_count` None when the record does not say (written before it was counted)."""
+
+    resource: str | None
+    event_name: str
+    count: int
+    error_count: int | None
+
+
+@dataclass(frozen=True)
+class Impact:
+    created: list[ResourceCreated]
+    changed: list[CallRow]
+    deleted: list[CallRow]
+    data: list[DataRow]
+    secrets: list[DataAccess]
+    persistence: list[PersistenceEvent]
+    recon_errors: list[ReconError]
+    cost: float
+    principals: list[str]
+
+
+def credential_rows(incident: Incident, record: InvestigationRecord,
+                    containment: Sequence[Containment]) -> list[CredentialRow]:
+    """The credential graph as an outline (parents before children), with each one's calls and containment."""
     counts = Counter(str(e.get("access_key_id")) for e in incident.events)
-    nodes = [TreeNode(c["access_key_id"], c.get("parent"), c["access_key_id"]) for c in inv["credentials"]]
-    by_id = {c["access_key_id"]: c for c in inv["credentials"]}
-    how = {row["access_key_id"]: row["how"] for row in credential_containment(incident)}
-    return [CredentialRow(node.id, by_id[node.id]["kind"], by_id[node.id].get("created_by_event"),
-                          by_id[node.id].get("parent"), by_id[node.id].get("principal_arn"), depth,
+    nodes = [TreeNode(c.access_key_id, c.parent, c.access_key_id) for c in record.credentials]
+    by_id = {c.access_key_id: c for c in record.credentials}
+    how = {row["access_key_id"]: row["how"] for row in containment}
+    return [CredentialRow(node.id, by_id[node.id].kind, by_id[node.id].created_by_event,
+                          by_id[node.id].parent, by_id[node.id].principal_arn, depth,
                           counts.get(node.id, 0), how[node.id]) for node, depth in outline(nodes)]
 
 
@@ -76,7 +145,8 @@ def credential_svg(rows: Sequence[CredentialRow]) -> Markup:
     return tree_chart(nodes, title="Credential graph: the exposed key and every credential derived from it")
 
 
-def activity(incident: Incident) -> tuple[list[dict[str, Any]], Markup]:
+def activity(incident: Incident) -> tuple[list[Category], Markup]:
+    """The attacker's calls by category (`keyresponse.intel.taxonomy`), and the chart of them over time."""
     lanes = {lane.key: lane for lane in CATEGORIES}
     per: dict[str, Counter[str]] = {lane.key: Counter() for lane in CATEGORIES}
     points = []
@@ -94,55 +164,56 @@ def activity(incident: Incident) -> tuple[list[dict[str, Any]], Markup]:
         markers.append(Marker(parse_time(timeline.detected_at), "detected", "#B45309", dashed=True))
     if timeline.contained_at:
         markers.append(Marker(parse_time(timeline.contained_at), "contained", "#B91C1C"))
-    rows = [{"key": key, "label": lanes[key].label, "color": lanes[key].color, "count": sum(c.values()),
-             "names": c.most_common()} for key, c in per.items()]
+    rows = [Category(key, lanes[key].label, lanes[key].color, sum(c.values()), c.most_common())
+            for key, c in per.items()]
     return rows, activity_chart(CATEGORIES, points, markers,
                                 title="Attacker activity by category over time, with detection and containment")
 
 
-def sources(incident: Incident) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    inv = incident.investigation
-    ips = [ip | {"classification": ip.get("classification", "attacker"), "confidence": ip.get("confidence"),
-                 "evidence": ip.get("evidence") or []} for ip in inv["source_ips"]]
-    agents: dict[str, dict[str, Any]] = {}
+def sources(incident: Incident, record: InvestigationRecord
+            ) -> tuple[list[SourceIp], list[UserAgentRow], list[RegionRow]]:
+    """The source IPs (each with its class), the attacker's user agents, and the regions with their calls."""
+    ips = [ip.model_copy(update={"classification": classification(ip)}) for ip in record.source_ips]
+    agents: dict[str, tuple[set[str], int | None]] = {}
     for event in incident.events:
         agent = str(event.get("user_agent") or "(none)")
-        row = agents.setdefault(agent, {"user_agent": agent, "ips": set(), "event_count": 0})
-        row["ips"].add(str(event.get("source_ip")))
-        row["event_count"] += 1
+        seen, count = agents.get(agent, (set(), 0))
+        seen.add(str(event.get("source_ip")))
+        agents[agent] = (seen, (count or 0) + 1)
     if not incident.events:  # no event rows stored: fall back to the IP summary's agents
         for ip in ips:
-            if ip["classification"] != "attacker":
+            if ip.classification != "attacker":
                 continue
-            for agent in ip.get("user_agents") or []:
-                agents.setdefault(agent, {"user_agent": agent, "ips": set(), "event_count": None})["ips"].add(ip["ip"])
-    agent_rows = [row | {"ips": sorted(row["ips"])} for row in
-                  sorted(agents.values(), key=lambda r: (-(r["event_count"] or 0), r["user_agent"]))]
+            for agent in ip.user_agents:
+                agents.setdefault(agent, (set(), None))[0].add(ip.ip)
+    agent_rows = sorted((UserAgentRow(agent, sorted(seen), count) for agent, (seen, count) in agents.items()),
+                        key=lambda r: (-(r.event_count or 0), r.user_agent))
     region_counts = Counter(str(e.get("aws_region")) for e in incident.events)
-    regions = [{"region": r, "event_count": region_counts.get(r, 0)} for r in inv["regions"]]
+    regions = [RegionRow(r, region_counts.get(r, 0)) for r in record.regions]
     return ips, agent_rows, regions
 
 
-def impact(incident: Incident) -> dict[str, Any]:
-    inv = incident.investigation
+def impact(incident: Incident, record: InvestigationRecord) -> Impact:
+    """What the attacker created, changed, deleted and read, its persistence, and the cost."""
     changed, deleted = [], []
     cleanup = {id(e) for e in own_cleanup(incident.events)}  # the attacker removing what it made itself
     for event in incident.events:
         if event.get("error_code"):
             continue
         name = str(event.get("event_name") or "")
-        row = {"event_time": event.get("event_time"), "event_name": name, "region": event.get("aws_region"),
-               "access_key_id": event.get("access_key_id"), "parameters": _request_summary(event)}
+        row = CallRow(event.get("event_time"), name, event.get("aws_region"), event.get("access_key_id"),
+                      _request_summary(event))
         kind = kind_of(event)  # one classification: the damage answer reads the same kinds
         if kind == DELETE and id(event) not in cleanup:
             deleted.append(row)
         elif kind in WRITE_KINDS and categorize(event) != CREDENTIALS:
             changed.append(row)
-    secrets = [d for d in inv["data_access"] if d["event_name"] in SECRET_READS and not d.get("error_count")]
-    return {"created": inv["resources_created"], "changed": changed, "deleted": deleted,
-            "data": inv["data_access"], "secrets": secrets, "persistence": inv["persistence"],
-            "recon_errors": inv["recon_errors"], "cost": recorded_cost(inv),
-            "principals": inv["principals"]}
+    secrets = [d for d in record.data_access if d.event_name in SECRET_READS and not d.error_count]
+    data = [DataRow(d.resource, d.event_name, d.count, d.error_count if stated(d, "error_count") else None)
+            for d in record.data_access]
+    return Impact(created=record.resources_created, changed=changed, deleted=deleted, data=data, secrets=secrets,
+                  persistence=record.persistence, recon_errors=record.recon_errors,
+                  cost=recorded_cost(incident.investigation), principals=record.principals)
 
 
 #: Request values longer than this (policy documents, user data, certificates) are shortened in the

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from keyresponse.incident import Incident, parse_time
 from keyresponse.intel.cost import recorded_cost
 from keyresponse.ledger import LedgerEntry
+from keyresponse.model import InvestigationRecord
 from keyresponse.report.formatting import human_duration, short_arn, when
+from keyresponse.report.reading import classification, read_investigation
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,6 @@ class Duration:
     @property
     def text(self) -> str | None:
         return human_duration(self.seconds)
-
 
 
 MILESTONES: tuple[tuple[str, str], ...] = (
@@ -80,38 +81,43 @@ def durations(incident: Incident) -> list[Duration]:
     return out
 
 
+def milestones(incident: Incident) -> list[Milestone]:
+    """The timeline's milestones, in order (a milestone not reached is None)."""
+    return [Milestone(key, label, getattr(incident.timeline, key)) for key, label in MILESTONES]
+
+
 def applied_actions(incident: Incident) -> list[LedgerEntry]:
     """Ledger entries of kind `apply` that changed AWS."""
     return [e for e in incident.applied() if e.kind == "apply"]
 
 
-def figures(incident: Incident) -> list[Figure]:
+def figures(incident: Incident, record: InvestigationRecord | None = None) -> list[Figure]:
     """The headline numbers, each computed from one place in the record."""
-    inv = incident.investigation
-    derived = [c for c in inv["credentials"] if c["kind"] != "original"]
-    data_calls = sum(int(d.get("count") or 0) for d in inv["data_access"])
+    inv = read_investigation(incident) if record is None else record
+    derived = [c for c in inv.credentials if c.kind != "original"]
+    data_calls = sum(d.count for d in inv.data_access)
     return [
-        Figure("events", "attacker calls", str(inv["event_count"]), "investigation.event_count"),
-        Figure("credentials", "credentials in scope", str(len(inv["credentials"])), "len(investigation.credentials)"),
+        Figure("events", "attacker calls", str(inv.event_count), "investigation.event_count"),
+        Figure("credentials", "credentials in scope", str(len(inv.credentials)), "len(investigation.credentials)"),
         Figure("derived_credentials", "derived by the attacker", str(len(derived)),
                "len(investigation.credentials where kind != original)"),
         Figure("source_ips", "attacker IPs",
-               str(sum(1 for ip in inv["source_ips"] if ip.get("classification", "attacker") == "attacker")),
+               str(sum(1 for ip in inv.source_ips if classification(ip) == "attacker")),
                "len(investigation.source_ips where classification == attacker)"),
-        Figure("resources_created", "resources created", str(len(inv["resources_created"])),
+        Figure("resources_created", "resources created", str(len(inv.resources_created)),
                "len(investigation.resources_created)"),
         Figure("data_calls", "data-access calls", str(data_calls), "sum(investigation.data_access.count)"),
         Figure("actions", "changes applied", str(len(applied_actions(incident))),
                "len(ledger where kind == apply and not dry_run)"),
         Figure("approvals", "approval decisions", str(len(incident.approvals)), "len(approvals)"),
-        Figure("cost", "estimated cost (USD)", f"{recorded_cost(inv):.2f}",
+        Figure("cost", "estimated cost (USD)", f"{recorded_cost(incident.investigation):.2f}",
                "investigation.damage.cost_estimate.total_usd, else investigation.cost_estimate_usd"),
     ]
 
 
-def outcome(incident: Incident) -> dict[str, str]:
+def outcome(incident: Incident, record: InvestigationRecord | None = None) -> dict[str, str]:
     """The status headline, and what it means for the reader (with `tone` for styling)."""
-    inv = incident.investigation
+    inv = read_investigation(incident) if record is None else record
     changed = len(applied_actions(incident))
     nothing = "Nothing was changed in AWS." if changed == 0 else (
         f"{changed} change(s) applied before this point remain in place; see Actions.")
@@ -135,10 +141,9 @@ def outcome(incident: Incident) -> dict[str, str]:
                f"{denial.reason or 'no reason given'}." if denial else "The plan was denied.")
         return {"tone": "warn", "title": "Response denied", "text": f"{who} {nothing}"}
     if status == "not_ours":
-        key = inv.get("key") or {}
-        owner = key.get("account_id") or inv.get("account_id") or "an unknown account"
+        owner = (inv.key.account_id if inv.key else None) or inv.account_id or "an unknown account"
         return {"tone": "warn", "title": "Not our key",
-                "text": f"Access key {inv['access_key_id']} belongs to account {owner}, which is outside the "
+                "text": f"Access key {inv.access_key_id} belongs to account {owner}, which is outside the "
                         "accounts in scope, so no action was taken. Tell that account's owner, who must "
                         "deactivate and rotate the key. If the owner cannot be reached, report the exposure to "
                         "AWS (AWS Trust & Safety) and remove the key from wherever it was exposed. "
@@ -159,30 +164,30 @@ def outcome(incident: Incident) -> dict[str, str]:
             "text": f"The response reached the {status} state with {changed} change(s) applied.{still}"}
 
 
-def business_summary(incident: Incident) -> str:
+def business_summary(incident: Incident, record: InvestigationRecord | None = None) -> str:
     """One paragraph for a manager: what happened, what it touched, what was done."""
-    inv = incident.investigation
-    owner = short_arn(inv.get("principal_arn")) or "an unknown principal"
-    account = inv.get("account_id") or "an unknown account"
-    if not inv["event_count"]:
-        found = (f"The logs show no use of access key {inv['access_key_id']} ({owner}, account {account}) "
-                 f"from outside its owner's usual sources between {when(inv['window']['start'])} and "
-                 f"{when(inv['window']['end'])}.")
+    inv = read_investigation(incident) if record is None else record
+    owner = short_arn(inv.principal_arn) or "an unknown principal"
+    account = inv.account_id or "an unknown account"
+    if not inv.event_count:
+        found = (f"The logs show no use of access key {inv.access_key_id} ({owner}, account {account}) "
+                 f"from outside its owner's usual sources between {when(inv.window.start)} and "
+                 f"{when(inv.window.end)}.")
     else:
-        attacker_ips = [ip for ip in inv["source_ips"] if ip.get("classification", "attacker") == "attacker"]
-        derived = [c for c in inv["credentials"] if c["kind"] != "original"]
-        parts = [f"Between {when(inv['first_seen'])} and {when(inv['last_seen'])} someone other than its owner "
-                 f"used access key {inv['access_key_id']} of {owner} (account {account}) from "
-                 f"{len(attacker_ips)} IP address(es), making {inv['event_count']} API calls."]
+        attacker_ips = [ip for ip in inv.source_ips if classification(ip) == "attacker"]
+        derived = [c for c in inv.credentials if c.kind != "original"]
+        parts = [f"Between {when(inv.first_seen)} and {when(inv.last_seen)} someone other than its owner "
+                 f"used access key {inv.access_key_id} of {owner} (account {account}) from "
+                 f"{len(attacker_ips)} IP address(es), making {inv.event_count} API calls."]
         if derived:
             parts.append(f"They minted {len(derived)} further credential(s) from it and used them too.")
-        if inv["resources_created"]:
-            parts.append(f"They created {len(inv['resources_created'])} resource(s).")
-        reads = sum(int(d.get("count") or 0) for d in inv["data_access"] if not d.get("error_count"))
+        if inv.resources_created:
+            parts.append(f"They created {len(inv.resources_created)} resource(s).")
+        reads = sum(d.count for d in inv.data_access if not d.error_count)
         if reads:
             parts.append(f"They read or wrote data {reads} time(s) (see Impact).")
         found = " ".join(parts)
-    verdict = f"The investigation's verdict is {inv['verdict']}, severity {inv['severity']}."
-    return f"{found} {verdict} {outcome(incident)['text']}"
+    verdict = f"The investigation's verdict is {inv.verdict}, severity {inv.severity}."
+    return f"{found} {verdict} {outcome(incident, inv)['text']}"
 
 

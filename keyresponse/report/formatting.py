@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from keyresponse.incident import parse_time
 
 
-def compact_json(value: Any) -> str:
+def compact_json(value: object) -> str:
     """One-line JSON with sorted keys (for before/after states and parameters)."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
 
@@ -49,7 +48,7 @@ def short_arn(arn: str | None) -> str | None:
     return arn.split(":", 5)[5] if arn.count(":") >= 5 else arn
 
 
-def target_label(target: Mapping[str, Any]) -> str:
+def target_label(target: Mapping[str, object]) -> str:
     where = f" @{target['region']}" if target.get("region") else ""
     owner = f" ({target['user_name']})" if target.get("user_name") and target.get("user_name") != target.get("id") else ""
     return f"{target.get('kind', '?')}:{target.get('id', '?')}{where}{owner}"

@@ -9,6 +9,8 @@ from typing import Any
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.incident import Incident
+from keyresponse.model import InvestigationRecord
+from keyresponse.report.reading import read_investigation
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,12 @@ class QueryRun:
     number: int
     name: str
     summary: str
-    params: dict[str, Any]
+    params: dict[str, object]
     sql: str
 
     @property
     def filename(self) -> str:
         return f"queries/{self.number:02d}_{self.name}.sql"
-
 
 
 def _substitute(sql: str, params: Mapping[str, Any]) -> str:
@@ -47,14 +48,16 @@ def _substitute(sql: str, params: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def query_runs(incident: Incident) -> list[QueryRun]:
+def query_runs(incident: Incident, record: InvestigationRecord | None = None) -> list[QueryRun]:
     """Every query the investigation ran, in order, as runnable SQL with its values in place."""
     from keyresponse.queries import get_query
 
+    inv = read_investigation(incident) if record is None else record
     runs = []
-    for number, ran in enumerate(incident.investigation.get("queries") or [], start=1):
-        name, params = str(ran["query"]), dict(ran.get("params") or {})
+    for number, ran in enumerate(inv.queries, start=1):
+        name, params = ran.query, dict[str, object](ran.params)
         header = [f"-- keyresponse incident {incident.incident_id}: query {number:02d}, {name}"]
+        bound: dict[str, object]
         try:
             query = get_query(name)
             bound = query.bind(params)

@@ -29,7 +29,6 @@ from keyresponse.incident import Incident
 from keyresponse.markdown import Markdown
 from keyresponse.report.formatting import compact_json, human_duration, short_arn, when
 from keyresponse.report.model import ReportContext, build_context
-from keyresponse.report.response import credential_containment
 
 #: Where the templates live: the top-level `reports/` package (package data in a wheel).
 
@@ -97,7 +96,7 @@ def render_html(incident: Incident, *, context: ReportContext | None = None) -> 
     return template.render(ctx.as_template_vars())
 
 
-def report_json(incident: Incident, *, context: ReportContext | None = None) -> dict[str, Any]:
+def report_json(incident: Incident, *, context: ReportContext | None = None) -> dict[str, object]:
     """The record, plus under `report` the figures, durations, categories and recommendations shown."""
     ctx = context or build_context(incident)
     return incident.record() | {"report": {
@@ -106,11 +105,11 @@ def report_json(incident: Incident, *, context: ReportContext | None = None) -> 
         "figures": {f.key: {"label": f.label, "value": f.value, "source": f.source} for f in ctx.figures},
         "durations": {d.key: {"label": d.label, "from": d.start, "to": d.end, "seconds": d.seconds}
                       for d in ctx.durations},
-        "categories": {c["key"]: c["count"] for c in ctx.categories},
+        "categories": {c.key: c.count for c in ctx.categories},
         "recommendations": [{"key": r.key, "title": r.title, "finding": r.finding, "action": r.action}
                             for r in ctx.recommendations],
         "queries": [q.filename for q in ctx.queries],
-        "credentials": credential_containment(incident),
+        "credentials": ctx.containment,
     }}
 
 

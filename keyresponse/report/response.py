@@ -5,12 +5,14 @@ the post-containment checks read too)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from keyresponse.guardrails import REFUSAL_PREFIX, Principal, parse_principal
-from keyresponse.incident import Incident
+from keyresponse.incident import Incident, Phase
 from keyresponse.ledger import LedgerEntry, in_effect
+from keyresponse.model import InvestigationRecord
 from keyresponse.report.formatting import compact_json, target_label
+from keyresponse.report.reading import read_investigation
 
 
 @dataclass(frozen=True)
@@ -23,13 +25,44 @@ class Action:
     after: str
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """One planned step, and when it was applied (None: not applied)."""
+
+    phase: Phase
+    action: str
+    target: str
+    summary: str
+    requires_approval: bool
+    applied_at: str | None
+
+
+class ContainingChange(TypedDict):
+    """A ledger change that contains a credential."""
+
+    action: str
+    target: str
+    applied_at: str
+    entry_id: str
+
+
+class Containment(TypedDict):
+    """How one credential in scope was contained (the report's JSON `credentials`)."""
+
+    access_key_id: str
+    kind: str
+    principal_arn: str | None
+    contained: bool
+    how: str
+    changes: list[ContainingChange]
+
 
 def _in_effect(incident: Incident) -> list[LedgerEntry]:
     """Applied changes no undo has reversed, oldest first."""
     return in_effect(incident.ledger)
 
 
-def credential_containment(incident: Incident) -> list[dict[str, Any]]:
+def credential_containment(incident: Incident, record: InvestigationRecord | None = None) -> list[Containment]:
     """Every credential in scope (`investigation.credentials`), each with how the response contained
     it, read from the ledger (a change an undo reversed does not count).
 
@@ -41,11 +74,11 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
     the investigation's `attacker_infrastructure` (a principal in an account outside ours) is never
     contained here, and says so.
     """
-    inv = incident.investigation
-    home = inv.get("account_id")
-    top = str(inv.get("principal_arn") or "")
+    inv = read_investigation(incident) if record is None else record
+    home = inv.account_id
+    top = inv.principal_arn or ""
     owner = parse_principal(top) if top else None
-    foreign = {key: item for item in inv.get("attacker_infrastructure") or [] for key in item["access_key_ids"]}
+    foreign = {key: item for item in inv.attacker_infrastructure for key in item.access_key_ids}
     changes = _in_effect(incident)
     refusals = [(step.action, step.target, step.refusal) for _, step in incident.plans.steps() if step.refusal]
 
@@ -57,18 +90,18 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
         return (entry.target.get("kind"), entry.target.get("id")) == (kind, name) and (
             here is None or there is None or here == there)
 
-    rows = []
-    for cred in inv["credentials"]:
-        key, kind = str(cred["access_key_id"]), str(cred.get("kind") or "")
-        arn = str(cred.get("principal_arn") or (top if kind == "original" else ""))
+    rows: list[Containment] = []
+    for cred in inv.credentials:
+        key, kind = cred.access_key_id, cred.kind
+        arn = cred.principal_arn or (top if kind == "original" else "")
         principal = parse_principal(arn) if arn else None
         found: list[tuple[LedgerEntry, str]] = []
         revoked: Principal | None = None
         if key in foreign:
             elsewhere = foreign[key]
-            how = (f"not contained here: {elsewhere['kind']} {elsewhere['name']} is in account {elsewhere['account_id']}, "
+            how = (f"not contained here: {elsewhere.kind} {elsewhere.name} is in account {elsewhere.account_id}, "
                    "outside ours (attacker infrastructure: report the account to AWS)")
-            rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+            rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.principal_arn,
                          "contained": False, "how": how, "changes": []})
             continue
         if key.startswith("AKIA") and kind in ("original", "access_key"):
@@ -83,7 +116,7 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
                 elif e.action == "delete_user" and user and on(e, "user", user.name, user.account_id):
                     found.append((e, f"its user {user.name} deleted, with the user's keys"))
         else:
-            if cred.get("created_by_event") == "AssumeRole" or (principal is not None and principal.kind == "role"):
+            if cred.created_by_event == "AssumeRole" or (principal is not None and principal.kind == "role"):
                 revoked = principal if principal is not None and principal.kind == "role" else None
             elif principal is not None and principal.kind == "user":
                 revoked = principal
@@ -101,31 +134,30 @@ def credential_containment(incident: Incident) -> list[dict[str, Any]]:
                         and (subject[2] is None or (target.get("data") or {}).get("account_id") in (None, subject[2]))
                         and action in ("deactivate_access_key", "attach_session_revocation_policy")), None)
             if why is not None:
-                rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+                rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.principal_arn,
                              "contained": False, "how": f"not contained: {REFUSAL_PREFIX}{why}", "changes": []})
                 continue
-        rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.get("principal_arn"),
+        rows.append({"access_key_id": key, "kind": kind, "principal_arn": cred.principal_arn,
                      "contained": bool(found), "how": "; ".join(how for _, how in found) or "not contained",
                      "changes": [{"action": e.action, "target": target_label(e.target), "applied_at": e.applied_at,
                                   "entry_id": e.entry_id} for e, _ in found]})
     return rows
 
 
-
-
 def actions(incident: Incident) -> list[Action]:
+    """Every ledger entry, as the report shows it."""
     return [Action(entry, target_label(entry.target), compact_json(entry.before), compact_json(entry.after))
             for entry in incident.ledger]
 
 
-def plan(incident: Incident) -> tuple[list[dict[str, Any]], bool]:
+def plan(incident: Incident) -> tuple[list[PlanRow], bool]:
+    """Every planned step with when it was applied, and whether all were."""
     done = {(e.action, compact_json(e.target)): e for e in incident.applied() if e.kind == "apply"}
     rows = []
     for phase, step in incident.plans.steps():
         entry = done.get((step.action, compact_json(step.target)))
-        rows.append({"phase": phase, "action": step.action, "target": target_label(step.target),
-                     "summary": step.summary, "requires_approval": step.requires_approval,
-                     "applied_at": entry.applied_at if entry else None})
-    return rows, all(row["applied_at"] for row in rows)
+        rows.append(PlanRow(phase, step.action, target_label(step.target), step.summary, step.requires_approval,
+                            entry.applied_at if entry else None))
+    return rows, all(row.applied_at for row in rows)
 
 

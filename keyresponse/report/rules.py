@@ -3,13 +3,15 @@ recommendation tied to the finding that triggered it, or nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from keyresponse.incident import Incident
 from keyresponse.intel.taxonomy import OBJECT_READS, SECRET_READS
+from keyresponse.model import InvestigationRecord
 from keyresponse.report.formatting import short_arn
+from keyresponse.report.reading import read_investigation
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,8 @@ class Recommendation:
     action: str
 
 
-
-# -- recommendations -----------------------------------------------------------------------------------
-
-Rule = Callable[[Incident], Recommendation | None]
+#: A rule reads the incident and its investigation (typed), and finds a recommendation or nothing.
+Rule = Callable[[Incident, InvestigationRecord], Recommendation | None]
 
 
 def _has_event(incident: Incident, names: Iterable[str]) -> list[dict[str, Any]]:
@@ -33,22 +33,21 @@ def _has_event(incident: Incident, names: Iterable[str]) -> list[dict[str, Any]]
     return [e for e in incident.events if e.get("event_name") in wanted and not e.get("error_code")]
 
 
-def _long_term_key(incident: Incident) -> Recommendation | None:
-    inv = incident.investigation
-    keys = [c["access_key_id"] for c in inv["credentials"] if str(c["access_key_id"]).startswith("AKIA")]
+def _long_term_key(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    keys = [c.access_key_id for c in inv.credentials if c.access_key_id.startswith("AKIA")]
     if not keys:
         return None
-    age = (inv.get("key") or {}).get("age_days")
+    age = inv.key.age_days if inv.key else None
     aged = f", {age} days old" if age is not None else ""
     return Recommendation(
         "long_term_keys", "Replace long-term access keys with short-lived credentials",
-        f"The exposed credential {inv['access_key_id']} is a long-term IAM user key{aged}; "
+        f"The exposed credential {inv.access_key_id} is a long-term IAM user key{aged}; "
         f"{len(keys)} long-term key(s) are in scope.",
         "Move the workload to an IAM role (IAM Roles Anywhere outside AWS, OIDC federation for CI, IAM "
         "Identity Center for people) and delete the user's access keys; until then rotate every 90 days.")
 
 
-def _scp_create_access_key(incident: Incident) -> Recommendation | None:
+def _scp_create_access_key(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
     created = _has_event(incident, {"CreateAccessKey"})
     if not created:
         return None
@@ -59,8 +58,8 @@ def _scp_create_access_key(incident: Incident) -> Recommendation | None:
         "aws:PrincipalArn is the pipeline's role.")
 
 
-def _s3_data_events(incident: Incident) -> Recommendation | None:
-    gaps = [g for g in incident.investigation["logging_gaps"] if "S3 data events" in g or "data events" in g]
+def _s3_data_events(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    gaps = [g for g in inv.logging_gaps if "S3 data events" in g or "data events" in g]
     failing = [r for r in incident.readiness or [] if r.check == "s3_data_events" and r.status != "pass"]
     if not gaps and not failing:
         return None
@@ -71,14 +70,14 @@ def _s3_data_events(incident: Incident) -> Recommendation | None:
         "so object reads by a stolen key are on record.")
 
 
-def _lambda_data_events(incident: Incident) -> Recommendation | None:
-    lambdas = [r for r in incident.investigation["resources_created"] if "lambda" in str(r.get("type")).lower()]
+def _lambda_data_events(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    lambdas = [r for r in inv.resources_created if "lambda" in r.type.lower()]
     failing = [r for r in incident.readiness or [] if r.check == "lambda_data_events" and r.status != "pass"]
-    gaps = [g for g in incident.investigation["logging_gaps"] if "Lambda" in g]
+    gaps = [g for g in inv.logging_gaps if "Lambda" in g]
     if not lambdas and not failing and not gaps:
         return None
     if lambdas:
-        finding = (f"The attacker created {len(lambdas)} Lambda function(s) ({', '.join(str(r['id']) for r in lambdas)}); "
+        finding = (f"The attacker created {len(lambdas)} Lambda function(s) ({', '.join(r.id for r in lambdas)}); "
                    "their invocations are data events the trail may not record.")
     else:
         finding = gaps[0] if gaps else f"Readiness check lambda_data_events: {failing[0].evidence}"
@@ -87,12 +86,12 @@ def _lambda_data_events(incident: Incident) -> Recommendation | None:
         "Add an AWS::Lambda::Function data-event selector so every Invoke is logged.")
 
 
-def _guardduty(incident: Incident) -> Recommendation | None:
+def _guardduty(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
     failing = [r for r in incident.readiness or [] if r.check.startswith("guardduty") and r.status != "pass"]
     by_guardduty = incident.alert is not None and incident.alert.source == "guardduty"
     if failing:
         finding = f"Readiness check {failing[0].check}: {failing[0].evidence}"
-    elif not by_guardduty and incident.investigation["event_count"] and incident.readiness is None:
+    elif not by_guardduty and inv.event_count and incident.readiness is None:
         source = incident.alert.source if incident.alert else "a manual report"
         finding = f"The attacker's calls were detected by {source}, not by GuardDuty."
     else:
@@ -103,12 +102,11 @@ def _guardduty(incident: Incident) -> Recommendation | None:
         "keyresponse webhook.")
 
 
-def _rotate_secrets(incident: Incident) -> Recommendation | None:
-    reads = [d for d in incident.investigation["data_access"]
-             if d["event_name"] in SECRET_READS and not d.get("error_count")]
+def _rotate_secrets(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    reads = [d for d in inv.data_access if d.event_name in SECRET_READS and not d.error_count]
     if not reads:
         return None
-    names = ", ".join(sorted({str(d["resource"]) for d in reads}))
+    names = ", ".join(sorted({str(d.resource) for d in reads}))
     return Recommendation(
         "rotate_secrets", "Rotate every secret the attacker read",
         f"The attacker read {len(reads)} secret(s) or parameter(s): {names}.",
@@ -116,12 +114,11 @@ def _rotate_secrets(incident: Incident) -> Recommendation | None:
         "Parameter Store; treat the old values as public.")
 
 
-def _trust_policies(incident: Incident) -> Recommendation | None:
+def _trust_policies(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
     assumed = _has_event(incident, {"AssumeRole", "UpdateAssumeRolePolicy"})
     if not assumed:
         return None
-    roles = sorted({str(c.get("principal_arn")) for c in incident.investigation["credentials"]
-                    if c.get("created_by_event") == "AssumeRole"})
+    roles = sorted({str(c.principal_arn) for c in inv.credentials if c.created_by_event == "AssumeRole"})
     return Recommendation(
         "trust_policies", "Review the trust policies of the roles the attacker reached",
         f"The attacker called AssumeRole or UpdateAssumeRolePolicy {len(assumed)} time(s)"
@@ -130,12 +127,11 @@ def _trust_policies(incident: Incident) -> Recommendation | None:
         "UpdateAssumeRolePolicy.")
 
 
-def _data_notification(incident: Incident) -> Recommendation | None:
-    reads = [d for d in incident.investigation["data_access"]
-             if d["event_name"] in OBJECT_READS and not d.get("error_count")]
+def _data_notification(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    reads = [d for d in inv.data_access if d.event_name in OBJECT_READS and not d.error_count]
     if not reads:
         return None
-    objects = sum(int(d.get("count") or 0) for d in reads)
+    objects = sum(d.count for d in reads)
     return Recommendation(
         "data_notification", "Assess the data read for notification duties",
         f"The attacker read {objects} S3 object(s) in {len(reads)} location(s).",
@@ -143,14 +139,15 @@ def _data_notification(incident: Incident) -> Recommendation | None:
         "start at awareness.")
 
 
-def _exposure_source(incident: Incident) -> Recommendation | None:
-    exposure = incident.investigation.get("exposure")
+def _exposure_source(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    exposure = inv.exposure
     from_github = incident.alert is not None and incident.alert.source == "github"
-    if not exposure and not from_github:
+    if (exposure is None or not exposure.model_fields_set) and not from_github:  # no answer, or an empty one
         return None
     where = "a source repository"
-    if isinstance(exposure, Mapping):
-        where = str(exposure.get("repository") or exposure.get("url") or exposure.get("source") or where)
+    if exposure is not None:
+        source = (exposure.model_extra or {}).get("source")  # a hand-made answer's own word for it
+        where = str(exposure.repository or exposure.url or source or where)
     return Recommendation(
         "secret_scanning", "Stop keys from reaching source code",
         f"The key was exposed in {where}.",
@@ -166,8 +163,8 @@ def _readiness_failures(incident: Incident) -> list[Recommendation]:
             if r.status in ("fail", "warn") and r.check not in covered and not r.check.startswith("guardduty")]
 
 
-def _missing_logs(incident: Incident) -> Recommendation | None:
-    days = [g for g in incident.investigation["logging_gaps"] if g.startswith("no CloudTrail files")]
+def _missing_logs(incident: Incident, inv: InvestigationRecord) -> Recommendation | None:
+    days = [g for g in inv.logging_gaps if g.startswith("no CloudTrail files")]
     if not days:
         return None
     return Recommendation(
@@ -183,11 +180,12 @@ RULES: tuple[Rule, ...] = (_long_term_key, _scp_create_access_key, _rotate_secre
                            _exposure_source)
 
 
-def recommendations(incident: Incident) -> list[Recommendation]:
+def recommendations(incident: Incident, record: InvestigationRecord | None = None) -> list[Recommendation]:
     """What the findings call for; empty for a key that was not ours (its owner decides)."""
     if incident.status == "not_ours":
         return []
-    found = [rec for rule in RULES if (rec := rule(incident)) is not None]
+    inv = read_investigation(incident) if record is None else record
+    found = [rec for rule in RULES if (rec := rule(incident, inv)) is not None]
     return found + _readiness_failures(incident)
 
 
