@@ -16,6 +16,7 @@ What the report shows is computed once, from the record, into the view model the
 * `render`: the Jinja environments (escaping), the Markdown/HTML/JSON renderers, `write_report`;
 * `artifacts`: the Prefect artifacts (the report; the evidence manifest's chain head);
 * `formatting`: how times, durations, ARNs and targets are written.
+* `reading`: the investigation read typed (`keyresponse.model.InvestigationRecord`).
 """
 
 from keyresponse.intel.taxonomy import category_of as categorize
