@@ -19,7 +19,7 @@ into the manifest) changes its hash, so the next entry no longer chains to it.
 **The head is kept elsewhere.** The last entry's hash, the chain's head, is recorded after every
 put in `<home>/incidents/<id>/manifest-head.jsonl` beside the ledger (append-only, fsynced:
 `keyresponse/ledger.py`), and the post-incident flow publishes it in the Prefect artifact
-`evidence-<id>` (`keyresponse/report.py` `publish_evidence_head`). A manifest rewritten whole
+`evidence-<id>` (`keyresponse/report/artifacts.py` `publish_evidence_head`). A manifest rewritten whole
 (every hash recomputed), rolled back to an older version, or cut short disagrees with the recorded
 head; `keyresponse verify-evidence --head HASH` (or `--prefect`) checks it against the published
 one, which lives outside both the bucket and the ledger folder (an intruder who can write the

@@ -31,7 +31,7 @@ digits and readable punctuation such as ``/ , ; ' " ? % - . : @`` elsewhere, sta
 ids, ARNs, addresses and times read as they are.
 
 The results are `Markdown` strings: already safe, passed through as they are by `table` and by the
-report's Jinja environment (keyresponse.report).
+report's Jinja environment (keyresponse.report.render).
 """
 
 from __future__ import annotations

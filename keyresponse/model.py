@@ -189,6 +189,8 @@ class Exposure(Answer):
     channel: str | None = None
     confidence: str | None = None
     summary: str | None = None
+    url: str | None = Field(default=None, description="The public page where the key was found, when known.")
+    repository: str | None = Field(default=None, description="The source repository it was committed to, when known.")
 
 
 class ToolObserved(Answer):

@@ -20,7 +20,9 @@ import keyresponse.intel.cost
 import keyresponse.intel.damage
 import keyresponse.intel.taxonomy
 import keyresponse.investigation
-import keyresponse.report
+import keyresponse.report.attack
+import keyresponse.report.figures
+import keyresponse.report.rules
 from keyresponse.engines.duckdb_engine import DuckDBEngine
 from keyresponse.incident import Incident, make_incident
 from keyresponse.intel import assess_damage, event_from_record
@@ -44,10 +46,12 @@ LIST_SIZE = 3
 
 def test_the_report_reads_the_categories_of_the_taxonomy() -> None:
     taxonomy = keyresponse.intel.taxonomy
-    assert keyresponse.report.categorize is taxonomy.category_of
-    assert [(lane.key, lane.label) for lane in keyresponse.report.CATEGORIES] == [(a.key, a.label) for a in ACTIVITIES]
-    assert keyresponse.report.SECRET_READS is taxonomy.SECRET_READS
-    assert keyresponse.report.OBJECT_READS is taxonomy.OBJECT_READS
+    assert keyresponse.report.attack.categorize is taxonomy.category_of
+    assert [(lane.key, lane.label) for lane in keyresponse.report.attack.CATEGORIES] == [
+        (a.key, a.label) for a in ACTIVITIES]
+    assert keyresponse.report.attack.SECRET_READS is taxonomy.SECRET_READS
+    assert keyresponse.report.rules.SECRET_READS is taxonomy.SECRET_READS
+    assert keyresponse.report.rules.OBJECT_READS is taxonomy.OBJECT_READS
     assert keyresponse.intel.damage.STORED_SECRET_READS is taxonomy.STORED_SECRET_READS
 
 
@@ -143,7 +147,8 @@ def test_every_consumer_of_the_cost_uses_the_one_estimate() -> None:
     cost = keyresponse.intel.cost
     assert keyresponse.investigation.estimate_cost is cost.estimate_cost
     assert keyresponse.intel.damage.estimate_cost is cost.estimate_cost
-    assert keyresponse.report.recorded_cost is cost.recorded_cost
+    assert keyresponse.report.figures.recorded_cost is cost.recorded_cost
+    assert keyresponse.report.attack.recorded_cost is cost.recorded_cost
     assert not hasattr(Investigation, "cost_estimate")  # the investigation's own estimator, gone
 
 
