@@ -27,6 +27,7 @@ from prefect.runtime import flow_run
 from keyresponse.aws import session_for_account
 from keyresponse.guardrails import REFUSAL_PREFIX
 from keyresponse.incident import CheckStage
+from keyresponse.model import InvestigationRecord
 from keyresponse.retry import retry_on_transient
 from tasks.actions import (
     ActionContext,
@@ -64,7 +65,7 @@ def step_label(step: Step, home_account: str | None) -> str:
 def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext, only: list[str] | None,
            approved: list[str] | None = None) -> tuple[list[Step], list[RefusedStep], ResponsePlan]:
     """The phase's steps the guardrails allow (of `only`, and of `approved`), and those they refuse."""
-    plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries(),
+    plan = plan_response(InvestigationRecord.model_validate(investigation), phase, ledger_entries=ctx.ledger.entries(),
                          accounts_in_scope=ctx.settings.accounts_in_scope)
     steps = [s for s in plan.steps if only is None or s.action.name in only]
     steps, refused = screen_steps(ctx, steps)
@@ -149,7 +150,7 @@ def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
     def progress(step: Step, entry: Any) -> None:
         log.info("%s %s", "applied" if entry else "already done", step.label)
 
-    written = apply_steps(ctx, steps, investigation=investigation, after_each=progress)
+    written = apply_steps(ctx, steps, investigation=InvestigationRecord.model_validate(investigation), after_each=progress)
     return [entry.model_dump(mode="json") for entry in written]
 
 
