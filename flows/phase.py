@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 
 from keyresponse.approval import pause_key, request_approval, with_uncertain
 from keyresponse.journal import Journal
+from keyresponse.model import InvestigationRecord
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
 from tasks.plan import Phase
@@ -40,10 +41,12 @@ def _link() -> str | None:
 APPROVAL_ROUNDS = 3
 
 
-def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, dry_run: bool,
+def run_phase(phase: Phase, incident_id: str, investigation: InvestigationRecord, *, dry_run: bool,
               approval: bool, only: list[str] | None = None, journal: Journal | None = None,
               first_round: int = 1, why: str | None = None) -> dict[str, Any]:
-    """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}.
+    """Run one phase; returns {phase, status, plan, approval, approvals, ledger, verified, unapproved}, and
+    `investigation` (as data: `InvestigationRecord.model_dump(mode="json", exclude_unset=True)`) when the
+    approval changed it.
 
     With a `journal` (the response run's), each answer is kept with the changes it approved: a run
     executed again (resumed after a suspension, retried after a crash) applies what was approved
@@ -66,7 +69,7 @@ def run_phase(phase: Phase, incident_id: str, investigation: dict[str, Any], *, 
     if approval:
         send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve {phase}?",
                              f"{len(pending)} change(s) wait for approval in the Prefect UI.", _link()))
-        approved, investigation = _approve(phase, incident_id, investigation, plan, only, outcome, journal,
+        approved, _ = _approve(phase, incident_id, investigation, plan, only, outcome, journal,
                                            first_round, why)
         if approved is None:
             return outcome
@@ -94,16 +97,16 @@ def _journaled_answers(journal: Journal | None, phase: Phase, first_round: int =
     return answers
 
 
-def _apply(outcome: dict[str, Any], incident_id: str, investigation: dict[str, Any], phase: Phase,
+def _apply(outcome: dict[str, Any], incident_id: str, investigation: InvestigationRecord, phase: Phase,
            only: list[str] | None, approved: list[str] | None) -> None:
     """Apply and verify the `approved` steps (every step: None), adding to the outcome."""
     outcome["ledger"] += apply_phase(incident_id, investigation, phase, only, approved)
     outcome["verified"] += verify_phase(incident_id, investigation, phase, only, approved)
 
 
-def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan: dict[str, Any],
+def _approve(phase: Phase, incident_id: str, investigation: InvestigationRecord, plan: dict[str, Any],
              only: list[str] | None, outcome: dict[str, Any], journal: Journal | None,
-             first_round: int = 1, why: str | None = None) -> tuple[list[str] | None, dict[str, Any]]:
+             first_round: int = 1, why: str | None = None) -> tuple[list[str] | None, InvestigationRecord]:
     """Ask until every step to apply was approved as shown; returns (the approved step keys, the
     investigation as approved), or (None, …) when nothing may be applied (denied, timed out).
 
@@ -116,7 +119,8 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
     never the plan of now)."""
     settings = get_settings()
     log = get_run_logger()
-    offered = investigation.get("uncertain_credentials") or [] if phase == "containment" and why is None else []
+    offered = ([c.model_dump(mode="json") for c in investigation.uncertain_credentials]
+               if phase == "containment" and why is None else [])
     shown: dict[str, Any] = {**plan, "uncertain_credentials": offered} | ({"why": why} if why else {})
     approved: list[str] = []
     for round_ in range(first_round, first_round + APPROVAL_ROUNDS):
@@ -132,7 +136,7 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         outcome["approvals"].append(answer)
         outcome["approval"] = outcome["approval"] or answer
         if given is None and answer["decision"] == "approve":
-            answer["plan_sha256"] = record_approval(incident_id, investigation.get("account_id"), phase, answer,
+            answer["plan_sha256"] = record_approval(incident_id, investigation.account_id, phase, answer,
                                                     asked, round_)
         if given is None and journal is not None and answer["decision"] in ("approve", "deny"):
             journal.put(_answer(phase, round_), {"answer": answer, "changes": asked})
@@ -150,19 +154,19 @@ def _approve(phase: Phase, incident_id: str, investigation: dict[str, Any], plan
         if answer.get("also_contain"):
             log.info("%s: the approver added uncertain credential(s) %s", incident_id, ", ".join(answer["also_contain"]))
             investigation = with_uncertain(investigation, answer["also_contain"])
-            outcome["investigation"] = investigation
+            outcome["investigation"] = investigation.model_dump(mode="json", exclude_unset=True)
         _apply(outcome, incident_id, investigation, phase, only, [c["key"] for c in asked])  # at once
         minted = find_keys_minted_since(incident_id, investigation) if only is None else []
         if minted:  # the world changed while the approver read the plan: the plan gains their steps
-            investigation = {**investigation, "credentials": [*investigation["credentials"], *minted]}
-            outcome["investigation"] = investigation
+            investigation = investigation.model_copy(update={"credentials": [*investigation.credentials, *minted]})
+            outcome["investigation"] = investigation.model_dump(mode="json", exclude_unset=True)
         current = plan_phase(incident_id, investigation, phase, only)
         outcome["plan"] = current
         extra = [c for c in current["changes"] if not c["done"] and c["key"] not in set(approved)]
         outcome["unapproved"] = [c["key"] for c in extra]
         if not extra:
             break
-        news = "; ".join(e for c in minted for e in c["evidence"])
+        news = "; ".join(e for c in minted for e in c.evidence)
         shown = {"phase": phase, "changes": extra, "notes": current["notes"],
                  "why": (f"{len(extra)} step(s) were not in the plan {answer['approver']} approved: the plan changed "
                          "since (uncertain credentials added, or the account changed"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -32,6 +32,7 @@ from prefect.input import RunInput
 from pydantic import Field, create_model
 
 from keyresponse.markdown import code, table, text
+from keyresponse.model import CredentialRecord, InvestigationRecord
 
 
 class Approval(RunInput):
@@ -143,13 +144,14 @@ def _chosen(answer: Approval, offered: Sequence[str]) -> list[str]:
     return [key for key in offered if key in set(picked)]  # the form allows only these; keep their order
 
 
-def with_uncertain(investigation: Mapping[str, Any], chosen: Sequence[str]) -> dict[str, Any]:
-    """The investigation with the approver's picks among its uncertain credentials moved into `credentials`."""
-    picked = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] in set(chosen)]
-    rest = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] not in set(chosen)]
-    added = [{k: v for k, v in c.items() if k != "reasons"} for c in picked]
-    credentials = list(investigation.get("credentials") or [])
-    return {**investigation, "credentials": credentials + added, "uncertain_credentials": rest}
+def with_uncertain(investigation: InvestigationRecord, chosen: Sequence[str]) -> InvestigationRecord:
+    """A copy of the investigation with the approver's picks among its uncertain credentials moved into
+    `credentials` (without their `reasons`)."""
+    picked = [c for c in investigation.uncertain_credentials if c.access_key_id in set(chosen)]
+    rest = [c for c in investigation.uncertain_credentials if c.access_key_id not in set(chosen)]
+    added = [CredentialRecord.model_validate(c.model_dump(exclude={"reasons"}, exclude_unset=True)) for c in picked]
+    return investigation.model_copy(update={"credentials": [*investigation.credentials, *added],
+                                            "uncertain_credentials": rest})
 
 
 def pause_key(phase: str, round_: int) -> str:

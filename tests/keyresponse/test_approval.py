@@ -19,6 +19,7 @@ from local_servers import LocalHTTPServer, reply
 from prefect import flow
 
 from keyresponse.approval import answer_pause, paused_runs, request_approval
+from keyresponse.incident import minimal_investigation_record
 
 PLAN = {"changes": [{"action": "deactivate_access_key", "target": "AKIAEXAMPLEEXAMPLE01", "done": False,
                      "summary": "set the key Inactive"}]}
@@ -166,8 +167,10 @@ def test_the_form_says_what_is_not_in_the_plan_and_why() -> None:
     form = approval_form(["ASIAUNCERTAIN0000001"])
     assert form(approver="a", decision="approve", reason="r").also_contain == []  # type: ignore[attr-defined]
     assert approval_form([]) is Approval
-    moved = with_uncertain({"credentials": [{"access_key_id": "AKIAEXAMPLEEXAMPLE01"}],
-                            "uncertain_credentials": UNCERTAIN}, ["ASIAUNCERTAIN0000001"])
-    assert [c["access_key_id"] for c in moved["credentials"]] == ["AKIAEXAMPLEEXAMPLE01", "ASIAUNCERTAIN0000001"]
-    assert "reasons" not in moved["credentials"][1]
-    assert [c["access_key_id"] for c in moved["uncertain_credentials"]] == ["ASIAUNCERTAIN0000002"]
+    original = {"access_key_id": "AKIAEXAMPLEEXAMPLE01", "kind": "original", "created_by_event": None,
+                "parent": None, "principal_arn": "arn:aws:iam::111122223333:user/alice"}
+    moved = with_uncertain(minimal_investigation_record(credentials=[original], uncertain_credentials=UNCERTAIN),
+                           ["ASIAUNCERTAIN0000001"])
+    assert [c.access_key_id for c in moved.credentials] == ["AKIAEXAMPLEEXAMPLE01", "ASIAUNCERTAIN0000001"]
+    assert "reasons" not in moved.model_dump(exclude_unset=True)["credentials"][1]
+    assert [c.access_key_id for c in moved.uncertain_credentials] == ["ASIAUNCERTAIN0000002"]
