@@ -24,6 +24,7 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from keyresponse.approval import PlanChange, PlanView
 from keyresponse.aws import session_for_account
 from keyresponse.guardrails import REFUSAL_PREFIX
 from keyresponse.incident import CheckStage
@@ -76,7 +77,7 @@ def _steps(investigation: InvestigationRecord, phase: Phase, ctx: ActionContext,
     return steps, refused, plan
 
 
-def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, Any]]) -> None:
+def _escalate_refusals(incident_id: str, phase: Phase, refused: list[PlanChange]) -> None:
     """Tell a human, once per incident, phase and step, that steps were refused and need them.
 
     Which steps were escalated is kept in `<home>/incidents/<id>/escalated.json` (a phase is planned
@@ -88,14 +89,14 @@ def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, A
     settings = get_settings()
     path = settings.home / "incidents" / incident_id / "escalated.json"
     sent: list[str] = json.loads(path.read_text()) if path.exists() else []
-    new = [c for c in refused if f"{phase}:{c['key']}" not in sent]
+    new = [c for c in refused if f"{phase}:{c.key}" not in sent]
     if not new:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sent + [f"{phase}:{c['key']}" for c in new]))
+    path.write_text(json.dumps(sent + [f"{phase}:{c.key}" for c in new]))
     run_id = flow_run.get_id()
     link = f"{settings.ui_url.rstrip('/')}/runs/flow-run/{run_id}" if settings.ui_url and run_id else None
-    actions = ", ".join(sorted({c["action"] for c in new}))
+    actions = ", ".join(sorted({c.action for c in new}))
     send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] {phase}: {len(new)} step(s) refused",
                          f"{len(new)} step(s) of the {phase} plan were refused by the guardrails ({actions}): a "
                          "protected principal, the responder's own identity or an account out of scope. They were "
@@ -105,7 +106,7 @@ def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, A
 @task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
       retry_condition_fn=retry_on_transient)
 def plan_phase(incident_id: str, investigation: InvestigationRecord, phase: Phase,
-               only: list[str] | None = None) -> dict[str, Any]:
+               only: list[str] | None = None) -> PlanView:
     """The phase's changes, read-only: what each step would do, and what is already done."""
     ctx = context(incident_id, investigation.account_id, dry_run=True)
     steps, refused, plan = _steps(investigation, phase, ctx, only)
@@ -113,29 +114,29 @@ def plan_phase(incident_id: str, investigation: InvestigationRecord, phase: Phas
     changes = []
     for step, change in plan_steps(ctx, steps):
         label = step_label(step, home)
-        changes.append({"action": step.action.name, "target": step.target.model_dump(mode="json"),
-                        "label": label, "key": step_key(step.action.name, label),
-                        "summary": change.description if change else "already done",
-                        "requires_approval": step.action.requires_approval, "done": change is None})
+        changes.append(PlanChange(action=step.action.name, target=step.target.model_dump(mode="json"),
+                                  label=label, key=step_key(step.action.name, label),
+                                  summary=change.description if change else "already done",
+                                  requires_approval=step.action.requires_approval, done=change is None))
     notes = list(plan.notes)
     log = get_run_logger()
     refusals = []
     for item in refused:
         label = step_label(Step(registry()[item.action], item.target), home)
-        refusals.append({"action": item.action, "target": item.target.model_dump(mode="json"), "label": label,
-                         "key": step_key(item.action, label), "summary": REFUSAL_PREFIX + item.reason,
-                         "requires_approval": registry()[item.action].requires_approval, "done": True,
-                         "refused": item.reason})
+        refusals.append(PlanChange(action=item.action, target=item.target.model_dump(mode="json"), label=label,
+                                   key=step_key(item.action, label), summary=REFUSAL_PREFIX + item.reason,
+                                   requires_approval=registry()[item.action].requires_approval, done=True,
+                                   refused=item.reason))
         notes.append(f"{item.action} on {label} was refused and left out: {item.reason}")
         log.warning("%s: %s refused and left out: %s", phase, item.label, item.reason)
     log.info("%s plan: %d step(s), %d to change, %d refused", phase, len(changes),
-             sum(not c["done"] for c in changes), len(refusals))
+             sum(not c.done for c in changes), len(refusals))
     for foreign in plan.attacker_infrastructure:
         log.warning("attacker infrastructure, not a target: %s", foreign.note)
     if refusals:
         _escalate_refusals(incident_id, phase, refusals)
-    return {"phase": phase, "changes": changes + refusals, "notes": notes,
-            "attacker_infrastructure": [f.model_dump(mode="json") for f in plan.attacker_infrastructure]}
+    return PlanView(phase=phase, changes=(*changes, *refusals), notes=tuple(notes),
+                    attacker_infrastructure=tuple(plan.attacker_infrastructure))
 
 
 @task(name="apply_phase", task_run_name="apply_{phase}:{incident_id}")

@@ -31,7 +31,7 @@ from browser import (
 )
 from prefect import flow
 
-from keyresponse.approval import answer_pause, request_approval
+from keyresponse.approval import PlanChange, PlanView, answer_pause, request_approval
 from keyresponse.incident import minimal_investigation
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
@@ -165,9 +165,10 @@ HOSTILE_NAMES = [
 
 @flow(name="approval-with-hostile-names", flow_run_name="approval-with-hostile-names:{incident_id}")
 def _asks_about_hostile_names(incident_id: str) -> dict[str, Any]:
-    plan = {"changes": [{"action": "delete_key_pair", "target": {"kind": "key_pair", "id": name}, "label": name,
-                         "summary": f"delete key pair {name}", "done": False} for name in HOSTILE_NAMES],
-            "notes": [f"the attacker also created {HOSTILE_NAMES[0]}"]}
+    plan = PlanView(phase="eradication", changes=tuple(
+        PlanChange(action="delete_key_pair", target={"kind": "key_pair", "id": name}, label=name,
+                   summary=f"delete key pair {name}", done=False) for name in HOSTILE_NAMES),
+        notes=(f"the attacker also created {HOSTILE_NAMES[0]}",))
     return request_approval("eradication", incident_id, plan, timeout=120, poll_interval=1)
 
 
