@@ -52,6 +52,7 @@ from keyresponse.alerts import Alert
 from keyresponse.incident import CheckStage
 from keyresponse.journal import Journal
 from keyresponse.keys import validate_access_key_id
+from keyresponse.model import InvestigationRecord
 from keyresponse.settings import get_settings
 from tasks.analysis import validate_key_task
 from tasks.response import check_containment, first_response
@@ -205,8 +206,7 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
             record["timeline"]["analysis_completed_at"] = _now()
             record["timeline"]["first_malicious_at"] = investigation.get("first_seen")
             finish("analysis")
-        investigation = record["investigation"]
-        if investigation["verdict"] == "benign":
+        if record["investigation"]["verdict"] == "benign":
             log.info("verdict benign (the owner's own use): no containment; report only")
             record["status"] = "closed"
             return _close(incident_id, record)
@@ -215,12 +215,12 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
                 _check_containment("after_delivery_delay", incident_id, record, logs=logs, journal=journal,
                                    approval=approval)
                 finish("check-after-delivery-delay")
-                investigation = record["investigation"]
             if not done(phase):
-                outcome = run_phase(phase, incident_id, investigation, dry_run=dry_run, approval=approval,
+                scope = InvestigationRecord.model_validate(record["investigation"])
+                outcome = run_phase(phase, incident_id, scope, dry_run=dry_run, approval=approval,
                                     journal=journal)
                 if outcome.get("investigation"):  # the approver added uncertain credentials: they stay in scope
-                    investigation = record["investigation"] = outcome.pop("investigation")
+                    record["investigation"] = _written_back(record["investigation"], outcome.pop("investigation"))
                 phases[phase] = outcome
                 _record_phase(record, phase, outcome)
                 if outcome["status"] == "applied" or outcome["status"] == "nothing_to_do":
@@ -233,7 +233,6 @@ def respond_to_exposed_key(alert: Alert, incident_id: str | None = None, dry_run
                 _check_containment("after_containment", incident_id, record, logs=logs, journal=journal,
                                    approval=approval)
                 finish("check-after-containment")
-                investigation = record["investigation"]
             if phases[phase]["status"] in ("denied", "timed_out", "dry_run"):
                 break
         if not dry_run and not done("check-before-post-incident"):
@@ -259,11 +258,11 @@ def _early_containment(alert: Alert, incident_id: str, key: str, facts: dict[str
         _record_phase(record, "early_containment", {"plan": first["plan"], "ledger": first["ledger"]})
         record["timeline"]["contained_at"] = _second(first.get("contained_at") or first["finished_at"])
     if facts.get("owner_arn"):
-        early = {"access_key_id": key, "account_id": facts.get("account_id"),
-                 "principal_arn": facts.get("owner_arn"),
-                 "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
-                                  "parent": None, "principal_arn": facts.get("owner_arn")}],
-                 "persistence": [], "resources_created": [], "regions": []}
+        from tasks.plan import key_only_investigation
+
+        early = key_only_investigation(key, facts.get("account_id"), facts["owner_arn"], at=_now(), engine="aws",
+                                       logging_gaps=["early containment: planned from the key's owner, before the "
+                                                     "analysis read the logs"])
         outcome = run_phase("containment", incident_id, early, dry_run=False, approval=False,
                             only=EARLY_CONTAINMENT, journal=journal)
         _record_phase(record, "early_containment", outcome)
@@ -325,24 +324,33 @@ def _check_containment(stage: CheckStage, incident_id: str, record: dict[str, An
         known = {c["access_key_id"] for c in investigation["credentials"]}
         added = [c for c in minted if c["access_key_id"] not in known]
         if added:
-            investigation = record["investigation"] = {**investigation,
-                                                       "credentials": [*investigation["credentials"], *added]}
+            record["investigation"] = {**investigation, "credentials": [*investigation["credentials"], *added]}
         why = (f"Containment did not hold ({stage.replace('_', ' ')}): "
                + "; ".join(f"{b['subject']}: {b['detail']}" for b in check["breaches"])
                + ". The incident is reopened: approve containing again what was found, or deny to change nothing more.")
         send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] containment did not hold: reopened",
                              f"{len(check['breaches'])} finding(s) after containment ({stage.replace('_', ' ')}); "
                              "a new containment round follows. The report lists them.", None))
-        outcome = run_phase("containment", incident_id, investigation, dry_run=False, approval=approval,
-                            journal=journal, first_round=1 + reopening * APPROVAL_ROUNDS, why=why)
+        outcome = run_phase("containment", incident_id, InvestigationRecord.model_validate(record["investigation"]),
+                            dry_run=False, approval=approval, journal=journal,
+                            first_round=1 + reopening * APPROVAL_ROUNDS, why=why)
         if outcome.get("investigation"):
-            record["investigation"] = outcome.pop("investigation")
+            record["investigation"] = _written_back(record["investigation"], outcome.pop("investigation"))
         _record_phase(record, "containment", outcome)
         check["round"] = outcome["status"]
         if outcome["status"] == "nothing_to_do":
             log.warning("%s: containment did not hold, and its plan has nothing left to change: a human must look "
                         "(the report lists what was found)", incident_id)
     record["containment_checks"].append(check)
+
+
+def _written_back(stored: dict[str, Any], changed: dict[str, Any]) -> dict[str, Any]:
+    """The incident's `investigation` with what a phase changed (`changed`: the record it ran with, as
+    `model_dump(mode="json", exclude_unset=True)`): only the fields whose value differs are replaced, so
+    what the phase did not touch stays as stored, byte for byte (a cost stored as `0` is not re-dumped
+    as `0.0`)."""
+    return {**stored, **{name: value for name, value in changed.items() if stored.get(name) != value
+                         or name not in stored}}
 
 
 def _record_phase(record: dict[str, Any], phase: str, outcome: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from prefect import flow, task
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from keyresponse.approval import request_approval
+from keyresponse.approval import PlanChange, PlanView, request_approval
 from keyresponse.errors import InputError
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import get_settings
@@ -64,19 +64,19 @@ def _state(item: dict[str, Any]) -> str:
     return f"restores {item['restores']}, AWS shows {item['current']}"
 
 
-def undo_plan(preview: dict[str, Any]) -> dict[str, Any]:
+def undo_plan(preview: dict[str, Any]) -> PlanView:
     """The dry run as the approval form shows it: one row per change the real run will undo."""
-    changes = [{"action": f"undo {item['action']}", "label": item["label"], "target": item["target"],
-                "key": item["entry_id"], "done": False, "summary": _state(item)} for item in preview["planned"]]
+    changes = [PlanChange(action=f"undo {item['action']}", label=item["label"], target=item["target"],
+                          key=item["entry_id"], done=False, summary=_state(item)) for item in preview["planned"]]
     notes = [f"cannot be undone, left as it is: {item['action']} {item['label']} ({item['reason']})"
              for item in preview["skipped"]]
     if preview["already_undone"]:
         notes.append(f"{len(preview['already_undone'])} change(s) were undone by an earlier run and are left alone")
-    return {"phase": "undo", "changes": changes, "notes": notes,
-            "why": "Undoing gives back what containment took away (a key made active again, a session policy "
-                   "removed): approve only when the incident is over or the change was a mistake.",
-            "closing": "Deny to change nothing. The decision, your name and your reason are kept with the "
-                       "incident's evidence and in this run's result."}
+    return PlanView(phase="undo", changes=tuple(changes), notes=tuple(notes),
+                    why="Undoing gives back what containment took away (a key made active again, a session policy "
+                        "removed): approve only when the incident is over or the change was a mistake.",
+                    closing="Deny to change nothing. The decision, your name and your reason are kept with the "
+                            "incident's evidence and in this run's result.")
 
 
 @task(name="record_undo_approval", task_run_name="record_undo_approval:{incident_id}")
@@ -103,11 +103,11 @@ def undo_incident_flow(incident_id: str, dry_run: bool = True) -> dict[str, Any]
     settings = get_settings()
     plan = undo_plan(preview)
     send(IncidentMessage(incident_id, "approval_requested", f"[{incident_id}] approve undo?",
-                         f"{len(plan['changes'])} change(s) to undo wait for approval in the Prefect UI.", _link()))
+                         f"{len(plan.changes)} change(s) to undo wait for approval in the Prefect UI.", _link()))
     answer = request_approval("undo", incident_id, plan, timeout=settings.approval_timeout_seconds,
                               poll_interval=settings.approval_poll_seconds,
                               key=f"approve-undo-{flow_run.run_count or 1}")
-    answer["plan_sha256"] = record_undo_approval(incident_id, answer, plan["changes"])
+    answer["plan_sha256"] = record_undo_approval(incident_id, answer, [c.data() for c in plan.changes])
     log = get_run_logger()
     if answer["decision"] != "approve":
         why = (f"denied by {answer['approver']}: {answer['reason']}" if answer["decision"] == "deny"
@@ -116,8 +116,8 @@ def undo_incident_flow(incident_id: str, dry_run: bool = True) -> dict[str, Any]
         return {**preview, "dry_run": False, "approval": answer,
                 "summary": f"incident {incident_id}: undo not approved ({why}); nothing was changed"}
     log.info("undo of %s approved by %s (%d change(s), sha256 %s)", incident_id, answer["approver"],
-             len(plan["changes"]), answer["plan_sha256"][:12])
-    result = undo_ledger(incident_id, False, approved=[c["key"] for c in plan["changes"]])
+             len(plan.changes), answer["plan_sha256"][:12])
+    result = undo_ledger(incident_id, False, approved=[c.key for c in plan.changes if c.key is not None])
     return {**result, "approval": answer}
 
 

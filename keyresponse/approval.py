@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -29,9 +29,11 @@ from uuid import UUID
 from prefect.exceptions import FlowPauseTimeout, PrefectHTTPStatusError
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
-from pydantic import Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from keyresponse.guardrails import ForeignPrincipal
 from keyresponse.markdown import code, table, text
+from keyresponse.model import CredentialRecord, InvestigationRecord, UncertainCredential
 
 
 class Approval(RunInput):
@@ -54,37 +56,88 @@ def approval_form(offered: Sequence[str]) -> type[Approval]:
             "attacker's; their reasons are in the table above."))))
 
 
-def plan_markdown(phase: str, incident_id: str, plan: dict[str, Any]) -> str:
+class PlanChange(BaseModel):
+    """One step of a plan as the approver sees it: `key` names it in an approval (`action:label`), and
+    `(key, summary)` is what an approval binds (`tasks.response.plan_digest`), so it is the hash.
+
+    `target` is the step's target as data (`tasks.actions.Target.model_dump(mode="json")`); `refused`,
+    the guardrails' reason, only on a refused step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str
+    target: dict[str, Any] | str
+    label: str | None = None
+    key: str | None = None
+    summary: str
+    requires_approval: bool = True
+    done: bool
+    refused: str | None = None
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.summary))
+
+    def data(self) -> dict[str, Any]:
+        """As stored (the incident record, the journal, the approval's evidence): the fields it was given."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class PlanView(BaseModel):
+    """A phase's plan as an approval shows it: the changes, what needs a human (`notes`), the attacker's
+    own principals, the uncertain credentials offered beside the plan, why it is asked (`why`) and the
+    last line of the form (`closing`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phase: str
+    changes: tuple[PlanChange, ...]
+    notes: tuple[str, ...] = ()
+    attacker_infrastructure: tuple[ForeignPrincipal, ...] = ()
+    uncertain_credentials: tuple[UncertainCredential, ...] = ()
+    why: str | None = None
+    closing: str | None = None
+
+    def pending(self) -> list[PlanChange]:
+        """The changes still to make (not done, not refused)."""
+        return [c for c in self.changes if not c.done]
+
+    def data(self) -> dict[str, Any]:
+        """As stored in the incident record and returned by the phase: the fields it was given."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def plan_markdown(phase: str, incident_id: str, plan: PlanView) -> str:
     """The approval form's description: what will change, as a table. Every string of the plan may be
     the attacker's (a key pair's or a role's name, a user agent): each goes through keyresponse.markdown."""
-    rows = [c for c in plan["changes"] if not c["done"]]
+    rows = plan.pending()
     lines = [f"### {text(phase.capitalize())} of incident {code(incident_id)}: approve {len(rows)} change(s)?", ""]
-    if plan.get("why"):
-        lines += [f"> {text(plan['why'])}", ""]
+    if plan.why:
+        lines += [f"> {text(plan.why)}", ""]
     lines += [table(["#", "action", "target", "what will happen"],
-                    [[str(i), c["action"], c.get("label", c["target"]), c["summary"]] for i, c in enumerate(rows, 1)]), ""]
-    done = [c for c in plan["changes"] if c["done"] and not c.get("refused")]
+                    [[str(i), c.action, c.label if c.label is not None else c.target, c.summary]
+                     for i, c in enumerate(rows, 1)]), ""]
+    done = [c for c in plan.changes if c.done and not c.refused]
     if done:
         lines += [f"Already done, left alone: {len(done)} step(s).", ""]
-    refused = [c for c in plan["changes"] if c.get("refused")]
+    refused = [c for c in plan.changes if c.refused]
     if refused:
         lines += [f"**Refused by the guardrails, left out of this plan: {len(refused)} step(s).** Approving "
                   "never applies them; each is below with its reason, for a human to handle by hand.", ""]
-    for note in plan.get("notes", []):
+    for note in plan.notes:
         lines += [f"> Needs a human: {text(note)}", ""]
-    offered = plan.get("uncertain_credentials") or []
+    offered = plan.uncertain_credentials
     if offered:
         lines += [f"**Not in this plan: {len(offered)} uncertain credential(s).** The evidence cannot tell the "
                   "owner's from the attacker's. Add any of them with *also contain*:", "",
                   table(["credential", "kind", "created by", "why uncertain"],
-                        [[c["access_key_id"], c.get("kind") or "", c.get("created_by_event") or "",
-                          "; ".join(c.get("reasons") or [])] for c in offered]), ""]
-    lines += [text(plan.get("closing") or "Deny to change nothing. The decision, your name and your reason go into "
+                        [[c.access_key_id, c.kind or "", c.created_by_event or "", "; ".join(c.reasons)]
+                         for c in offered]), ""]
+    lines += [text(plan.closing or "Deny to change nothing. The decision, your name and your reason go into "
                    "the incident report.")]
     return "\n".join(lines)
 
 
-def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, timeout: int,
+def request_approval(phase: str, incident_id: str, plan: PlanView, *, timeout: int,
                      poll_interval: int, key: str | None = None) -> dict[str, Any]:
     """Pause the flow run until someone answers; returns {approver, decision, reason, at, phase,
     also_contain} (`also_contain`: the uncertain credentials the approver added; `plan` offers them in
@@ -95,7 +148,7 @@ def request_approval(phase: str, incident_id: str, plan: dict[str, Any], *, time
     input, which is how a resumed suspension gets its answer).
     """
     description = plan_markdown(phase, incident_id, plan)
-    offered = [str(c["access_key_id"]) for c in plan.get("uncertain_credentials") or []]
+    offered = [c.access_key_id for c in plan.uncertain_credentials]
     form = approval_form(offered).with_initial_data(description=description)
     try:
         if _deployment_run():
@@ -143,13 +196,14 @@ def _chosen(answer: Approval, offered: Sequence[str]) -> list[str]:
     return [key for key in offered if key in set(picked)]  # the form allows only these; keep their order
 
 
-def with_uncertain(investigation: Mapping[str, Any], chosen: Sequence[str]) -> dict[str, Any]:
-    """The investigation with the approver's picks among its uncertain credentials moved into `credentials`."""
-    picked = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] in set(chosen)]
-    rest = [c for c in investigation.get("uncertain_credentials") or [] if c["access_key_id"] not in set(chosen)]
-    added = [{k: v for k, v in c.items() if k != "reasons"} for c in picked]
-    credentials = list(investigation.get("credentials") or [])
-    return {**investigation, "credentials": credentials + added, "uncertain_credentials": rest}
+def with_uncertain(investigation: InvestigationRecord, chosen: Sequence[str]) -> InvestigationRecord:
+    """A copy of the investigation with the approver's picks among its uncertain credentials moved into
+    `credentials` (without their `reasons`)."""
+    picked = [c for c in investigation.uncertain_credentials if c.access_key_id in set(chosen)]
+    rest = [c for c in investigation.uncertain_credentials if c.access_key_id not in set(chosen)]
+    added = [CredentialRecord.model_validate(c.model_dump(exclude={"reasons"}, exclude_unset=True)) for c in picked]
+    return investigation.model_copy(update={"credentials": [*investigation.credentials, *added],
+                                            "uncertain_credentials": rest})
 
 
 def pause_key(phase: str, round_: int) -> str:

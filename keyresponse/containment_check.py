@@ -36,13 +36,13 @@ What counts:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from keyresponse.engines import QueryEngine
 from keyresponse.incident import ActivityAfter, Breach, Incident, parse_time
+from keyresponse.model import CredentialRecord, InvestigationRecord
 
 #: CloudTrail delivers most records within 15 minutes; the gap is re-read from an hour before the
 #: logs' end, so a record delivered late into an already-read hour is not missed.
@@ -108,25 +108,25 @@ def activity_breaches(rows: Sequence[ActivityAfter]) -> list[Breach]:
                           f"{row.contained_at}") for row in rows if row.breach]
 
 
-def gap_start(investigation: Mapping[str, Any], analysis_completed_at: str | None, delay: timedelta) -> datetime | None:
+def gap_start(investigation: InvestigationRecord, analysis_completed_at: str | None,
+              delay: timedelta) -> datetime | None:
     """Where the re-scope starts: the end of what the analysis could read (the window's end, or when it
     read the logs if that was earlier), less the larger of CloudTrail's delivery delay and an hour."""
-    ends = [parse_time(str(value)) for value in ((investigation.get("window") or {}).get("end"),
-                                                 analysis_completed_at) if value]
+    ends = [parse_time(value) for value in (investigation.window.end, analysis_completed_at) if value]
     return min(ends) - max(delay, DELIVERY_OVERLAP) if ends else None
 
 
-def minted_in_gap(engine: QueryEngine, credentials: Sequence[Mapping[str, Any]], *, since: datetime,
-                  until: datetime) -> list[dict[str, Any]]:
+def minted_in_gap(engine: QueryEngine, credentials: Sequence[CredentialRecord], *, since: datetime,
+                  until: datetime) -> list[CredentialRecord]:
     """Credentials the incident's credentials minted from `since` to `until` that the investigation does
     not hold, and what those minted in turn (`derived_credentials`, to a fixpoint): as credentials of
     the investigation, with their evidence, for a human to approve containing."""
     from keyresponse.investigation import principal_of_session
 
-    principals = {str(c["access_key_id"]): c.get("principal_arn") for c in credentials}
+    principals = {c.access_key_id: c.principal_arn for c in credentials}
     window = {"start_day": _day(since), "end_day": _day(until + timedelta(days=1)),
               "start_time": stamp(since), "end_time": stamp(until + timedelta(seconds=1))}
-    found: list[dict[str, Any]] = []
+    found: list[CredentialRecord] = []
     ask = sorted(principals)
     for _ in range(MAX_ROUNDS):
         if not ask:
@@ -141,15 +141,15 @@ def minted_in_gap(engine: QueryEngine, credentials: Sequence[Mapping[str, Any]],
                 principal = principals[parent]
             principals[key] = principal
             new.append(key)
-            found.append({"access_key_id": key, "kind": row["kind"], "created_by_event": event, "parent": parent,
-                          "principal_arn": principal, "confidence": "high",
-                          "evidence": [f"minted with {event} by {parent} at {row['created_at']} from "
-                                       f"{row['source_ip']}, in the gap CloudTrail delivered after the analysis "
-                                       f"read the logs (re-read from {stamp(since)})"]})
+            found.append(CredentialRecord(
+                access_key_id=key, kind=row["kind"], created_by_event=event, parent=parent, principal_arn=principal,
+                confidence="high", evidence=[f"minted with {event} by {parent} at {row['created_at']} from "
+                                             f"{row['source_ip']}, in the gap CloudTrail delivered after the analysis "
+                                             f"read the logs (re-read from {stamp(since)})"]))
         ask = sorted(new)
     return found
 
 
-def minted_breaches(minted: Sequence[Mapping[str, Any]]) -> list[Breach]:
-    return [Breach(kind="minted", subject=str(c["access_key_id"]), detail="; ".join(c.get("evidence") or []))
+def minted_breaches(minted: Sequence[CredentialRecord]) -> list[Breach]:
+    return [Breach(kind="minted", subject=c.access_key_id, detail="; ".join(c.evidence))
             for c in minted]

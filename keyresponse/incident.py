@@ -323,6 +323,11 @@ def minimal_investigation(**overrides: Any) -> dict[str, Any]:
     return base | overrides
 
 
+def minimal_investigation_record(**overrides: Any) -> InvestigationRecord:
+    """`minimal_investigation(**overrides)` as the typed model the response reads."""
+    return InvestigationRecord.model_validate(minimal_investigation(**overrides))
+
+
 def make_incident(**overrides: Any) -> Incident:
     """A valid incident record: a benign, closed incident unless `overrides` say otherwise.
 

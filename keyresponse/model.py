@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from keyresponse.guardrails import ForeignPrincipal
 
@@ -101,6 +101,11 @@ class PersistenceEvent(Record):
     category: str | None = None
     region: str | None = None
     error_code: str | None = None
+    user_name: str | None = Field(
+        default=None, description="The user an MFA device was enabled for, when the event's resource does not say.")
+    prior_policy: dict[str, Any] | None = Field(
+        default=None, validation_alias=AliasChoices("prior_policy", "before", "previous_policy"),
+        description="A role's trust policy before the attacker changed it (added by hand): eradication restores it.")
 
 
 class DataAccess(Record):
@@ -118,6 +123,7 @@ class ResourceCreated(Record):
     event_name: str
     access_key_id: str | None = None
     event_time: str | None = None
+    group_id: str | None = Field(default=None, description="The security group of an ingress rule.")
 
 
 class ReconError(Record):

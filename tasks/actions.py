@@ -63,6 +63,7 @@ from keyresponse.guardrails import (
     refuse_principal,
 )
 from keyresponse.ledger import Ledger, LedgerEntry, TornLine, in_effect, validate_incident_id
+from keyresponse.model import InvestigationRecord
 from keyresponse.settings import Settings, get_settings
 
 ACCESS_DENIED_CODES = frozenset({
@@ -492,13 +493,15 @@ def plan_steps(ctx: ActionContext, steps: Sequence[Step]) -> list[tuple[Step, Ch
 
 
 def snapshot_evidence(
-    ctx: ActionContext, steps: Iterable[Step], investigation: Mapping[str, Any] | None = None
+    ctx: ActionContext, steps: Iterable[Step], investigation: InvestigationRecord | Mapping[str, Any] | None = None
 ) -> list[str]:
     """Store the investigation and the before-state of every principal `steps` touch; return item names."""
     if ctx.evidence is None:
         return []
     stored: list[str] = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    if isinstance(investigation, InvestigationRecord):  # as it was given: the fields it was built with
+        investigation = investigation.model_dump(mode="json", exclude_unset=True)
     if investigation is not None:
         stored.append(ctx.evidence.put_json("investigation.json", dict(investigation)).name)
     seen: set[Principal] = set()
@@ -527,7 +530,7 @@ def apply_steps(
     ctx: ActionContext,
     steps: Sequence[Step],
     *,
-    investigation: Mapping[str, Any] | None = None,
+    investigation: InvestigationRecord | None = None,
     after_each: Callable[[Step, LedgerEntry | None], None] | None = None,
 ) -> list[LedgerEntry]:
     """Apply and verify `steps` in order; return the ledger entries written by this run.

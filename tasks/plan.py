@@ -32,8 +32,9 @@ Size: the facts of the investigation and the rules that turn them into steps are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -49,6 +50,7 @@ from keyresponse.guardrails import (
 )
 from keyresponse.keys import validate_access_key_id
 from keyresponse.ledger import LedgerEntry
+from keyresponse.model import CredentialRecord, InvestigationRecord, PersistenceEvent, ResourceCreated, Window
 from tasks.actions import ActionContext, Step, Target, aws_errors, error_code
 from tasks.registry import registry
 
@@ -121,8 +123,8 @@ class _Facts:
     session_users: list[Principal]
     roles: list[Principal]
     created_users: list[Principal]
-    persistence: list[Mapping[str, Any]]
-    resources: list[Mapping[str, Any]]
+    persistence: list[PersistenceEvent]
+    resources: list[ResourceCreated]
     foreign: list[ForeignPrincipal]
     #: the account of each credential's principal, for what the credential did (persistence, resources)
     key_accounts: dict[str, str]
@@ -137,23 +139,20 @@ class _Facts:
     def acts_in(self, account_id: str | None) -> bool:
         return ours(account_id, self.account_id, self.accounts)
 
-    def account_of(self, item: Mapping[str, Any], resource: str = "") -> str | None:
+    def account_of(self, item: PersistenceEvent | ResourceCreated, resource: str = "") -> str | None:
         """Where a persistence entry or a created resource is: its ARN's account, else the account of
         the credential that made it, else the incident's."""
         if resource.startswith("arn:"):
             parts = resource.split(":")
             if len(parts) > 4 and parts[4]:
                 return parts[4]
-        return self.key_accounts.get(str(item.get("access_key_id") or "")) or self.account_id
+        return self.key_accounts.get(item.access_key_id or "") or self.account_id
 
 
-def _facts(investigation: Mapping[str, Any], default_region: str, accounts: Sequence[str]) -> _Facts:
-    if "access_key_id" not in investigation:
-        raise InputError("the investigation has no access_key_id: is it the JSON of `keyresponse investigate`?")
-    validate_access_key_id(str(investigation["access_key_id"]))
-    home = investigation.get("account_id")
-    home = str(home) if home else None
-    top = str(investigation.get("principal_arn") or "")
+def _facts(investigation: InvestigationRecord, default_region: str, accounts: Sequence[str]) -> _Facts:
+    validate_access_key_id(investigation.access_key_id)
+    home = investigation.account_id or None
+    top = investigation.principal_arn or ""
     owner_principal = parse_principal(top) if top else None
     if owner_principal is not None and owner_principal.kind == "root":
         raise GuardrailRefusal(ROOT_STEPS)  # the investigated key itself: nothing here can contain it
@@ -162,17 +161,20 @@ def _facts(investigation: Mapping[str, Any], default_region: str, accounts: Sequ
                    key_accounts={}, notes=[])
     if owner_principal is not None and owner_principal.kind == "user":
         facts.owner = facts.at_home(owner_principal)
-    credentials = list(investigation.get("credentials") or [])
-    if not any(c.get("access_key_id") == investigation["access_key_id"] for c in credentials):
-        credentials.insert(0, {"access_key_id": investigation["access_key_id"], "kind": "original",
-                               "principal_arn": top})
+    credentials = list(investigation.credentials)
+    if not any(c.access_key_id == investigation.access_key_id for c in credentials):
+        credentials.insert(0, CredentialRecord(access_key_id=investigation.access_key_id, kind="original",
+                                               created_by_event=None, parent=None, principal_arn=top or None))
+
+    def arn_of(cred: CredentialRecord) -> str:
+        return cred.principal_arn or (top if cred.kind == "original" else "")
+
     facts.foreign = foreign_principals(
-        [{**c, "principal_arn": c.get("principal_arn") or (top if c.get("kind") == "original" else None)}
-         for c in credentials], home, accounts)
+        [{"access_key_id": c.access_key_id, "principal_arn": arn_of(c) or None} for c in credentials], home, accounts)
     foreign_keys = {key for f in facts.foreign for key in f.access_key_ids}
     for cred in credentials:
-        key_id = str(cred.get("access_key_id") or "")
-        arn = str(cred.get("principal_arn") or (top if cred.get("kind") == "original" else ""))
+        key_id = cred.access_key_id
+        arn = arn_of(cred)
         principal = facts.at_home(parse_principal(arn)) if arn else None
         if principal is not None and principal.account_id:
             facts.key_accounts[key_id] = principal.account_id
@@ -181,12 +183,12 @@ def _facts(investigation: Mapping[str, Any], default_region: str, accounts: Sequ
         if principal is not None and principal.kind == "root":
             facts.notes.append(f"credential {key_id} belongs to the root user: {ROOT_STEPS}")
             continue
-        event = str(cred.get("created_by_event") or "")
-        if key_id.startswith("AKIA") and cred.get("kind") in ("original", "access_key"):
+        event = cred.created_by_event or ""
+        if key_id.startswith("AKIA") and cred.kind in ("original", "access_key"):
             if principal is None or principal.kind != "user":
                 raise InputError(f"credential {key_id} has no user principal_arn; cannot deactivate it")
-            facts.keys.append((key_id, principal, str(cred.get("kind"))))
-        elif cred.get("kind") == "session" or key_id.startswith("ASIA") or event in _SESSION_EVENTS_ON_USER:
+            facts.keys.append((key_id, principal, cred.kind))
+        elif cred.kind == "session" or key_id.startswith("ASIA") or event in _SESSION_EVENTS_ON_USER:
             if event == "AssumeRole" or (principal is not None and principal.kind == "role"):
                 if principal is not None and principal.kind == "role":
                     facts.roles.append(principal)
@@ -194,19 +196,19 @@ def _facts(investigation: Mapping[str, Any], default_region: str, accounts: Sequ
                 parent_user = principal if principal is not None and principal.kind == "user" else facts.owner
                 if parent_user is not None:
                     facts.session_users.append(parent_user)
-    facts.persistence = list(investigation.get("persistence") or [])
-    facts.resources = list(investigation.get("resources_created") or [])
-    created = [_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
-               if p.get("event_name") in _USER_EVENTS and p.get("resource")]
-    created += [_principal_of(facts, r, str(r["id"]), "user") for r in facts.resources
-                if _RESOURCE_KINDS.get(str(r.get("type", "")).lower()) == "user" and r.get("id")]
+    facts.persistence = list(investigation.persistence)
+    facts.resources = list(investigation.resources_created)
+    created = [_principal_of(facts, p, p.resource, "user") for p in facts.persistence
+               if p.event_name in _USER_EVENTS and p.resource]
+    created += [_principal_of(facts, r, r.id, "user") for r in facts.resources
+                if _RESOURCE_KINDS.get(r.type.lower()) == "user" and r.id]
     facts.created_users = list(dict.fromkeys(created))
-    regions = list(investigation.get("regions") or [])
+    regions = list(investigation.regions)
     facts.region = regions[0] if regions else default_region
     return facts
 
 
-def _principal_of(facts: _Facts, item: Mapping[str, Any], resource: str, kind: str) -> Principal:
+def _principal_of(facts: _Facts, item: PersistenceEvent | ResourceCreated, resource: str, kind: str) -> Principal:
     """The user or role a persistence entry or a created resource names, in its account."""
     named = parse_principal(resource, kind=kind)
     return Principal(named.kind, named.name, named.account_id or facts.account_of(item, resource))
@@ -250,13 +252,13 @@ def _containment(facts: _Facts, plan: ResponsePlan) -> None:
     for principal in _revoked_principals(facts):
         plan.add("attach_session_revocation_policy", _target(principal))
     for item in facts.persistence:
-        event, resource = item.get("event_name"), str(item.get("resource") or "")
+        event, resource = item.event_name, item.resource or ""
         if event in _CONSOLE_EVENTS and resource:
             user = _principal_of(facts, item, resource, "user")
             if _acted_on(facts, plan, user, f"{event} of {user.name}"):
                 plan.add("delete_login_profile", _target(user))
         if event in _MFA_EVENTS and resource:
-            named = str(item.get("user_name") or (facts.owner.name if facts.owner else ""))
+            named = item.user_name or (facts.owner.name if facts.owner else "")
             if not named:
                 plan.note(f"MFA device {resource}: its user is unknown; deactivate it by hand")
                 continue
@@ -277,40 +279,39 @@ def _eradication(facts: _Facts, plan: ResponsePlan) -> None:
         if _acted_on(facts, plan, user, f"user {user.name} the attacker created"):
             plan.add("delete_user", _target(user))
     for item in facts.persistence:
-        if item.get("event_name") not in _TRUST_EVENTS or not item.get("resource"):
+        if item.event_name not in _TRUST_EVENTS or not item.resource:
             continue
-        role = _principal_of(facts, item, str(item["resource"]), "role")
-        prior = item.get("before") or item.get("prior_policy") or item.get("previous_policy")
-        if prior is None:
+        role = _principal_of(facts, item, item.resource, "role")
+        prior = item.prior_policy
+        if not prior:
             plan.note(f"role {role.name}: its trust policy was changed but the prior policy is unknown; "
                       "review it and restore by hand (or add `prior_policy` to the persistence entry)")
             continue
         if _acted_on(facts, plan, role, f"trust policy of role {role.name}"):
             plan.add("restore_trust_policy", _target(role, trust_policy=prior))
-    for item in facts.resources:
-        kind = _RESOURCE_KINDS.get(str(item.get("type", "")).lower()) or _RESOURCE_KINDS.get(
-            str(item.get("event_name", "")).lower())
+    for res in facts.resources:
+        kind = _RESOURCE_KINDS.get(res.type.lower()) or _RESOURCE_KINDS.get(res.event_name.lower())
         if kind is None or kind not in _ERADICATE or kind == "user":
             if kind is None:
-                plan.note(f"resource {item.get('type')} {item.get('id')}: no eradication action; review by hand")
+                plan.note(f"resource {res.type} {res.id}: no eradication action; review by hand")
             continue
-        account = facts.account_of(item, str(item["id"]))
+        account = facts.account_of(res, res.id)
         if not facts.acts_in(account):
-            plan.note(f"{kind} {item['id']}: in account {account}, outside the incident's account and the accounts "
+            plan.note(f"{kind} {res.id}: in account {account}, outside the incident's account and the accounts "
                       "the responder acts in: left alone")
             continue
-        extra = {"group_id": item["group_id"]} if item.get("group_id") else {}
-        plan.add(_ERADICATE[kind], Target(kind=kind, id=str(item["id"]), region=item.get("region") or facts.region,
+        extra = {"group_id": res.group_id} if res.group_id else {}
+        plan.add(_ERADICATE[kind], Target(kind=kind, id=res.id, region=res.region or facts.region,
                                           data=_data(account, **extra)))
 
 
 def _recovery(facts: _Facts, plan: ResponsePlan, ledger_entries: Sequence[LedgerEntry]) -> None:
     if facts.owner is not None and facts.owner not in facts.created_users:
         plan.add("create_replacement_access_key", _target(facts.owner))
-    created_console = {_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
-                       if p.get("event_name") == "CreateLoginProfile" and p.get("resource")}
-    restore = {_principal_of(facts, p, str(p["resource"]), "user") for p in facts.persistence
-               if p.get("event_name") == "UpdateLoginProfile" and p.get("resource")}
+    created_console = {_principal_of(facts, p, p.resource, "user") for p in facts.persistence
+                       if p.event_name == "CreateLoginProfile" and p.resource}
+    restore = {_principal_of(facts, p, p.resource, "user") for p in facts.persistence
+               if p.event_name == "UpdateLoginProfile" and p.resource}
     restore |= {Principal("user", str(e.target["id"]), e.target.get("data", {}).get("account_id") or facts.account_id)
                 for e in ledger_entries
                 if e.kind == "apply" and e.action == "delete_login_profile" and e.before.get("login_profile")}
@@ -324,14 +325,14 @@ def _recovery(facts: _Facts, plan: ResponsePlan, ledger_entries: Sequence[Ledger
 
 
 def plan_response(
-    investigation: Mapping[str, Any],
+    investigation: InvestigationRecord,
     phase: Phase,
     *,
     ledger_entries: Iterable[LedgerEntry] = (),
     default_region: str = "us-east-1",
     accounts_in_scope: Iterable[str] | None = None,
 ) -> ResponsePlan:
-    """The ordered steps of `phase` for an investigation result (a dict of the shape in docs/architecture.md).
+    """The ordered steps of `phase` for an investigation (`keyresponse.model.InvestigationRecord`).
 
     Every target carries its account (`data.account_id`): the account of its ARN in the investigation,
     the incident's when the investigation names none. A principal of an account that is neither the
@@ -361,8 +362,23 @@ def plan_response(
     return plan.ordered()
 
 
-def investigation_from_aws(ctx: ActionContext, access_key_id: str) -> dict[str, Any]:
-    """A minimal investigation (the shape in docs/architecture.md) from what IAM itself says about the key.
+def key_only_investigation(access_key_id: str, account_id: str | None, principal_arn: str | None, *,
+                           at: str, engine: str, logging_gaps: Sequence[str] = (),
+                           persistence: Sequence[PersistenceEvent] = ()) -> InvestigationRecord:
+    """An investigation that knows only the key and its owner (no logs read): containment planned before or
+    without an analysis. Its window is the instant `at` (nothing was read), its verdict `unknown`."""
+    return InvestigationRecord(
+        access_key_id=access_key_id, account_id=account_id, principal_arn=principal_arn,
+        window=Window(start=at, end=at), first_seen=None, last_seen=None, event_count=0, source_ips=[], regions=[],
+        credentials=[CredentialRecord(access_key_id=access_key_id, kind="original", created_by_event=None, parent=None,
+                                      principal_arn=principal_arn)],
+        principals=[principal_arn] if principal_arn else [], persistence=list(persistence), data_access=[],
+        resources_created=[], recon_errors=[], severity="P1", verdict="unknown", logging_gaps=list(logging_gaps),
+        bytes_scanned=0, engine=engine)
+
+
+def investigation_from_aws(ctx: ActionContext, access_key_id: str) -> InvestigationRecord:
+    """A minimal investigation (`key_only_investigation`) from what IAM itself says about the key.
 
     The owner comes from `iam:GetAccessKeyLastUsed`. Without CloudTrail nothing is known about
     derived credentials, so `credentials` holds only the original key, and the containment plan
@@ -395,13 +411,9 @@ def investigation_from_aws(ctx: ActionContext, access_key_id: str) -> dict[str, 
             profile_created = None
     persistence = []
     if profile_created is not None and key_created is not None and profile_created > key_created:
-        persistence.append({"event_name": "CreateLoginProfile", "event_time": profile_created.isoformat(),
-                            "resource": user["Arn"], "access_key_id": None,
-                            "inferred": "login profile created after the compromised key"})
-    return {
-        "access_key_id": key, "account_id": ctx.account_id, "principal_arn": user["Arn"],
-        "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
-                         "principal_arn": user["Arn"]}],
-        "principals": [user["Arn"]], "persistence": persistence, "resources_created": [], "regions": [],
-        "logging_gaps": ["no investigation: planned from IAM state only (no CloudTrail)"], "engine": "aws",
-    }
+        persistence.append(PersistenceEvent(event_name="CreateLoginProfile", event_time=profile_created.isoformat(),
+                                            resource=user["Arn"], access_key_id=None,
+                                            detail="inferred: login profile created after the compromised key"))
+    return key_only_investigation(key, ctx.account_id, user["Arn"], at=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+                                  engine="aws", persistence=persistence,
+                                  logging_gaps=["no investigation: planned from IAM state only (no CloudTrail)"])

@@ -24,9 +24,11 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from keyresponse.approval import PlanChange, PlanView
 from keyresponse.aws import session_for_account
 from keyresponse.guardrails import REFUSAL_PREFIX
 from keyresponse.incident import CheckStage
+from keyresponse.model import CredentialRecord, InvestigationRecord
 from keyresponse.retry import retry_on_transient
 from tasks.actions import (
     ActionContext,
@@ -61,7 +63,7 @@ def step_label(step: Step, home_account: str | None) -> str:
     return step.target.label + (f" in account {account}" if account and account != home_account else "")
 
 
-def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext, only: list[str] | None,
+def _steps(investigation: InvestigationRecord, phase: Phase, ctx: ActionContext, only: list[str] | None,
            approved: list[str] | None = None) -> tuple[list[Step], list[RefusedStep], ResponsePlan]:
     """The phase's steps the guardrails allow (of `only`, and of `approved`), and those they refuse."""
     plan = plan_response(investigation, phase, ledger_entries=ctx.ledger.entries(),
@@ -70,12 +72,12 @@ def _steps(investigation: dict[str, Any], phase: Phase, ctx: ActionContext, only
     steps, refused = screen_steps(ctx, steps)
     if approved is not None:
         allowed = set(approved)
-        home = investigation.get("account_id")
+        home = investigation.account_id
         steps = [s for s in steps if step_key(s.action.name, step_label(s, home)) in allowed]
     return steps, refused, plan
 
 
-def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, Any]]) -> None:
+def _escalate_refusals(incident_id: str, phase: Phase, refused: list[PlanChange]) -> None:
     """Tell a human, once per incident, phase and step, that steps were refused and need them.
 
     Which steps were escalated is kept in `<home>/incidents/<id>/escalated.json` (a phase is planned
@@ -87,14 +89,14 @@ def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, A
     settings = get_settings()
     path = settings.home / "incidents" / incident_id / "escalated.json"
     sent: list[str] = json.loads(path.read_text()) if path.exists() else []
-    new = [c for c in refused if f"{phase}:{c['key']}" not in sent]
+    new = [c for c in refused if f"{phase}:{c.key}" not in sent]
     if not new:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sent + [f"{phase}:{c['key']}" for c in new]))
+    path.write_text(json.dumps(sent + [f"{phase}:{c.key}" for c in new]))
     run_id = flow_run.get_id()
     link = f"{settings.ui_url.rstrip('/')}/runs/flow-run/{run_id}" if settings.ui_url and run_id else None
-    actions = ", ".join(sorted({c["action"] for c in new}))
+    actions = ", ".join(sorted({c.action for c in new}))
     send(IncidentMessage(incident_id, "escalation", f"[{incident_id}] {phase}: {len(new)} step(s) refused",
                          f"{len(new)} step(s) of the {phase} plan were refused by the guardrails ({actions}): a "
                          "protected principal, the responder's own identity or an account out of scope. They were "
@@ -103,46 +105,46 @@ def _escalate_refusals(incident_id: str, phase: Phase, refused: list[dict[str, A
 
 @task(name="plan_phase", task_run_name="plan_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
       retry_condition_fn=retry_on_transient)
-def plan_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
-               only: list[str] | None = None) -> dict[str, Any]:
+def plan_phase(incident_id: str, investigation: InvestigationRecord, phase: Phase,
+               only: list[str] | None = None) -> PlanView:
     """The phase's changes, read-only: what each step would do, and what is already done."""
-    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    ctx = context(incident_id, investigation.account_id, dry_run=True)
     steps, refused, plan = _steps(investigation, phase, ctx, only)
-    home = investigation.get("account_id")
+    home = investigation.account_id
     changes = []
     for step, change in plan_steps(ctx, steps):
         label = step_label(step, home)
-        changes.append({"action": step.action.name, "target": step.target.model_dump(mode="json"),
-                        "label": label, "key": step_key(step.action.name, label),
-                        "summary": change.description if change else "already done",
-                        "requires_approval": step.action.requires_approval, "done": change is None})
+        changes.append(PlanChange(action=step.action.name, target=step.target.model_dump(mode="json"),
+                                  label=label, key=step_key(step.action.name, label),
+                                  summary=change.description if change else "already done",
+                                  requires_approval=step.action.requires_approval, done=change is None))
     notes = list(plan.notes)
     log = get_run_logger()
     refusals = []
     for item in refused:
         label = step_label(Step(registry()[item.action], item.target), home)
-        refusals.append({"action": item.action, "target": item.target.model_dump(mode="json"), "label": label,
-                         "key": step_key(item.action, label), "summary": REFUSAL_PREFIX + item.reason,
-                         "requires_approval": registry()[item.action].requires_approval, "done": True,
-                         "refused": item.reason})
+        refusals.append(PlanChange(action=item.action, target=item.target.model_dump(mode="json"), label=label,
+                                   key=step_key(item.action, label), summary=REFUSAL_PREFIX + item.reason,
+                                   requires_approval=registry()[item.action].requires_approval, done=True,
+                                   refused=item.reason))
         notes.append(f"{item.action} on {label} was refused and left out: {item.reason}")
         log.warning("%s: %s refused and left out: %s", phase, item.label, item.reason)
     log.info("%s plan: %d step(s), %d to change, %d refused", phase, len(changes),
-             sum(not c["done"] for c in changes), len(refusals))
+             sum(not c.done for c in changes), len(refusals))
     for foreign in plan.attacker_infrastructure:
         log.warning("attacker infrastructure, not a target: %s", foreign.note)
     if refusals:
         _escalate_refusals(incident_id, phase, refusals)
-    return {"phase": phase, "changes": changes + refusals, "notes": notes,
-            "attacker_infrastructure": [f.model_dump(mode="json") for f in plan.attacker_infrastructure]}
+    return PlanView(phase=phase, changes=(*changes, *refusals), notes=tuple(notes),
+                    attacker_infrastructure=tuple(plan.attacker_infrastructure))
 
 
 @task(name="apply_phase", task_run_name="apply_{phase}:{incident_id}")
-def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
+def apply_phase(incident_id: str, investigation: InvestigationRecord, phase: Phase,
                 only: list[str] | None = None, approved: list[str] | None = None) -> list[dict[str, Any]]:
     """Apply and verify every step, or only the `approved` ones (guardrails first, evidence before the
     first write, ledger after each)."""
-    ctx = context(incident_id, investigation.get("account_id"), dry_run=False)
+    ctx = context(incident_id, investigation.account_id, dry_run=False)
     steps, _, _ = _steps(investigation, phase, ctx, only, approved)
     log = get_run_logger()
 
@@ -155,11 +157,11 @@ def apply_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
 
 @task(name="verify_phase", task_run_name="verify_{phase}:{incident_id}", retries=2, retry_delay_seconds=[1, 5], retry_jitter_factor=0.5,
       retry_condition_fn=retry_on_transient)
-def verify_phase(incident_id: str, investigation: dict[str, Any], phase: Phase,
+def verify_phase(incident_id: str, investigation: InvestigationRecord, phase: Phase,
                  only: list[str] | None = None, approved: list[str] | None = None) -> int:
     """Re-read AWS for every step of the phase (or the `approved` ones); raises VerificationFailed if a
     change did not take."""
-    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    ctx = context(incident_id, investigation.account_id, dry_run=True)
     steps, _, _ = _steps(investigation, phase, ctx, only, approved)
     for step in steps:
         step.action.verify(ctx.for_target(step.target), step.target)
@@ -212,7 +214,7 @@ def record_approval(incident_id: str, account_id: str | None, phase: Phase, answ
 
 @task(name="find_keys_minted_since", task_run_name="find_keys_minted_since:{incident_id}", retries=2,
       retry_delay_seconds=[1, 5], retry_jitter_factor=0.5, retry_condition_fn=retry_on_transient)
-def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> list[dict[str, Any]]:
+def find_keys_minted_since(incident_id: str, investigation: InvestigationRecord) -> list[CredentialRecord]:
     """Access keys that users in the incident's scope gained after the logs the investigation read:
     minted while the response waited (the attacker racing the responder), so the analysis could not
     see them. Each as a credential of the investigation, with its evidence; the caller asks a human
@@ -221,18 +223,18 @@ def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> l
 
     from keyresponse.guardrails import parse_principal
 
-    window_end = (investigation.get("window") or {}).get("end")
+    window_end = investigation.window.end
     if not window_end:
         return []
-    since = datetime.fromisoformat(str(window_end).replace("Z", "+00:00"))
-    known = {c.get("access_key_id") for c in [*(investigation.get("credentials") or []),
-                                              *(investigation.get("uncertain_credentials") or [])]}
-    arns = {str(c["principal_arn"]) for c in investigation.get("credentials") or [] if c.get("principal_arn")}
-    if investigation.get("principal_arn"):
-        arns.add(str(investigation["principal_arn"]))
-    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    since = datetime.fromisoformat(window_end.replace("Z", "+00:00"))
+    known = {c.access_key_id for c in investigation.credentials} | {
+        c.access_key_id for c in investigation.uncertain_credentials}
+    arns = {c.principal_arn for c in investigation.credentials if c.principal_arn}
+    if investigation.principal_arn:
+        arns.add(investigation.principal_arn)
+    ctx = context(incident_id, investigation.account_id, dry_run=True)
     iam = ctx.client("iam")
-    found: list[dict[str, Any]] = []
+    found: list[CredentialRecord] = []
     for arn in sorted(arns):
         principal = parse_principal(arn)
         if principal.kind != "user":
@@ -242,13 +244,14 @@ def find_keys_minted_since(incident_id: str, investigation: dict[str, Any]) -> l
             if meta["AccessKeyId"] in known or created <= since:
                 continue
             stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-            found.append({"access_key_id": meta["AccessKeyId"], "kind": "access_key", "parent": None,
-                          "created_by_event": None, "principal_arn": arn, "confidence": "medium",
-                          "evidence": [f"created on {principal.name} at {stamp}, after the logs investigated "
-                                       f"(to {window_end}): minted while the response was under way"]})
+            found.append(CredentialRecord(
+                access_key_id=meta["AccessKeyId"], kind="access_key", parent=None, created_by_event=None,
+                principal_arn=arn, confidence="medium",
+                evidence=[f"created on {principal.name} at {stamp}, after the logs investigated "
+                          f"(to {window_end}): minted while the response was under way"]))
     if found:
         get_run_logger().warning("%s: %d key(s) minted on users in scope since the investigation: %s", incident_id,
-                                 len(found), ", ".join(c["access_key_id"] for c in found))
+                                 len(found), ", ".join(c.access_key_id for c in found))
     return found
 
 
@@ -278,24 +281,25 @@ def check_containment(incident_id: str, record: dict[str, Any], stage: CheckStag
     settings = get_settings()
     log = get_run_logger()
     now = datetime.now(UTC)
-    investigation = record["investigation"]
+    investigation = InvestigationRecord.model_validate(record["investigation"])
     entries = [e for e in Ledger(incident_id).entries() if not e.dry_run]
-    incident = Incident.model_validate({"incident_id": incident_id, "status": "failed", "investigation": investigation,
+    incident = Incident.model_validate({"incident_id": incident_id, "status": "failed",
+                                        "investigation": record["investigation"],
                                         "plans": record.get("plans") or {},
                                         "ledger": [e.model_dump(mode="json") for e in entries]})
     contained = check.contained_credentials(incident)
-    minted: list[dict[str, Any]] = []
+    minted: list[CredentialRecord] = []
     with open_engine(logs) as engine:
         activity = check.activity_after(engine, contained, now=now,
                                         grace=timedelta(seconds=settings.containment_grace_seconds))
         since = check.gap_start(investigation, record["timeline"].get("analysis_completed_at"),
                                 timedelta(seconds=settings.recheck_delay_seconds))
         if rescope and since is not None:
-            minted = check.minted_in_gap(engine, investigation["credentials"], since=since, until=now)
+            minted = check.minted_in_gap(engine, investigation.credentials, since=since, until=now)
     breaches = check.activity_breaches(activity)
     actions = registry()
     containing = {action.name for action in ACTIONS}
-    ctx = context(incident_id, investigation.get("account_id"), dry_run=True)
+    ctx = context(incident_id, investigation.account_id, dry_run=True)
     seen: set[str] = set()
     for entry, _ in left_in_place(entries, actions):
         target = Target.model_validate(entry.target)
@@ -310,8 +314,8 @@ def check_containment(incident_id: str, record: dict[str, Any], stage: CheckStag
                                          detail=f"{action.describe(target, entry.before)}, applied at "
                                                 f"{entry.applied_at[:19]}Z, no longer holds: {exc}"))
     if rescope:
-        known = {c["access_key_id"] for c in minted}
-        minted += [c for c in find_keys_minted_since.fn(incident_id, investigation) if c["access_key_id"] not in known]
+        known = {c.access_key_id for c in minted}
+        minted += [c for c in find_keys_minted_since.fn(incident_id, investigation) if c.access_key_id not in known]
     breaches += check.minted_breaches(minted)
     result = ContainmentCheck(stage=stage, checked_at=check.stamp(now),
                               credentials=[c.access_key_id for c in contained], activity=activity, breaches=breaches)
@@ -321,4 +325,4 @@ def check_containment(incident_id: str, record: dict[str, Any], stage: CheckStag
     else:
         log.info("%s: containment holds (%s): %d credential(s), %d call group(s) after containment, all failed or "
                  "within the grace", incident_id, stage, len(contained), len(activity))
-    return result.model_dump(mode="json") | {"minted": minted}
+    return result.model_dump(mode="json") | {"minted": [c.model_dump(mode="json") for c in minted]}

@@ -11,29 +11,34 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from keyresponse.cli._common import command, print_json
 from keyresponse.errors import InputError
 from keyresponse.keys import validate_access_key_id
+from keyresponse.model import InvestigationRecord
 
 
 def default_incident_id(access_key_id: str) -> str:
     return f"ir-{datetime.now(UTC):%Y%m%d}-{access_key_id}"
 
 
-def load_investigation(path: Path, access_key_id: str) -> dict[str, Any]:
+def load_investigation(path: Path, access_key_id: str) -> InvestigationRecord:
+    """The investigation in `path` (the JSON of `keyresponse investigate`), checked against its model."""
     try:
-        investigation = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the investigation {path}: {exc}") from exc
-    if not isinstance(investigation, dict):
+    if not isinstance(data, dict):
         raise InputError(f"{path} is not an investigation result (expected one JSON object)")
-    if investigation.get("access_key_id") != access_key_id:
-        raise InputError(f"{path} investigates {investigation.get('access_key_id')}, not {access_key_id}")
-    return investigation
+    if data.get("access_key_id") != access_key_id:
+        raise InputError(f"{path} investigates {data.get('access_key_id')}, not {access_key_id}")
+    try:
+        return InvestigationRecord.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"{path} is not an investigation result (docs/schemas/investigation.schema.json): {exc}") from exc
 
 
 @command

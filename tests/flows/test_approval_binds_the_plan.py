@@ -17,6 +17,7 @@ import pytest
 
 from keyresponse.approval import answer_pause
 from keyresponse.evidence import open_store
+from keyresponse.incident import minimal_investigation
 from keyresponse.markdown import text
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import admin_client
@@ -25,13 +26,14 @@ from tasks.response import plan_digest
 
 def _investigation(account_id: str, user: str, key: str, other_user: str, other_key: str) -> dict[str, Any]:
     arn = f"arn:aws:iam::{account_id}:user/{user}"
-    return {"access_key_id": key, "account_id": account_id, "principal_arn": arn,
+    return minimal_investigation(**{
+            "access_key_id": key, "account_id": account_id, "principal_arn": arn,
             "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
                              "principal_arn": arn}],
             "uncertain_credentials": [{"access_key_id": other_key, "kind": "access_key", "created_by_event": None,
                                        "parent": None, "principal_arn": f"arn:aws:iam::{account_id}:user/{other_user}",
                                        "reasons": ["used from 203.0.113.9, which cannot be told from the owner's"]}],
-            "persistence": [], "resources_created": [], "regions": []}
+            "persistence": [], "resources_created": [], "regions": []})
 
 
 def _paused(client: Any, run_name: str, thread: threading.Thread, seen: set[str]) -> tuple[Any, dict[str, str]]:

@@ -31,7 +31,8 @@ from browser import (
 )
 from prefect import flow
 
-from keyresponse.approval import answer_pause, request_approval
+from keyresponse.approval import PlanChange, PlanView, answer_pause, request_approval
+from keyresponse.incident import minimal_investigation
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount
 from keyresponse.sandbox.server import admin_client
@@ -57,10 +58,11 @@ def responder_env(seeded: SeededAccount, tmp_path: Path, monkeypatch: pytest.Mon
 
 def _investigation(account_id: str, user: str, key: str) -> dict[str, Any]:
     arn = f"arn:aws:iam::{account_id}:user/{user}"
-    return {"access_key_id": key, "account_id": account_id, "principal_arn": arn,
+    return minimal_investigation(**{
+            "access_key_id": key, "account_id": account_id, "principal_arn": arn,
             "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
                              "principal_arn": arn}],
-            "persistence": [], "resources_created": [], "regions": []}
+            "persistence": [], "resources_created": [], "regions": []})
 
 
 def _wait_until_paused(client: Any, run_name: str, thread: threading.Thread, timeout: float = 45.0) -> Any:
@@ -163,9 +165,10 @@ HOSTILE_NAMES = [
 
 @flow(name="approval-with-hostile-names", flow_run_name="approval-with-hostile-names:{incident_id}")
 def _asks_about_hostile_names(incident_id: str) -> dict[str, Any]:
-    plan = {"changes": [{"action": "delete_key_pair", "target": {"kind": "key_pair", "id": name}, "label": name,
-                         "summary": f"delete key pair {name}", "done": False} for name in HOSTILE_NAMES],
-            "notes": [f"the attacker also created {HOSTILE_NAMES[0]}"]}
+    plan = PlanView(phase="eradication", changes=tuple(
+        PlanChange(action="delete_key_pair", target={"kind": "key_pair", "id": name}, label=name,
+                   summary=f"delete key pair {name}", done=False) for name in HOSTILE_NAMES),
+        notes=(f"the attacker also created {HOSTILE_NAMES[0]}",))
     return request_approval("eradication", incident_id, plan, timeout=120, poll_interval=1)
 
 

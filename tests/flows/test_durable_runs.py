@@ -30,6 +30,7 @@ import pytest
 
 from keyresponse.approval import answer_pause, paused_phase, paused_runs
 from keyresponse.demo import Stack, wait_until
+from keyresponse.incident import minimal_investigation_record
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import seed_account
 from keyresponse.sandbox.simulate import run_simulation
@@ -162,10 +163,10 @@ def test_a_run_killed_after_its_last_write_but_before_closing_the_phase_keeps_it
     key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
     iam.update_access_key(UserName=user, AccessKeyId=key, Status="Inactive")  # applied before the kill
     arn = f"arn:aws:iam::{account}:user/{user}"
-    investigation = {"access_key_id": key, "account_id": account, "principal_arn": arn,
-                     "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
-                                      "parent": None, "principal_arn": arn}],
-                     "persistence": [], "resources_created": [], "regions": []}
+    investigation = minimal_investigation_record(
+        access_key_id=key, account_id=account, principal_arn=arn,
+        credentials=[{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
+                      "principal_arn": arn}])
     answer = {"phase": "containment", "approver": "ops@example.com", "decision": "approve", "reason": "INC",
               "at": "2026-12-04T00:00:00Z", "also_contain": [], "plan_sha256": "0" * 64}
     incident = f"INC-CLOSE-{unique_name[:20]}"

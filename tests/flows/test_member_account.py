@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from keyresponse.incident import minimal_investigation
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import admin_client
 from keyresponse.settings import get_settings
@@ -87,12 +88,12 @@ def test_a_member_accounts_key_is_contained_in_that_account(organization: dict[s
     member, leaked = organization["member"], organization["leaked"]
     facts = validate_key(leaked, accounts_in_scope=[member])
     assert facts.account_id == member and facts.is_ours is True
-    investigation = {
+    investigation = minimal_investigation(**{
         "access_key_id": leaked, "account_id": member,
         "principal_arn": f"arn:aws:iam::{member}:user/payments-batch",
         "credentials": [{"access_key_id": leaked, "kind": "original", "created_by_event": None, "parent": None,
                          "principal_arn": f"arn:aws:iam::{member}:user/payments-batch"}],
-        "persistence": [], "resources_created": [], "regions": []}
+        "persistence": [], "resources_created": [], "regions": []})
     outcome = containment("inc-member-1", investigation, dry_run=False, approval=False)
     assert outcome["status"] == "applied"
     assert {e["action"] for e in outcome["ledger"]} >= {"deactivate_access_key", "attach_session_revocation_policy"}
@@ -121,12 +122,12 @@ def test_an_undo_run_from_the_responders_own_account_undoes_in_the_member_accoun
     management = admin_client(organization["endpoint"], "iam")
     management.create_user(UserName="payments-batch")  # a namesake in the responder's own account
     namesake = management.create_access_key(UserName="payments-batch")["AccessKey"]["AccessKeyId"]
-    investigation = {
+    investigation = minimal_investigation(**{
         "access_key_id": leaked, "account_id": member,
         "principal_arn": f"arn:aws:iam::{member}:user/payments-batch",
         "credentials": [{"access_key_id": leaked, "kind": "original", "created_by_event": None, "parent": None,
                          "principal_arn": f"arn:aws:iam::{member}:user/payments-batch"}],
-        "persistence": [], "resources_created": [], "regions": []}
+        "persistence": [], "resources_created": [], "regions": []})
     assert containment("inc-member-undo", investigation, dry_run=False, approval=False)["status"] == "applied"
     assert member_iam.list_user_policies(UserName="payments-batch")["PolicyNames"] != []
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from keyresponse.guardrails import REFUSAL_PREFIX
-from keyresponse.incident import make_incident
+from keyresponse.incident import make_incident, minimal_investigation
 from keyresponse.report import credential_containment, render_markdown
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
@@ -59,17 +59,18 @@ def test_a_protected_derived_credential_is_refused_alone_and_the_rest_is_contain
     iam.create_role(RoleName=protected, AssumeRolePolicyDocument=TRUST)  # a role named like break-glass
     session = "ASIA7RQR64ZWPROTECT1"
     arn = f"arn:aws:iam::{ACCOUNT}:user/{victim}"
-    investigation = {
+    investigation = minimal_investigation(**{
         "access_key_id": keys[victim], "account_id": ACCOUNT, "principal_arn": arn,
         "credentials": [
-            {"access_key_id": keys[victim], "kind": "original", "principal_arn": arn},
+            {"access_key_id": keys[victim], "kind": "original", "created_by_event": None, "parent": None,
+             "principal_arn": arn},
             {"access_key_id": keys[protected], "kind": "access_key", "created_by_event": "CreateAccessKey",
              "parent": keys[victim], "principal_arn": f"arn:aws:iam::{ACCOUNT}:user/{protected}"},
             {"access_key_id": session, "kind": "session", "created_by_event": "AssumeRole", "parent": keys[victim],
              "principal_arn": f"arn:aws:iam::{ACCOUNT}:role/{protected}"},
             {"access_key_id": keys[other], "kind": "access_key", "created_by_event": "CreateAccessKey",
              "parent": keys[victim], "principal_arn": f"arn:aws:iam::{ACCOUNT}:user/{other}"}],
-        "persistence": [], "resources_created": [], "regions": []}
+        "persistence": [], "resources_created": [], "regions": []})
     incident_id = f"inc-{unique_name}"[:60]
 
     outcome = containment(incident_id, investigation, dry_run=False, approval=False)

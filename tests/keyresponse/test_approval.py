@@ -18,10 +18,12 @@ import pytest
 from local_servers import LocalHTTPServer, reply
 from prefect import flow
 
-from keyresponse.approval import answer_pause, paused_runs, request_approval
+from keyresponse.approval import PlanChange, PlanView, answer_pause, paused_runs, request_approval
+from keyresponse.incident import minimal_investigation_record
+from keyresponse.model import UncertainCredential
 
-PLAN = {"changes": [{"action": "deactivate_access_key", "target": "AKIAEXAMPLEEXAMPLE01", "done": False,
-                     "summary": "set the key Inactive"}]}
+PLAN = PlanView(phase="containment", changes=(PlanChange(action="deactivate_access_key", target="AKIAEXAMPLEEXAMPLE01",
+                                                         done=False, summary="set the key Inactive"),))
 
 
 @flow(name="approval-under-test", flow_run_name="approval-under-test:{incident_id}")
@@ -132,7 +134,7 @@ UNCERTAIN = [{"access_key_id": "ASIAUNCERTAIN0000001", "kind": "session", "creat
 
 @flow(name="approval-with-offers", flow_run_name="approval-with-offers:{incident_id}")
 def _offers(incident_id: str) -> dict[str, Any]:
-    return request_approval("containment", incident_id, {**PLAN, "uncertain_credentials": UNCERTAIN},
+    return request_approval("containment", incident_id, PLAN.model_copy(update={"uncertain_credentials": tuple(UncertainCredential.model_validate(c) for c in UNCERTAIN)}),
                             timeout=120, poll_interval=1)
 
 
@@ -160,14 +162,16 @@ def test_uncertain_credentials_are_offered_unchecked_and_only_those_can_be_added
 def test_the_form_says_what_is_not_in_the_plan_and_why() -> None:
     from keyresponse.approval import Approval, approval_form, plan_markdown, with_uncertain
 
-    text = plan_markdown("containment", "inc-1", {**PLAN, "uncertain_credentials": UNCERTAIN})
+    text = plan_markdown("containment", "inc-1", PLAN.model_copy(update={"uncertain_credentials": tuple(UncertainCredential.model_validate(c) for c in UNCERTAIN)}))
     assert "approve 1 change(s)" in text and "Not in this plan: 2 uncertain credential(s)" in text
     assert "ASIAUNCERTAIN0000001" in text and "<b>" not in text and "\\|" in text
     form = approval_form(["ASIAUNCERTAIN0000001"])
     assert form(approver="a", decision="approve", reason="r").also_contain == []  # type: ignore[attr-defined]
     assert approval_form([]) is Approval
-    moved = with_uncertain({"credentials": [{"access_key_id": "AKIAEXAMPLEEXAMPLE01"}],
-                            "uncertain_credentials": UNCERTAIN}, ["ASIAUNCERTAIN0000001"])
-    assert [c["access_key_id"] for c in moved["credentials"]] == ["AKIAEXAMPLEEXAMPLE01", "ASIAUNCERTAIN0000001"]
-    assert "reasons" not in moved["credentials"][1]
-    assert [c["access_key_id"] for c in moved["uncertain_credentials"]] == ["ASIAUNCERTAIN0000002"]
+    original = {"access_key_id": "AKIAEXAMPLEEXAMPLE01", "kind": "original", "created_by_event": None,
+                "parent": None, "principal_arn": "arn:aws:iam::111122223333:user/alice"}
+    moved = with_uncertain(minimal_investigation_record(credentials=[original], uncertain_credentials=UNCERTAIN),
+                           ["ASIAUNCERTAIN0000001"])
+    assert [c.access_key_id for c in moved.credentials] == ["AKIAEXAMPLEEXAMPLE01", "ASIAUNCERTAIN0000001"]
+    assert "reasons" not in moved.model_dump(exclude_unset=True)["credentials"][1]
+    assert [c.access_key_id for c in moved.uncertain_credentials] == ["ASIAUNCERTAIN0000002"]

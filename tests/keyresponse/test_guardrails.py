@@ -9,6 +9,7 @@ import pytest
 
 from keyresponse.errors import GuardrailRefusal
 from keyresponse.guardrails import Principal, ProtectedPrincipal, Responder, parse_principal, refuse_principal
+from keyresponse.incident import minimal_investigation_record
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import Settings
 from tasks.actions import ActionContext, Clients, Target
@@ -59,8 +60,8 @@ def test_refuses_a_protected_user_when_its_key_is_in_the_plan(
 
 
 def test_refuses_the_root_user_with_manual_steps_when_the_investigation_names_it() -> None:
-    investigation = {"access_key_id": "AKIAROOTROOTROOTROOT", "account_id": ACCOUNT,
-                     "principal_arn": f"arn:aws:iam::{ACCOUNT}:root", "credentials": []}
+    investigation = minimal_investigation_record(access_key_id="AKIAROOTROOTROOTROOT", account_id=ACCOUNT,
+                                                 principal_arn=f"arn:aws:iam::{ACCOUNT}:root", credentials=[])
     with pytest.raises(GuardrailRefusal, match=r"root user .* delete the root access keys"):
         plan_response(investigation, "containment")
 

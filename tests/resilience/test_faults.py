@@ -33,6 +33,7 @@ from local_servers import Receiver
 
 from keyresponse.alerts import Alert, normalize
 from keyresponse.approval import answer_pause
+from keyresponse.incident import minimal_investigation
 from keyresponse.ledger import Ledger
 from keyresponse.prefect_server import PrefectServer, free_port
 from keyresponse.receiver.app import create_app
@@ -72,10 +73,11 @@ class World:
 
     def investigation(self, user: str, key: str) -> dict[str, Any]:
         arn = f"arn:aws:iam::{self.account.account_id}:user/{user}"
-        return {"access_key_id": key, "account_id": self.account.account_id, "principal_arn": arn,
-                "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None,
-                                 "parent": None, "principal_arn": arn}],
-                "persistence": [], "resources_created": [], "regions": []}
+        return minimal_investigation(**{
+            "access_key_id": key, "account_id": self.account.account_id, "principal_arn": arn,
+            "credentials": [{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
+                             "principal_arn": arn}],
+            "persistence": [], "resources_created": [], "regions": []})
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +276,10 @@ def test_approval_survives_a_prefect_server_restart(sandbox: MotoSandbox, seeded
     iam.create_user(UserName=user)
     key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
     arn = f"arn:aws:iam::{seeded.account_id}:user/{user}"
-    investigation = {"access_key_id": key, "account_id": seeded.account_id, "principal_arn": arn,
-                     "credentials": [{"access_key_id": key, "kind": "original", "principal_arn": arn}]}
+    investigation = minimal_investigation(
+        access_key_id=key, account_id=seeded.account_id, principal_arn=arn,
+        credentials=[{"access_key_id": key, "kind": "original", "created_by_event": None, "parent": None,
+                      "principal_arn": arn}])
     incident = f"inc-restart-{uuid.uuid4().hex[:6]}"
     home, port = tmp_path / "prefect", free_port()
     server = PrefectServer(home, port=port, reuse_existing=False).start()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
 
 import boto3
 import pytest
 
+from keyresponse.cli.contain import load_investigation
 from keyresponse.errors import InputError
+from keyresponse.incident import minimal_investigation_record
+from keyresponse.model import InvestigationRecord
 from keyresponse.sandbox import MotoSandbox
 from tasks.plan import investigation_from_aws, plan_response
 
@@ -17,12 +21,13 @@ A = "123456789012"
 KEY, DERIVED = "AKIAAAAAAAAAAAAAAAA1", "AKIAAAAAAAAAAAAAAAA2"
 
 
-def _investigation() -> dict[str, Any]:
+def _investigation() -> InvestigationRecord:
     user = f"arn:aws:iam::{A}:user/victim"
-    return {
+    t = "2026-11-20T10:00:00Z"
+    return minimal_investigation_record(**{
         "access_key_id": KEY, "account_id": A, "principal_arn": user, "regions": ["us-east-1", "eu-west-1"],
         "credentials": [
-            {"access_key_id": KEY, "kind": "original", "principal_arn": user},
+            {"access_key_id": KEY, "kind": "original", "created_by_event": None, "parent": None, "principal_arn": user},
             {"access_key_id": DERIVED, "kind": "access_key", "created_by_event": "CreateAccessKey",
              "parent": KEY, "principal_arn": f"arn:aws:iam::{A}:user/backdoor"},
             {"access_key_id": "ASIAAAAAAAAAAAAAAAA3", "kind": "session", "created_by_event": "AssumeRole",
@@ -31,20 +36,21 @@ def _investigation() -> dict[str, Any]:
              "parent": KEY, "principal_arn": f"arn:aws:sts::{A}:federated-user/evil"},
         ],
         "persistence": [
-            {"event_name": "CreateUser", "resource": f"arn:aws:iam::{A}:user/backdoor"},
-            {"event_name": "UpdateLoginProfile", "resource": user},
-            {"event_name": "EnableMFADevice", "resource": f"arn:aws:iam::{A}:mfa/evil", "user_name": "victim"},
-            {"event_name": "UpdateAssumeRolePolicy", "resource": f"arn:aws:iam::{A}:role/partner-audit",
+            {"event_name": "CreateUser", "event_time": t, "resource": f"arn:aws:iam::{A}:user/backdoor"},
+            {"event_name": "UpdateLoginProfile", "event_time": t, "resource": user},
+            {"event_name": "EnableMFADevice", "event_time": t, "resource": f"arn:aws:iam::{A}:mfa/evil", "user_name": "victim"},
+            {"event_name": "UpdateAssumeRolePolicy", "event_time": t, "resource": f"arn:aws:iam::{A}:role/partner-audit",
              "prior_policy": {"Version": "2012-10-17", "Statement": []}},
-            {"event_name": "UpdateAssumeRolePolicy", "resource": f"arn:aws:iam::{A}:role/data-pipeline"},
+            {"event_name": "UpdateAssumeRolePolicy", "event_time": t, "resource": f"arn:aws:iam::{A}:role/data-pipeline"},
         ],
         "resources_created": [
             {"type": "AWS::EC2::Instance", "id": "i-0abc", "region": "eu-west-1", "event_name": "RunInstances"},
             {"type": "key_pair", "id": "evil-kp", "region": "eu-west-1", "event_name": "CreateKeyPair"},
-            {"type": "lambda_function", "id": "miner", "region": "us-east-1"},
-            {"type": "security_group_rule", "id": "sgr-1", "region": "eu-west-1", "group_id": "sg-1"},
+            {"type": "lambda_function", "id": "miner", "region": "us-east-1", "event_name": "CreateFunction20150331"},
+            {"type": "security_group_rule", "id": "sgr-1", "region": "eu-west-1", "event_name": "AuthorizeSecurityGroupIngress",
+             "group_id": "sg-1"},
         ],
-    }
+    })
 
 
 def _labels(phase: str) -> list[str]:
@@ -82,9 +88,10 @@ def test_recovers_the_owner_and_lifts_revocation_when_planned() -> None:
     ]
 
 
-def test_rejects_an_investigation_without_a_key_id() -> None:
-    with pytest.raises(InputError, match="access_key_id"):
-        plan_response({"credentials": []}, "containment")
+def test_rejects_an_investigation_without_a_key_id(tmp_path: Path) -> None:
+    (tmp_path / "inv.json").write_text(json.dumps({"access_key_id": KEY, "credentials": []}))
+    with pytest.raises(InputError, match=r"access_key_id|account_id"):
+        load_investigation(tmp_path / "inv.json", KEY)
 
 
 def test_plans_from_iam_state_when_there_is_no_investigation(

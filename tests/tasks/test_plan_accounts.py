@@ -25,6 +25,7 @@ from keyresponse.engines.duckdb_engine import DuckDBEngine
 from keyresponse.engines.layout import write_trail_files
 from keyresponse.incident import make_incident
 from keyresponse.investigation import Window, investigate
+from keyresponse.model import InvestigationRecord
 from keyresponse.report import credential_containment, render_markdown
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.server import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
@@ -106,7 +107,7 @@ def test_a_role_the_attacker_assumed_in_its_own_account_is_reported_and_never_a_
     assert MEMBER not in {f["account_id"] for f in investigation["attacker_infrastructure"]}
 
     # the plan: every target in its account; nothing of the attacker's account
-    plan = plan_response(investigation, "containment", accounts_in_scope=[HOME, MEMBER])
+    plan = plan_response(InvestigationRecord.model_validate(investigation), "containment", accounts_in_scope=[HOME, MEMBER])
     targets = {(s.action.name, s.target.kind, s.target.id, s.target.data.get("account_id")) for s in plan.steps}
     assert targets == {
         ("deactivate_access_key", "access_key", key, HOME),
@@ -117,7 +118,7 @@ def test_a_role_the_attacker_assumed_in_its_own_account_is_reported_and_never_a_
 
     # applied for real: the member account's role in the member account, nothing of either "ops"
     ctx = make_ctx(accounts_in_scope=[HOME, MEMBER], response_role_name=responder_role)
-    apply_steps(ctx, plan.steps, investigation=investigation)
+    apply_steps(ctx, plan.steps, investigation=InvestigationRecord.model_validate(investigation))
     policy = revocation_policy_name(ctx.incident_id)
     assert home_iam.list_role_policies(RoleName=role)["PolicyNames"] == []
     assert attacker_iam.list_role_policies(RoleName=role)["PolicyNames"] == []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import boto3
 import pytest
 
+from keyresponse.incident import minimal_investigation_record
+from keyresponse.model import InvestigationRecord
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.settings import get_settings
 from tasks.actions import LedgerEntry, Step, apply_steps, undo_incident
@@ -21,7 +22,7 @@ class Crash(Exception):
     """Stands in for the worker dying between two actions."""
 
 
-def _compromised_user(name: str) -> dict[str, Any]:
+def _compromised_user(name: str) -> InvestigationRecord:
     """A user with a leaked key, a key the attacker made for a second user, and a console password it set."""
     iam = boto3.client("iam")
     iam.create_user(UserName=name)
@@ -30,7 +31,7 @@ def _compromised_user(name: str) -> dict[str, Any]:
     derived = iam.create_access_key(UserName=f"{name}-x")["AccessKey"]["AccessKeyId"]
     iam.create_login_profile(UserName=name, Password="Attacker-Set-1!")
     user_arn = f"arn:aws:iam::{ACCOUNT}:user/{name}"
-    return {
+    return minimal_investigation_record(**{
         "access_key_id": original, "account_id": ACCOUNT, "principal_arn": user_arn, "regions": ["us-east-1"],
         "credentials": [
             {"access_key_id": original, "kind": "original", "created_by_event": None, "parent": None,
@@ -44,7 +45,7 @@ def _compromised_user(name: str) -> dict[str, Any]:
         "persistence": [{"event_name": "CreateLoginProfile", "event_time": "2026-11-27T10:00:00Z",
                          "resource": user_arn, "access_key_id": original}],
         "resources_created": [],
-    }
+    })
 
 
 def _once_each(entries: list[LedgerEntry]) -> None:
