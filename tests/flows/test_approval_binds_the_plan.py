@@ -37,14 +37,24 @@ def _investigation(account_id: str, user: str, key: str, other_user: str, other_
 
 
 def _paused(client: Any, run_name: str, thread: threading.Thread, seen: set[str]) -> tuple[Any, dict[str, str]]:
-    """The run once it waits on an approval form not answered before (`seen`: earlier forms' keysets)."""
+    """The run once it waits on an approval form not answered before (`seen`: earlier forms' keysets),
+    and the form is readable: Prefect proposes the Paused state first and saves the form's schema and
+    then its description just after, so a run seen paused may not have its description yet."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.exceptions import PrefectHTTPStatusError
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))):
             keys = (run.state.state_details.run_input_keyset or {}) if run.state else {}
             if run.state and run.state.is_paused() and "schema" in keys and keys["schema"] not in seen:
+                try:
+                    client.read_flow_run_input(run.id, keys["schema"])
+                    client.read_flow_run_input(run.id, keys["description"])
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 404:
+                        raise
+                    continue  # saved a moment after the state: look again
                 seen.add(keys["schema"])
                 return run, keys
         assert thread.is_alive(), f"the flow ended before it paused: {run_name}"
