@@ -5,7 +5,7 @@ A response run is executed more than once when:
 - it waits for an approval as a deployment run: Prefect *suspends* it (no process waits) and, once
   answered, runs the flow again from the top (`keyresponse.approval`);
 - its process died (the runner was killed, the host rebooted) and it was retried, by hand or by
-  `keyresponse serve` at start (`keyresponse.recovery`).
+  `keyresponse serve` at start (`keyresponse.orphans`).
 
 Every stage writes its result here when it finishes (the validation, the early containment, the
 investigation, each phase's outcome, each approval with the changes it approved); a stage found here
