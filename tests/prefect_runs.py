@@ -52,13 +52,29 @@ def read_run(run_id: str) -> Any:
         return client.read_flow_run(run_id)
 
 
+
+def saved_input(client: Any, run_id: Any, key: str, *, patience_s: float = 30.0) -> Any:
+    """A paused run's input once Prefect has saved it. `pause_flow_run` proposes the Paused state
+    first and saves the form's schema and description just after, so a poller can see the pause (and
+    the keys in its state) before the input exists: a 404, seen in CI on a loaded host. Every test
+    that reads a paused form reads it through here."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return client.read_flow_run_input(run_id, key)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
 def run_answering(call: Callable[[], T], run_name: str, answer: dict[str, str],
                   timeout: float = 120.0) -> tuple[T, str | None]:
     """Run `call` (a flow) in a thread and answer the approval pause of the flow run named `run_name`
     with `answer`, as a person would in the Resume dialog; returns (what `call` returned, the form's
     description as it was shown), the description None when the run ended without pausing."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
 
     from keyresponse.approval import answer_pause, paused_runs
 
@@ -82,12 +98,7 @@ def run_answering(call: Callable[[], T], run_name: str, answer: dict[str, str],
             if "description" not in keys:
                 time.sleep(0.2)
                 continue
-            try:
-                shown = str(json.loads(client.read_flow_run_input(mine[0].id, keys["description"])))
-            except PrefectHTTPStatusError as exc:  # saved just after the pause: not there yet
-                if exc.response.status_code != 404:
-                    raise
-                continue
+            shown = str(json.loads(saved_input(client, mine[0].id, keys["description"])))
             assert answer_pause(client, mine[0].id, answer), f"{run_name} was no longer paused"
     thread.join(timeout)
     assert not thread.is_alive(), f"{run_name} did not end within {timeout} s of the answer"

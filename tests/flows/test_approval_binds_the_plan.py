@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from prefect_runs import saved_input
 
 from keyresponse.approval import answer_pause
 from keyresponse.evidence import open_store
@@ -38,23 +39,16 @@ def _investigation(account_id: str, user: str, key: str, other_user: str, other_
 
 def _paused(client: Any, run_name: str, thread: threading.Thread, seen: set[str]) -> tuple[Any, dict[str, str]]:
     """The run once it waits on an approval form not answered before (`seen`: earlier forms' keysets),
-    and the form is readable: Prefect proposes the Paused state first and saves the form's schema and
-    then its description just after, so a run seen paused may not have its description yet."""
+    and the form is readable (`prefect_runs.saved_input`)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-    from prefect.exceptions import PrefectHTTPStatusError
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))):
             keys = (run.state.state_details.run_input_keyset or {}) if run.state else {}
             if run.state and run.state.is_paused() and "schema" in keys and keys["schema"] not in seen:
-                try:
-                    client.read_flow_run_input(run.id, keys["schema"])
-                    client.read_flow_run_input(run.id, keys["description"])
-                except PrefectHTTPStatusError as exc:
-                    if exc.response.status_code != 404:
-                        raise
-                    continue  # saved a moment after the state: look again
+                saved_input(client, run.id, keys["schema"])
+                saved_input(client, run.id, keys["description"])
                 seen.add(keys["schema"])
                 return run, keys
         assert thread.is_alive(), f"the flow ended before it paused: {run_name}"
@@ -111,7 +105,7 @@ def test_steps_added_after_an_approval_are_asked_for_again_and_only_approved_ste
             assert answer_pause(client, first.id, {"approver": "alice@example.com", "decision": "approve",
                                                    "reason": "INC-1", "also_contain": [other_key]})
             again, keys = _paused(client, f"containment:{incident_id}", thread, seen)
-            form = json.loads(client.read_flow_run_input(again.id, keys["description"]))
+            form = json.loads(saved_input(client, again.id, keys["description"]))
             assert other_key in form and key not in form.split("approve", 1)[1], form
             assert text("were not in the plan alice@example.com approved") in form  # the approver's name, escaped
             assert _key_status(iam, other, other_key) == "Active"  # nothing of it ran before the answer
@@ -163,11 +157,11 @@ def test_a_key_the_attacker_mints_while_the_approver_reads_is_asked_for_never_ap
         with get_client(sync_client=True) as client:
             first, keys = _paused(client, f"containment:{incident_id}", thread, seen)
             minted = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]  # the attacker races
-            assert minted not in client.read_flow_run_input(first.id, keys["description"])
+            assert minted not in saved_input(client, first.id, keys["description"])
             assert answer_pause(client, first.id, {"approver": "alice@example.com", "decision": "approve",
                                                    "reason": "INC-1"})
             again, keys = _paused(client, f"containment:{incident_id}", thread, seen)
-            form = client.read_flow_run_input(again.id, keys["description"])
+            form = saved_input(client, again.id, keys["description"])
             assert minted in form and "minted while the response was under way" in form, form
             assert _key_status(iam, user, key) == "Inactive"  # what was approved ran
             assert _key_status(iam, user, minted) == "Active"  # the new key waits for its own answer

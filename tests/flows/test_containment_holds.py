@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 import pytest
+from prefect_runs import saved_input
 
 from keyresponse.alerts import normalize
 from keyresponse.approval import answer_pause, paused_runs
@@ -114,7 +115,7 @@ def _respond(victim: Victim, incident_id: str, answers: list[dict[str, str]],
                 if run_.name != f"respond:{incident_id}" or "description" not in keys or keys["schema"] in seen:
                     continue
                 seen.add(keys["schema"])
-                shown.append(json.loads(client.read_flow_run_input(run_.id, keys["description"])))
+                shown.append(json.loads(saved_input(client, run_.id, keys["description"])))
                 assert pending, f"an approval nobody expected: {shown[-1][:300]}"
                 assert answer_pause(client, run_.id, pending.pop(0))
             time.sleep(0.2)

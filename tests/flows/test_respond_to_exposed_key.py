@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect_runs import run_answering
+from prefect_runs import run_answering, saved_input
 
 from keyresponse.alerts import normalize
 from keyresponse.approval import answer_pause, paused_runs
@@ -65,22 +65,6 @@ def world(prefect_server: str, sandbox: MotoSandbox, tmp_path_factory: pytest.Te
             get_settings.cache_clear()
 
 
-def _saved_input(client: Any, run_id: Any, key: str) -> Any:
-    """A paused run's input once Prefect has saved it: `pause_flow_run` proposes the Paused state
-    first and saves the form's description just after, so a poller can see the pause before it
-    exists (a 404, seen once in CI on a loaded host)."""
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return client.read_flow_run_input(run_id, key)
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 404 or time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
-
-
 def run_with_answers(alert: Any, answers: list[dict[str, str]], *, incident_id: str,
                      **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
     """Run the flow in a thread; answer each approval pause of this incident in turn from this thread.
@@ -107,7 +91,7 @@ def run_with_answers(alert: Any, answers: list[dict[str, str]], *, incident_id: 
                 run = paused[0]
                 keys = run.state.state_details.run_input_keyset or {}
                 if "description" in keys:
-                    descriptions.append(str(_saved_input(client, run.id, keys["description"])))
+                    descriptions.append(str(saved_input(client, run.id, keys["description"])))
                 assert answer_pause(client, run.id, pending.pop(0)), f"{run.name} was no longer paused"
             time.sleep(0.3)
     thread.join(30)
