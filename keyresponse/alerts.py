@@ -42,7 +42,15 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from keyresponse.errors import InputError, InvalidAccessKeyId
 from keyresponse.keys import ACCESS_KEY_ID_IN_TEXT_RE, validate_access_key_id
