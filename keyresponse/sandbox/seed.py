@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import JsonValue
+
 from keyresponse.sandbox.server import MotoSandbox, admin_client
 
 ACCOUNT_ID = "123456789012"
@@ -159,7 +161,7 @@ class SeededAccount:
                 return key
         raise KeyError(f"user {user_name!r} has no access key in the seed")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return asdict(self)
 
     @classmethod
@@ -304,4 +306,4 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
 def seeded_account_of(sandbox: MotoSandbox) -> SeededAccount | None:
     """The account a previous `seed_account` made in this sandbox, if any."""
     data = sandbox.load("seed")
-    return SeededAccount.from_json(data) if data else None
+    return SeededAccount.from_json(data) if isinstance(data, dict) and data else None

@@ -17,6 +17,7 @@ from typing import Any, cast
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import JsonValue
 
 from keyresponse.sandbox.cloudtrail import Identity, build_record, dumps, event_name, iso
 from keyresponse.sandbox.seed import SeededAccount
@@ -157,8 +158,8 @@ class Simulation:
         """`kind` uses the `resources_created` query's vocabulary (service:kind, e.g. ec2:instance)."""
         self.truth.resources_created.append({"type": kind, "id": ident, "region": region})
 
-    def log(self, record: dict[str, Any], *, attacker: bool = True) -> None:
-        self.records.append((record["awsRegion"], record["eventTime"], dumps(record)))
+    def log(self, record: dict[str, JsonValue], *, attacker: bool = True) -> None:
+        self.records.append((str(record["awsRegion"]), str(record["eventTime"]), dumps(record)))
         self.calls.append((record, attacker))
 
 
