@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
+from pydantic import JsonValue
+
 from keyresponse.engines import QueryEngine
 from keyresponse.guardrails import foreign_principals
 from keyresponse.intel.attribution import IntelConfig, Ranges, load_ranges
@@ -607,7 +609,7 @@ class Investigation:
         record["cost_estimate_usd"] = estimate_cost(record, sorted_events(events))["total_usd"]
         return record
 
-    def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
+    def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
                 intel_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The playbook's five questions (keyresponse.intel): exposure, tools, intent, attribution, damage."""
         from keyresponse.intel import answer_five_questions

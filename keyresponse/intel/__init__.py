@@ -71,6 +71,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import JsonValue
+
 from keyresponse.intel.attribution import IntelConfig, attribute_ips
 from keyresponse.intel.damage import assess_damage
 from keyresponse.intel.events import Event, event_from_record, sorted_events
@@ -98,11 +100,11 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = 
 
 
 def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, Any] | None,
-                          alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
-                          key_facts: Mapping[str, Any] | None = None,
+                          alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
+                          key_facts: Mapping[str, JsonValue] | None = None,
                           intel_config: IntelConfig | Mapping[str, Any] | None = None, *,
                           baseline: Mapping[str, Any] | None = None,
-                          github_locations: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+                          github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> dict[str, Any]:
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)
     config = IntelConfig.from_mapping(intel_config)

@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import JsonValue
+
 from keyresponse.intel.events import Event, parse_time, ref
 from keyresponse.intel.taxonomy import instance_credential
 
@@ -180,11 +182,11 @@ def _minutes(later: datetime | None, earlier: datetime | None) -> float | None:
     return round((later - earlier).total_seconds() / 60, 1)
 
 
-def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, Any] | None,
-                    key_facts: Mapping[str, Any] | None, first_attacker_event: Event | None, *,
-                    github_locations: Sequence[Mapping[str, Any]] | None = None,
+def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, JsonValue] | None,
+                    key_facts: Mapping[str, JsonValue] | None, first_attacker_event: Event | None, *,
+                    github_locations: Sequence[Mapping[str, JsonValue]] | None = None,
                     ip_attribution: Mapping[str, Any] | None = None,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    now: datetime | None = None) -> dict[str, JsonValue]:
     """The exposure answer (see the package docstring for its fields). Never raises on odd input."""
     facts = _alert_facts(alert_source, alert_payload if isinstance(alert_payload, Mapping) else None,
                          github_locations)
