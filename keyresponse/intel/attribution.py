@@ -266,7 +266,7 @@ def _special(address: Address) -> tuple[str, str] | None:
     return None
 
 
-def attribute_ip(ip: Any, ranges: Ranges) -> dict[str, Any]:
+def attribute_ip(ip: object, ranges: Ranges) -> dict[str, Any]:
     """One source address, classified. Never raises."""
     text = "" if ip is None else str(ip).strip()
     base: dict[str, Any] = {"ip": text, "kind": "unknown", "provider": None, "service": None, "region": None,

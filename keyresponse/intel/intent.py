@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -259,6 +259,10 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
     return results
 
 
-def primary_intent(intents: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+#: An intent item as `classify_intent` lists it (or any mapping with a "primary" flag).
+IntentItem = TypeVar("IntentItem", bound=Mapping[str, object])
+
+
+def primary_intent(intents: Sequence[IntentItem]) -> IntentItem | None:
     """The item marked primary (None for no events)."""
     return next((i for i in intents if i.get("primary")), None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -45,6 +45,15 @@ class Fingerprint:
         if any(token.lower() in lowered for token in self.match):
             return True
         return bool(self.regex and self.regex.search(user_agent))
+
+
+class ToolHit(TypedDict):
+    """What one user agent says (`identify_user_agent`)."""
+
+    tool: str
+    category: str
+    note: str
+    sources: list[str]
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ def default_table() -> Table:
     return parse_table(yaml.safe_load(text))
 
 
-def identify_user_agent(user_agent: str | None, table: Table | None = None) -> list[dict[str, Any]]:
+def identify_user_agent(user_agent: str | None, table: Table | None = None) -> list[ToolHit]:
     """What a single user agent says: the matching table rows (most specific first), or "unknown"."""
     table = table or default_table()
     ua = (user_agent or "").strip()
@@ -222,7 +231,7 @@ def tools_observed(events: Iterable[Event], table: Table | None = None) -> list[
     table = table or default_table()
     ordered = sorted_events(events)
     groups: dict[tuple[str, str], list[Event]] = defaultdict(list)
-    meta: dict[tuple[str, str], dict[str, Any]] = {}
+    meta: dict[tuple[str, str], ToolHit] = {}
     for event in ordered:
         for hit in identify_user_agent(event.get("user_agent"), table):
             key = (hit["tool"], hit["category"])

@@ -279,7 +279,7 @@ class Operator:
 
     def call(self, service: str, operation: str, region: str = "us-east-1", *, deny: str | None = None,
              fail: tuple[str, str] | None = None, real: bool = True, read_only: bool | None = None,
-             **params: Any) -> dict[str, Any]:
+             **params: object) -> dict[str, Any]:
         """Call `operation` for real (unless `deny`, `fail` or not `real`) and log it as CloudTrail would.
 
         `deny` logs an AccessDenied for that IAM action instead of calling (moto's authorization is off,
