@@ -258,7 +258,7 @@ class Investigator:
     def __init__(self, engine: QueryEngine, access_key_id: str, window: Window, *,
                  known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (), max_rounds: int = 8,
                  progress: Callable[[str], None] | None = None,
-                 intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                 intel: IntelConfig | Mapping[str, object] | None = None, history_days: int = HISTORY_DAYS,
                  accounts_in_scope: Iterable[str] = ()) -> None:
         self.engine = engine
         #: member accounts the responder acts in: a principal elsewhere (not the key's account) is the attacker's
@@ -610,7 +610,7 @@ class Investigation:
         return record
 
     def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
-                intel_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                intel_config: Mapping[str, object] | None = None) -> dict[str, Any]:
         """The playbook's five questions (keyresponse.intel): exposure, tools, intent, attribution, damage."""
         from keyresponse.intel import answer_five_questions
 
@@ -656,7 +656,7 @@ def open_engine(logs: str | None, kind: str | None = None) -> QueryEngine:
 def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
                 progress: Callable[[str], None] | None = None,
-                intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                intel: IntelConfig | Mapping[str, object] | None = None, history_days: int = HISTORY_DAYS,
                 accounts_in_scope: Iterable[str] = ()) -> Investigation:
     """Scope and assess one key: the whole analysis phase on the logs. `intel` names the published
     ranges and lists the judgement reads (`keyresponse.intel.attribution.IntelConfig`); the key's

@@ -102,7 +102,7 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = 
 def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, Any] | None,
                           alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
                           key_facts: Mapping[str, JsonValue] | None = None,
-                          intel_config: IntelConfig | Mapping[str, Any] | None = None, *,
+                          intel_config: IntelConfig | Mapping[str, object] | None = None, *,
                           baseline: Mapping[str, Any] | None = None,
                           github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> dict[str, Any]:
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""

@@ -26,13 +26,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from keyresponse.intel.events import Event, refs, sorted_events
 
@@ -81,23 +82,35 @@ class IntelConfig:
     baseline: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | IntelConfig | None) -> IntelConfig:
+    def from_mapping(cls, data: Mapping[str, object] | IntelConfig | None) -> IntelConfig:
         """From a plain dict (paths or URLs as strings); unknown keys are ignored."""
         if isinstance(data, IntelConfig):
             return data
         data = data or {}
 
-        def src(value: Any) -> Source | None:
+        def src(value: object) -> Source | None:
             if value is None or isinstance(value, Source):
                 return value
             text = str(value)
             return Source(url=text) if text.startswith(("https://", "http://")) else Source(path=Path(text))
 
-        lists = {str(k): s for k, v in (data.get("threat_lists") or {}).items() if (s := src(v))}
+        given = data.get("threat_lists") or {}
+        if not isinstance(given, Mapping):
+            raise TypeError(f"threat_lists must map list names to files or URLs, not {type(given).__name__}")
+        lists = {str(k): s for k, v in given.items() if (s := src(v))}
+        cache_dir = data.get("cache_dir") or None
+        if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
+            raise TypeError(f"cache_dir must be a path, not {type(cache_dir).__name__}")
+        baseline = data.get("baseline") or None
+        if baseline is not None and not isinstance(baseline, Mapping):
+            raise TypeError(f"baseline must be a mapping, not {type(baseline).__name__}")
+        # A fetch is documented as (url) -> bytes; callable() could not check that, and `_read` turns
+        # any failure of a fetch into a note, so it is passed on as given.
+        fetch = cast("Fetch | None", data.get("fetch"))
         return cls(aws_ranges=src(data.get("aws_ranges")), gcp_ranges=src(data.get("gcp_ranges")),
                    azure_ranges=src(data.get("azure_ranges")), tor_exits=src(data.get("tor_exits")),
-                   threat_lists=lists, cache_dir=Path(data["cache_dir"]) if data.get("cache_dir") else None,
-                   fetch=data.get("fetch"), baseline=data.get("baseline"))
+                   threat_lists=lists, cache_dir=Path(cache_dir) if cache_dir else None,
+                   fetch=fetch, baseline=baseline)
 
 
 @dataclass(frozen=True)
@@ -342,7 +355,7 @@ def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ())
             for account, hits in sorted(found.items())]
 
 
-def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, Any] | None = None,
+def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, object] | None = None,
                   ranges: Ranges | None = None, *,
                   attacker_infrastructure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Per source IP: classification, the events from it, first/last seen; plus a summary.

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -40,10 +40,26 @@ MIN_HOURS = 1.0
 INSTANCE_TYPES = {"ec2:instance", "AWS::EC2::Instance", "instance"}
 
 
+class Tokens(TypedDict):
+    input: int
+    output: int
+
+
+class Prices(TypedDict, total=False):
+    """The price table (`data/prices.yaml`); a key left out takes the estimator's default."""
+
+    sources: list[str]
+    ec2_hourly_usd: Mapping[str, float]
+    ec2_default_hourly_usd: float
+    bedrock_per_1k_tokens: Mapping[str, Sequence[float]]
+    bedrock_default_per_1k_tokens: Sequence[float]
+    bedrock_assumed_tokens_per_call: Tokens
+
+
 @lru_cache(maxsize=1)
-def default_prices() -> Mapping[str, Any]:
+def default_prices() -> Prices:
     text = resources.files("keyresponse.intel").joinpath("data").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    data: Mapping[str, Any] = yaml.safe_load(text)
+    data: Prices = yaml.safe_load(text)
     return data
 
 
@@ -105,7 +121,7 @@ def _instances(investigation: Mapping[str, Any], events: Sequence[Event]) -> lis
     return found
 
 
-def _bedrock(events: Sequence[Event], prices: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _bedrock(events: Sequence[Event], prices: Prices) -> tuple[list[dict[str, Any]], list[str]]:
     invocations = [e for e in events if service_of(e) == "bedrock" and not e.get("error_code")
                    and str(e.get("event_name")).startswith(("InvokeModel", "Converse"))]
     if not invocations:
@@ -129,7 +145,7 @@ def _bedrock(events: Sequence[Event], prices: Mapping[str, Any]) -> tuple[list[d
 
 
 def estimate_cost(investigation: Mapping[str, Any] | None, events: Sequence[Event], *,
-                  as_of: datetime | None = None, prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  as_of: datetime | None = None, prices: Prices | None = None) -> dict[str, Any]:
     """EC2 instance-hours (launch to termination or to the end of the window) × on-demand price,
     plus Bedrock calls; every assumption listed. Items of instances carry `terminated_at` (or None:
     still running at the end of the window)."""

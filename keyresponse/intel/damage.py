@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from keyresponse.intel.cost import INSTANCE_TYPES, estimate_cost, launched
+from keyresponse.intel.cost import INSTANCE_TYPES, Prices, estimate_cost, launched
 from keyresponse.intel.events import Event, json_field, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import (
     CREATE,
@@ -105,7 +105,7 @@ def _secrets(data_read: Sequence[Mapping[str, Any]], ok: Sequence[Event]) -> tup
 
 
 def assess_damage(investigation: Mapping[str, Any] | None, *, events: Iterable[Event] | None = None,
-                  as_of: datetime | None = None, prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  as_of: datetime | None = None, prices: Prices | None = None) -> dict[str, Any]:
     """The damage answer (see the package docstring). Missing fields are treated as "none found"."""
     inv: Mapping[str, Any] = investigation or {}
     ordered = sorted_events(events or [])
