@@ -84,7 +84,7 @@ __all__ = ["IntelConfig", "answer_five_questions", "assess_damage", "assess_expo
            "classify_intent", "event_from_record", "intent_answer", "tools_observed"]
 
 
-def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None = None) -> dict[str, Any]:
     """`classify_intent` with the primary intent and a sentence on top."""
     intents = classify_intent(events, baseline=baseline)
     primary = primary_intent(intents)
@@ -103,7 +103,7 @@ def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, A
                           alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
                           key_facts: Mapping[str, JsonValue] | None = None,
                           intel_config: IntelConfig | Mapping[str, object] | None = None, *,
-                          baseline: Mapping[str, Any] | None = None,
+                          baseline: Mapping[str, object] | None = None,
                           github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> dict[str, Any]:
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)

@@ -151,10 +151,14 @@ def _ordinary(event: Event) -> bool:
     return name.startswith(READ_PREFIXES) or (service_of(event), name) in ORDINARY_WRITES
 
 
-def _owner_use(events: Sequence[Event], baseline: Mapping[str, Any]) -> tuple[float, list[Event], list[str]]:
+def _strings(value: object) -> set[str]:
+    return {str(v) for v in value} if isinstance(value, Iterable) else set()
+
+
+def _owner_use(events: Sequence[Event], baseline: Mapping[str, object]) -> tuple[float, list[Event], list[str]]:
     """How well the owner's baseline explains the events: (score, the events it explains, reasons)."""
-    agents = {str(a) for a in baseline.get("user_agents") or ()}
-    names = {str(n) for n in baseline.get("event_names") or ()}
+    agents = _strings(baseline.get("user_agents") or ())
+    names = _strings(baseline.get("event_names") or ())
     if not agents and not names:
         return 0.0, [], []
     same_agent = [e for e in events if not agents or str(e.get("user_agent")) in agents]
@@ -176,7 +180,7 @@ def _owner_use(events: Sequence[Event], baseline: Mapping[str, Any]) -> tuple[fl
     return 0.0, usual, reasons
 
 
-def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None = None,
+def classify_intent(events: Iterable[Event], baseline: Mapping[str, object] | None = None,
                     rules: Sequence[IntentRule] | None = None) -> list[dict[str, Any]]:
     """Every intent the events show, primary first (`primary: true`), then by score.
 

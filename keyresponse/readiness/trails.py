@@ -7,7 +7,7 @@ bucket) and by the `configure_trail` hardening action (`event_selector_types`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from pydantic import JsonValue
 
@@ -36,17 +36,26 @@ class Trail(TypedDict):
     delivery_error: str | None
 
 
-def event_selector_types(selectors: Mapping[str, Any]) -> set[str]:
+def _mappings(value: object) -> list[Mapping[str, object]]:
+    """The objects of a JSON list (a response's list of selectors, resources or fields)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _strings(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def event_selector_types(selectors: Mapping[str, object]) -> set[str]:
     """Data-event resource types a trail records, from basic or advanced event selectors."""
     types: set[str] = set()
-    for selector in selectors.get("EventSelectors") or []:
-        for resource in selector.get("DataResources") or []:
+    for selector in _mappings(selectors.get("EventSelectors")):
+        for resource in _mappings(selector.get("DataResources")):
             types.add(str(resource.get("Type")))
-    for selector in selectors.get("AdvancedEventSelectors") or []:
-        fields = {f.get("Field"): f for f in selector.get("FieldSelectors") or []}
-        category = fields.get("eventCategory", {}).get("Equals") or []
+    for selector in _mappings(selectors.get("AdvancedEventSelectors")):
+        fields = {f.get("Field"): f for f in _mappings(selector.get("FieldSelectors"))}
+        category = _strings(fields.get("eventCategory", {}).get("Equals"))
         if "Data" in category:
-            types.update(str(t) for t in fields.get("resources.type", {}).get("Equals") or [])
+            types.update(_strings(fields.get("resources.type", {}).get("Equals")))
     return types
 
 
