@@ -33,7 +33,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NotRequired, TypedDict, cast
+
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, refs, sorted_events
 
@@ -336,7 +338,17 @@ def attribute_ip(ip: object, ranges: Ranges) -> dict[str, Any]:
     return out
 
 
-def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
+class ExternalAccount(TypedDict):
+    """An AWS account outside the victim's that the actor's requests name, or where the attacker holds a principal."""
+
+    account_id: str
+    evidence: list[dict[str, JsonValue]]
+    count: int
+    note: str
+    principals: NotRequired[list[str]]
+
+
+def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ()) -> list[ExternalAccount]:
     """AWS account ids named in the actor's requests that are not the victim's (trust policies, shares)."""
     own = set(own_accounts)
     for event in events:
@@ -357,7 +369,7 @@ def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ())
 
 def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, object] | None = None,
                   ranges: Ranges | None = None, *,
-                  attacker_infrastructure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  attacker_infrastructure: Sequence[Mapping[str, object]] = ()) -> dict[str, Any]:
     """Per source IP: classification, the events from it, first/last seen; plus a summary.
 
     `attacker_infrastructure`: the investigation's principals in accounts outside ours
@@ -381,8 +393,8 @@ def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, ob
             "notes": list(ranges.notes), "summary": _summary(ips, accounts)}
 
 
-def _with_infrastructure(accounts: list[dict[str, Any]],
-                         infrastructure: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _with_infrastructure(accounts: list[ExternalAccount],
+                         infrastructure: Sequence[Mapping[str, object]]) -> list[ExternalAccount]:
     """`external_accounts` with the accounts of the attacker's own principals: the account a leaked key
     assumed a role in is the attacker's, whatever the requests named."""
     by_id = {a["account_id"]: a for a in accounts}
@@ -390,8 +402,10 @@ def _with_infrastructure(accounts: list[dict[str, Any]],
         account = str(item.get("account_id") or "")
         if not account:
             continue
+        keys = item.get("access_key_ids") or []
         held = (f"the attacker holds {item.get('kind')} {item.get('name')} there "
-                f"(credentials {', '.join(item.get('access_key_ids') or [])}): attacker infrastructure")
+                f"(credentials {', '.join(str(k) for k in keys) if isinstance(keys, list) else keys}): "
+                "attacker infrastructure")
         entry = by_id.get(account)
         if entry is None:
             entry = by_id[account] = {"account_id": account, "evidence": [], "count": 0,
