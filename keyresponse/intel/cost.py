@@ -31,6 +31,7 @@ from importlib import resources
 from typing import Any, TypedDict
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, iso, json_field, parse_time, service_of
 
@@ -70,9 +71,19 @@ def _items(value: Any) -> list[Mapping[str, Any]]:
     return [i for i in items if isinstance(i, Mapping) and i.get("instanceId")] if isinstance(items, list) else []
 
 
-def launched(events: Sequence[Event]) -> list[dict[str, Any]]:
+class Instance(TypedDict):
+    """An instance the actor launched, as the events (or the investigation) name it."""
+
+    id: JsonValue
+    type: JsonValue
+    region: JsonValue
+    launched_at: JsonValue
+    event_id: JsonValue
+
+
+def launched(events: Sequence[Event]) -> list[Instance]:
     """Instances from successful RunInstances responses: id, type, region, launch time."""
-    out = []
+    out: list[Instance] = []
     for event in events:
         if event.get("event_name") != "RunInstances" or event.get("error_code"):
             continue
@@ -110,7 +121,7 @@ def _end_of(investigation: Mapping[str, Any], events: Sequence[Event], as_of: da
         parse_time(events[-1].get("event_time")) if events else None)
 
 
-def _instances(investigation: Mapping[str, Any], events: Sequence[Event]) -> list[dict[str, Any]]:
+def _instances(investigation: Mapping[str, Any], events: Sequence[Event]) -> list[Instance]:
     """Launched instances from the events, plus those only the investigation lists (type unknown)."""
     found = launched(events)
     known = {i["id"] for i in found}

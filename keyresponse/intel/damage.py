@@ -65,8 +65,9 @@ def _created_by_events(ok: Sequence[Event]) -> list[dict[str, Any]]:
             continue
         where = {"region": event.get("aws_region"), "event_name": event.get("event_name"),
                  "event_time": event.get("event_time")}
-        for item in launched([event]) or [{"id": resource_of(event) or ",".join(sorted(created_ids(event)))}]:
-            rows.append({"type": _type_of(event), "id": item["id"], **where})
+        ids = [item["id"] for item in launched([event])] or [resource_of(event) or ",".join(sorted(created_ids(event)))]
+        for ident in ids:
+            rows.append({"type": _type_of(event), "id": ident, **where})
     return rows
 
 
