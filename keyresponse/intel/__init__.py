@@ -69,7 +69,7 @@ it never stands beside a data-read list or a data-theft intent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import JsonValue
 
@@ -77,14 +77,22 @@ from keyresponse.intel.attribution import IntelConfig, attribute_ips
 from keyresponse.intel.damage import assess_damage
 from keyresponse.intel.events import Event, event_from_record, sorted_events
 from keyresponse.intel.exposure import assess_exposure
-from keyresponse.intel.intent import classify_intent, primary_intent
+from keyresponse.intel.intent import Intent, classify_intent, primary_intent
 from keyresponse.intel.tools import tools_observed
 
 __all__ = ["IntelConfig", "answer_five_questions", "assess_damage", "assess_exposure", "attribute_ips",
            "classify_intent", "event_from_record", "intent_answer", "tools_observed"]
 
 
-def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None = None) -> dict[str, Any]:
+class IntentAnswer(TypedDict):
+    """The intent answer: the primary intent, a sentence, and every intent (`classify_intent`)."""
+
+    primary: str | None
+    summary: str
+    intents: list[Intent]
+
+
+def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None = None) -> IntentAnswer:
     """`classify_intent` with the primary intent and a sentence on top."""
     intents = classify_intent(events, baseline=baseline)
     primary = primary_intent(intents)

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, level, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import (
@@ -136,8 +137,23 @@ def _score(weight: str, hits: Sequence[Event], strong_at: int) -> float:
     return score if ok else score * ATTEMPT_FACTOR
 
 
+class Intent(TypedDict):
+    """One intent the events show (`classify_intent`)."""
+
+    intent: str
+    label: str
+    confidence: str
+    score: float
+    priority: int
+    evidence: list[dict[str, JsonValue]]
+    evidence_count: int
+    attempted_only: bool
+    reasons: list[str]
+    primary: bool
+
+
 def _item(intent: str, label: str, priority: int, score: float, hits: Sequence[Event],
-          reasons: Sequence[str]) -> dict[str, Any]:
+          reasons: Sequence[str]) -> Intent:
     ordered = sorted_events(hits)
     return {"intent": intent, "label": label, "confidence": level(score), "score": round(score, 2),
             "priority": priority, "evidence": refs(ordered), "evidence_count": len(ordered),
@@ -181,7 +197,7 @@ def _owner_use(events: Sequence[Event], baseline: Mapping[str, object]) -> tuple
 
 
 def classify_intent(events: Iterable[Event], baseline: Mapping[str, object] | None = None,
-                    rules: Sequence[IntentRule] | None = None) -> list[dict[str, Any]]:
+                    rules: Sequence[IntentRule] | None = None) -> list[Intent]:
     """Every intent the events show, primary first (`primary: true`), then by score.
 
     Each item: `intent`, `label`, `confidence` (high|medium|low), `score` (0..1), `priority`,
@@ -205,7 +221,7 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, object] | No
                       "no resources touched, no data read"])
         item["primary"] = True
         return [item]
-    results: list[dict[str, Any]] = []
+    results: list[Intent] = []
     cleanup = own_cleanup(ordered)
     explained: set[int] = {id(e) for e in cleanup}  # cleanup shows no other intent
     for rule in rules:
