@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
 from uuid import UUID
 
 from pydantic import JsonValue
@@ -226,8 +226,27 @@ class Stack:
         return answer
 
 
+class DemoSummary(TypedDict):
+    """What the demo reports (and `keyresponse demo --json` prints)."""
+
+    scenario: str
+    incident_id: str
+    flow_run_state: str | None
+    status: JsonValue
+    flow_run_url: str
+    compromised_access_key_id: str
+    seconds_alert_to_containment: float
+    credentials: list[dict[str, JsonValue]]
+    credentials_contained: list[JsonValue]
+    approvals: int
+    verdict: JsonValue
+    report: dict[str, str]
+    seconds: NotRequired[float]
+    out: NotRequired[str]
+
+
 def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,
-             interactive: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+             interactive: bool = False, say: Callable[[str], None] = print) -> DemoSummary:
     """Play the whole response; returns the summary (also what `--json` prints)."""
     folder = out or Path(tempfile.mkdtemp(prefix="keyresponse-demo-"))
     started = time.perf_counter()
@@ -243,7 +262,7 @@ def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path |
     return summary
 
 
-def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
+def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> DemoSummary:
     from keyresponse.approval import answer_pause, paused_phase, paused_runs
 
     ui = stack.ui_url
