@@ -13,11 +13,12 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
 from keyresponse.sandbox.server import MotoSandbox, admin_client
 
@@ -165,11 +166,9 @@ class SeededAccount:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SeededAccount:
-        fields_ = dict(data)
-        fields_["keys"] = [SeededKey(**k) for k in data["keys"]]
-        fields_["responder"] = SeededKey(**data["responder"])
-        return cls(**fields_)
+    def from_json(cls, data: Mapping[str, JsonValue]) -> SeededAccount:
+        """What `to_json` wrote, checked field by field (its keys as `SeededKey`s)."""
+        return TypeAdapter(cls).validate_python(data)
 
 
 def _policy(actions: list[str] | tuple[str, ...]) -> str:
