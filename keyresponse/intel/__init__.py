@@ -107,7 +107,7 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None
     return {"primary": primary["intent"] if primary else None, "summary": summary, "intents": intents}
 
 
-def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, Any] | None,
+def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, JsonValue] | None,
                           alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
                           key_facts: Mapping[str, JsonValue] | None = None,
                           intel_config: IntelConfig | Mapping[str, object] | None = None, *,
@@ -116,8 +116,9 @@ def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, A
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)
     config = IntelConfig.from_mapping(intel_config)
-    attribution = attribute_ips(ordered, config, attacker_infrastructure=list(
-        (investigation or {}).get("attacker_infrastructure") or []))
+    infrastructure = (investigation or {}).get("attacker_infrastructure") or []
+    attribution = attribute_ips(ordered, config, attacker_infrastructure=[
+        item for item in (infrastructure if isinstance(infrastructure, list) else []) if isinstance(item, dict)])
     exposure = assess_exposure(alert_source, alert_payload, key_facts, ordered[0] if ordered else None,
                                github_locations=list(github_locations or []) or None,
                                ip_attribution=attribution)

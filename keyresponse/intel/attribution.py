@@ -181,33 +181,51 @@ def _net(text: Any) -> Network | None:
         return None
 
 
-def parse_aws(data: Mapping[str, Any]) -> list[Range]:
+def _rows(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    """The objects of a ranges file's list; ValueError (the file is then noted unreadable) when it is not one."""
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise ValueError(f"{what} is not a list of objects")
+    return [row for row in value if isinstance(row, dict)]
+
+
+def _text(value: JsonValue) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_aws(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for row in [*(data.get("prefixes") or []), *(data.get("ipv6_prefixes") or [])]:
+    for row in [*_rows(data.get("prefixes"), "prefixes"), *_rows(data.get("ipv6_prefixes"), "ipv6_prefixes")]:
         net = _net(row.get("ip_prefix") or row.get("ipv6_prefix"))
         if net:
-            out.append(Range(net, "aws", row.get("service"), row.get("region")))
+            out.append(Range(net, "aws", _text(row.get("service")), _text(row.get("region"))))
     return out
 
 
-def parse_gcp(data: Mapping[str, Any]) -> list[Range]:
+def parse_gcp(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for row in data.get("prefixes") or []:
+    for row in _rows(data.get("prefixes"), "prefixes"):
         net = _net(row.get("ipv4Prefix") or row.get("ipv6Prefix"))
         if net:
-            out.append(Range(net, "gcp", row.get("service"), row.get("scope")))
+            out.append(Range(net, "gcp", _text(row.get("service")), _text(row.get("scope"))))
     return out
 
 
-def parse_azure(data: Mapping[str, Any]) -> list[Range]:
+def parse_azure(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for value in data.get("values") or []:
+    for value in _rows(data.get("values"), "values"):
         props = value.get("properties") or {}
-        for prefix in props.get("addressPrefixes") or []:
+        if not isinstance(props, dict):
+            raise ValueError("values[].properties is not an object")
+        prefixes = props.get("addressPrefixes") or []
+        if not isinstance(prefixes, list):
+            raise ValueError("values[].properties.addressPrefixes is not a list")
+        for prefix in prefixes:
             net = _net(prefix)
             if net:
-                out.append(Range(net, "azure", props.get("systemService") or value.get("name"),
-                                 props.get("region") or None, value.get("name")))
+                out.append(Range(net, "azure", _text(props.get("systemService") or value.get("name")),
+                                 _text(props.get("region") or None), _text(value.get("name"))))
     return out
 
 
@@ -228,7 +246,7 @@ def parse_ip_list(text: str, source: str) -> list[Range]:
 def load_ranges(config: IntelConfig) -> Ranges:
     """Read every configured source; what is missing or malformed goes to `notes`."""
     result = Ranges()
-    parsers: dict[str, Callable[[Mapping[str, Any]], list[Range]]] = {
+    parsers: dict[str, Callable[[Mapping[str, JsonValue]], list[Range]]] = {
         "aws": parse_aws, "gcp": parse_gcp, "azure": parse_azure}
     for name, source in (("aws", config.aws_ranges), ("gcp", config.gcp_ranges), ("azure", config.azure_ranges)):
         if source is None:
