@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib import resources
-from typing import Any, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 import yaml
 from pydantic import JsonValue
@@ -96,20 +96,43 @@ class IntentRule:
     signals: tuple[Signal, ...]
 
 
-def parse_rules(data: Mapping[str, Any]) -> tuple[IntentRule, ...]:
+def _mappings(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} must be a list of mappings")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _string_list(value: JsonValue, what: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list")
+    return tuple(str(item) for item in value)
+
+
+def _int(value: JsonValue, what: str) -> int:
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise ValueError(f"{what} must be a number")
+
+
+def parse_rules(data: Mapping[str, JsonValue]) -> tuple[IntentRule, ...]:
     out = []
-    for entry in data.get("intents") or []:
+    for entry in _mappings(data.get("intents"), "intents"):
         signals = []
-        for s in entry.get("signals") or []:
+        for s in _mappings(entry.get("signals"), "signals"):
             if s.get("weight") not in WEIGHTS:
                 raise ValueError(f"intent {entry.get('intent')!r}: weight must be one of {sorted(WEIGHTS)}")
-            kinds = tuple(s.get("kinds") or ())
+            kinds = _string_list(s.get("kinds"), "kinds")
             if not (s.get("calls") or kinds) or set(kinds) - set(KINDS):
                 raise ValueError(f"intent {entry.get('intent')!r}: a signal names calls or kinds (one of {KINDS})")
-            signals.append(Signal(tuple(s.get("calls") or ()), s["weight"], int(s.get("strong_at", 1)),
-                                  tuple(s.get("params_any") or ()), str(s.get("why", "")), kinds))
+            signals.append(Signal(_string_list(s.get("calls"), "calls"), str(s["weight"]),
+                                  _int(s.get("strong_at", 1), "strong_at"), _string_list(s.get("params_any"), "params_any"),
+                                  str(s.get("why", "")), kinds))
         out.append(IntentRule(str(entry["intent"]), str(entry.get("label", entry["intent"])),
-                              int(entry.get("priority", 9)), tuple(signals)))
+                              _int(entry.get("priority", 9), "priority"), tuple(signals)))
     return tuple(out)
 
 

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any, TypedDict
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, parse_time, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import READ_PREFIXES
@@ -63,21 +64,40 @@ class Table:
     aws_service_suffix: str = ".amazonaws.com"
 
 
-def parse_table(data: Mapping[str, Any]) -> Table:
+def _mappings(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} must be a list of mappings")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _strings(value: JsonValue, what: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list")
+    return tuple(str(item) for item in value)
+
+
+def parse_table(data: Mapping[str, JsonValue]) -> Table:
     """Build a table from the YAML structure (raises ValueError on a malformed entry)."""
     rows = []
-    for entry in data.get("tools") or []:
+    for entry in _mappings(data.get("tools"), "tools"):
         if not entry.get("tool") or not entry.get("category") or not entry.get("sources"):
             raise ValueError(f"user-agent entry needs tool, category and sources: {entry!r}")
         if not entry.get("match") and not entry.get("regex"):
             raise ValueError(f"user-agent entry {entry['tool']!r} needs match or regex")
         rows.append(Fingerprint(
             tool=str(entry["tool"]), category=str(entry["category"]),
-            match=tuple(str(m) for m in entry.get("match") or ()),
-            regex=re.compile(entry["regex"], re.IGNORECASE) if entry.get("regex") else None,
-            hides=tuple(entry.get("hides") or ()), note=str(entry.get("note") or ""),
-            sources=tuple(str(s) for s in entry["sources"])))
-    return Table(tuple(rows), dict(data.get("behaviours") or {}),
+            match=_strings(entry.get("match"), "match"),
+            regex=re.compile(str(entry["regex"]), re.IGNORECASE) if entry.get("regex") else None,
+            hides=_strings(entry.get("hides"), "hides"), note=str(entry.get("note") or ""),
+            sources=_strings(entry["sources"], "sources")))
+    behaviours = data.get("behaviours") or {}
+    if not isinstance(behaviours, dict) or not all(isinstance(rule, dict) for rule in behaviours.values()):
+        raise ValueError("behaviours must map names to mappings")
+    return Table(tuple(rows), {name: rule for name, rule in behaviours.items() if isinstance(rule, dict)},
                  str(data.get("aws_service_suffix") or ".amazonaws.com"))
 
 
