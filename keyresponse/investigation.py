@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import JsonValue
 
@@ -62,6 +62,9 @@ from keyresponse.judgement import (
 )
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
+
+if TYPE_CHECKING:
+    from keyresponse.intel import FiveAnswers
 
 CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen",
                    "event_count", "source_ips", "regions", "credentials", "principals", "persistence",
@@ -610,7 +613,7 @@ class Investigation:
         return record
 
     def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
-                intel_config: Mapping[str, object] | None = None) -> dict[str, Any]:
+                intel_config: Mapping[str, object] | None = None) -> FiveAnswers:
         """The playbook's five questions (keyresponse.intel): exposure, tools, intent, attribution, damage."""
         from keyresponse.intel import answer_five_questions
 

@@ -73,7 +73,7 @@ from typing import Any, TypedDict
 
 from pydantic import JsonValue
 
-from keyresponse.intel.attribution import IntelConfig, attribute_ips
+from keyresponse.intel.attribution import AttributionAnswer, IntelConfig, attribute_ips
 from keyresponse.intel.damage import assess_damage
 from keyresponse.intel.events import Event, event_from_record, sorted_events
 from keyresponse.intel.exposure import assess_exposure
@@ -107,12 +107,22 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None
     return {"primary": primary["intent"] if primary else None, "summary": summary, "intents": intents}
 
 
+class FiveAnswers(TypedDict):
+    """The five answers (the package docstring says what each holds)."""
+
+    exposure: dict[str, JsonValue]
+    tools_observed: list[dict[str, Any]]
+    intent: IntentAnswer
+    attribution: AttributionAnswer
+    damage: dict[str, Any]
+
+
 def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, JsonValue] | None,
                           alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
                           key_facts: Mapping[str, JsonValue] | None = None,
                           intel_config: IntelConfig | Mapping[str, object] | None = None, *,
                           baseline: Mapping[str, object] | None = None,
-                          github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> dict[str, Any]:
+                          github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> FiveAnswers:
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)
     config = IntelConfig.from_mapping(intel_config)

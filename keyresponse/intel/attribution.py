@@ -385,9 +385,20 @@ def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ())
             for account, hits in sorted(found.items())]
 
 
+class AttributionAnswer(TypedDict):
+    """Who is behind each source address (`attribute_ips`); each of `ips` is an `attribute_ip` row with
+    its events' count, times, evidence and user agents."""
+
+    ips: list[dict[str, Any]]
+    external_accounts: list[ExternalAccount]
+    sources_loaded: list[str]
+    notes: list[str]
+    summary: str
+
+
 def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, object] | None = None,
                   ranges: Ranges | None = None, *,
-                  attacker_infrastructure: Sequence[Mapping[str, object]] = ()) -> dict[str, Any]:
+                  attacker_infrastructure: Sequence[Mapping[str, object]] = ()) -> AttributionAnswer:
     """Per source IP: classification, the events from it, first/last seen; plus a summary.
 
     `attacker_infrastructure`: the investigation's principals in accounts outside ours

@@ -162,7 +162,7 @@ def _alert_facts(source: str | None, payload: Mapping[str, Any] | None,
     return {"detected_by": src or None}
 
 
-def _where(ip: str | None, attribution: Mapping[str, JsonValue] | None) -> str | None:
+def _where(ip: str | None, attribution: Mapping[str, object] | None) -> str | None:
     """"aws" when the caller is in AWS's ranges, "outside" when AWS ranges are loaded and it is not."""
     if not attribution or not ip:
         return None
@@ -188,7 +188,7 @@ def _minutes(later: datetime | None, earlier: datetime | None) -> float | None:
 def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, JsonValue] | None,
                     key_facts: Mapping[str, JsonValue] | None, first_attacker_event: Event | None, *,
                     github_locations: Sequence[Mapping[str, JsonValue]] | None = None,
-                    ip_attribution: Mapping[str, JsonValue] | None = None,
+                    ip_attribution: Mapping[str, object] | None = None,
                     now: datetime | None = None) -> dict[str, JsonValue]:
     """The exposure answer (see the package docstring for its fields). Never raises on odd input."""
     facts = _alert_facts(alert_source, alert_payload if isinstance(alert_payload, Mapping) else None,
