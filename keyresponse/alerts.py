@@ -42,7 +42,15 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from keyresponse.errors import InputError, InvalidAccessKeyId
 from keyresponse.keys import ACCESS_KEY_ID_IN_TEXT_RE, validate_access_key_id
@@ -318,7 +326,7 @@ def asff_severity(label: str | None, normalized: float | None) -> Severity | Non
 # --- the normalizers --------------------------------------------------------------------------------
 
 
-def normalize_guardduty(payload: Any) -> list[Alert]:
+def normalize_guardduty(payload: JsonValue) -> list[Alert]:
     root = _Node(payload, "")
     detail, envelope = _unwrap(root, "aws.guardduty", frozenset({"GuardDuty Finding"}), "guardduty")
     finding_type = detail.req("type").text()
@@ -357,7 +365,7 @@ def normalize_guardduty(payload: Any) -> list[Alert]:
 _HEALTH_USER_RE = re.compile(r"belonging to IAM User (?P<user>[\w+=,.@-]+)", re.ASCII)
 
 
-def normalize_health(payload: Any) -> list[Alert]:
+def normalize_health(payload: JsonValue) -> list[Alert]:
     root = _Node(payload, "")
     detail, envelope = _unwrap(root, "aws.health", frozenset({"AWS Health Event"}), "health")
     code = detail.req("eventTypeCode").text()
@@ -412,7 +420,7 @@ class GitHubAlertRef:
         return f"{self.repository}#{self.number}"
 
 
-def github_alert_ref(payload: Any) -> GitHubAlertRef:
+def github_alert_ref(payload: JsonValue) -> GitHubAlertRef:
     """Check a `secret_scanning_alert` webhook and say which REST alert to fetch the secret from."""
     root = _Node(payload, "")
     action = root.req("action").text()
@@ -433,7 +441,7 @@ def github_alert_ref(payload: Any) -> GitHubAlertRef:
     return GitHubAlertRef(repository=repository, number=number)
 
 
-def normalize_github(payload: Any) -> list[Alert]:
+def normalize_github(payload: JsonValue) -> list[Alert]:
     """A `secret_scanning_alert` webhook whose `alert.secret` was filled in from the REST API."""
     ref = github_alert_ref(payload)
     root = _Node(payload, "")
@@ -457,7 +465,7 @@ def normalize_github(payload: Any) -> list[Alert]:
                                                 f"(alert #{ref.number}, validity {validity})", raw=root.obj())]
 
 
-def normalize_securityhub(payload: Any) -> list[Alert]:
+def normalize_securityhub(payload: JsonValue) -> list[Alert]:
     root = _Node(payload, "")
     detail, envelope = _unwrap(
         root, "aws.securityhub",
@@ -522,7 +530,7 @@ def normalize_securityhub(payload: Any) -> list[Alert]:
     return alerts
 
 
-def normalize_cloudtrail(payload: Any) -> list[Alert]:
+def normalize_cloudtrail(payload: JsonValue) -> list[Alert]:
     """AWS attaching its AWSCompromisedKeyQuarantine policy to a user (or, formerly, putting it inline)."""
     root = _Node(payload, "")
     record, envelope = _unwrap(root, "aws.iam", frozenset({"AWS API Call via CloudTrail"}), "cloudtrail")
@@ -588,7 +596,7 @@ class GenericAlertIn(BaseModel):
     observed_at: datetime | None = None
 
 
-def normalize_generic(payload: Any) -> list[Alert]:
+def normalize_generic(payload: JsonValue) -> list[Alert]:
     _Node(payload, "").obj()
     try:
         body = GenericAlertIn.model_validate(payload)
@@ -605,10 +613,10 @@ def normalize_generic(payload: Any) -> list[Alert]:
     return [Alert(source="generic", alert_id=alert_id, access_key_id=key, account_id=account,
                   principal=body.principal, observed_at=body.observed_at or datetime.now(UTC),
                   severity=body.severity, high_confidence=False, title=f"Manual alert: {reason[:160]}",
-                  raw=payload)]
+                  raw=_Node(payload, "").obj())]
 
 
-NORMALIZERS: dict[Source, Callable[[Any], list[Alert]]] = {
+NORMALIZERS: dict[Source, Callable[[JsonValue], list[Alert]]] = {
     "guardduty": normalize_guardduty,
     "health": normalize_health,
     "github": normalize_github,
@@ -618,7 +626,7 @@ NORMALIZERS: dict[Source, Callable[[Any], list[Alert]]] = {
 }
 
 
-def normalize(source: str, payload: Any) -> list[Alert]:
+def normalize(source: str, payload: JsonValue) -> list[Alert]:
     """The alerts in `payload` from `source`; `InputError` (or `NotActionable`) says what is wrong."""
     if source not in NORMALIZERS:
         raise InputError(f"unknown alert source {source!r}; expected one of {', '.join(SOURCES)}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.loaders
@@ -21,6 +21,14 @@ import botocore.session
 from botocore.config import Config
 
 from keyresponse.settings import get_settings
+
+
+class ClientFactory(Protocol):
+    """What makes the boto3 client of a service in a region: `clients("iam")`, `clients("cloudtrail",
+    "eu-west-1")` (`tasks.actions.Clients`, a readiness scope's clients). The client it returns is
+    untyped: its service is a run-time string, and most services have no stubs installed."""
+
+    def __call__(self, service: str, region: str | None = None, /) -> Any: ...
 
 
 def client_config(max_attempts: int | None = None) -> Config:

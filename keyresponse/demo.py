@@ -21,22 +21,30 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
+from uuid import UUID
+
+from pydantic import JsonValue
 
 from keyresponse.children import die_with_parent
 from keyresponse.prefect_server import PrefectServer, free_port, new_auth_string
 from keyresponse.sandbox import MotoSandbox
-from keyresponse.sandbox.seed import seed_account
+from keyresponse.sandbox.seed import SeededAccount, seed_account
 from keyresponse.sandbox.server import admin_client
 from keyresponse.sandbox.simulate import run_simulation
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+T = TypeVar("T")
 
 DEMO_APPROVER = "demo-approver@keyresponse.local"
 STEP_TIMEOUT_S = 300
 
 
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT_S, every: float = 0.25) -> Any:
+def wait_until(predicate: Callable[[], T], what: str, timeout: float = STEP_TIMEOUT_S, every: float = 0.25) -> T:
     """`predicate()`'s first truthy value, asked every `every` s; TimeoutError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,7 +55,7 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = STEP_TI
     raise TimeoutError(f"demo: timed out waiting for {what}")
 
 
-def _post_alert(url: str, body: bytes, headers: Callable[[], dict[str, str]], attempts: int = 6) -> dict[str, Any]:
+def _post_alert(url: str, body: bytes, headers: Callable[[], dict[str, str]], attempts: int = 6) -> dict[str, JsonValue]:
     """POST an alert like EventBridge's API destinations do: retry a 503 after its Retry-After."""
     import urllib.error
 
@@ -72,7 +80,7 @@ class Stack:
     >>> with Stack(box, account, folder) as stack: stack.post("guardduty", body)
     """
 
-    def __init__(self, box: MotoSandbox, account: Any, folder: Path, *, logs: Path | None = None,
+    def __init__(self, box: MotoSandbox, account: SeededAccount, folder: Path, *, logs: Path | None = None,
                  extra_env: dict[str, str] | None = None, own_prefect: bool = False,
                  serve_args: Sequence[str] = ()) -> None:
         self.box, self.account, self.folder = box, account, folder
@@ -190,12 +198,12 @@ class Stack:
         assert self._prefect is not None
         return self._prefect.auth_string
 
-    def client(self) -> Any:
+    def client(self) -> SyncPrefectClient:
         """A sync Prefect client on this stack's server, with its auth string."""
         assert self._prefect is not None
         return self._prefect.client()
 
-    def post(self, source: str, body: bytes, *, wait_for_run: bool = True) -> dict[str, Any]:
+    def post(self, source: str, body: bytes, *, wait_for_run: bool = True) -> dict[str, JsonValue]:
         """POST an alert with the signature its route expects (GitHub's for /alerts/github); with
         `wait_for_run`, an answer `launching` is followed by redeliveries until the run id is known
         (120 s at most)."""
@@ -218,8 +226,27 @@ class Stack:
         return answer
 
 
+class DemoSummary(TypedDict):
+    """What the demo reports (and `keyresponse demo --json` prints)."""
+
+    scenario: str
+    incident_id: str
+    flow_run_state: str | None
+    status: JsonValue
+    flow_run_url: str
+    compromised_access_key_id: str
+    seconds_alert_to_containment: float
+    credentials: list[dict[str, JsonValue]]
+    credentials_contained: list[JsonValue]
+    approvals: int
+    verdict: JsonValue
+    report: dict[str, str]
+    seconds: NotRequired[float]
+    out: NotRequired[str]
+
+
 def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path | None = None,
-             interactive: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+             interactive: bool = False, say: Callable[[str], None] = print) -> DemoSummary:
     """Play the whole response; returns the summary (also what `--json` prints)."""
     folder = out or Path(tempfile.mkdtemp(prefix="keyresponse-demo-"))
     started = time.perf_counter()
@@ -235,7 +262,7 @@ def run_demo(*, scenario: str = "pivot-chain", events: int = 20_000, out: Path |
     return summary
 
 
-def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> dict[str, Any]:
+def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callable[[str], None]) -> DemoSummary:
     from keyresponse.approval import answer_pause, paused_phase, paused_runs
 
     ui = stack.ui_url
@@ -248,7 +275,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
     with stack.client() as client:  # bound to the stack's server: no global API URL needed
         posted = time.perf_counter()
         answer = stack.post("guardduty", body)
-        run_id = answer["flow_run_id"]
+        run_id = UUID(str(answer["flow_run_id"]))
         say(f"alert posted: incident {answer['incident_id']}, flow run {ui}/runs/flow-run/{run_id}")
         if interactive and stack.auth_string:
             say(f"the Prefect UI asks for its auth string: {stack.auth_string}")
@@ -272,7 +299,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
                 time.sleep(1.5)
             time.sleep(0.5)
         final = run.state.name if run.state else "unknown"
-    incident = answer["incident_id"]
+    incident = str(answer["incident_id"])
     record_path = home / "incidents" / incident / "incident.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     credentials = credentials_in_scope(record)
@@ -288,7 +315,7 @@ def _respond(stack: Stack, truth: dict[str, Any], interactive: bool, say: Callab
                        "json": str(report / "incident.json")}}
 
 
-def credentials_in_scope(record: dict[str, Any]) -> list[dict[str, Any]]:
+def credentials_in_scope(record: Mapping[str, JsonValue]) -> list[dict[str, JsonValue]]:
     """Every credential the incident holds in scope, each with how it was contained (a key
     deactivated or deleted, a session revoked by the policy on its user or role) or "not contained"."""
     if not record.get("investigation"):

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
@@ -54,6 +54,11 @@ from pydantic import BaseModel
 from keyresponse.errors import AwsCallError, InputError, VerificationFailed
 from keyresponse.ledger import Ledger, LedgerCorrupt, utc_now, validate_incident_id
 from keyresponse.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_iam.type_defs import LoginProfileTypeDef
+    from mypy_boto3_s3 import S3Client
 
 MANIFEST = "manifest.json"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]+")
@@ -114,7 +119,7 @@ class Manifest(BaseModel):
         return next((item for item in reversed(self.items) if item.name == name), None)
 
 
-def _json_bytes(payload: Any) -> bytes:
+def _json_bytes(payload: object) -> bytes:
     return (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
@@ -183,7 +188,7 @@ class EvidenceStore(ABC):
             self.ledger.record_manifest_head(item.seq or 0, item.chain, name)
         return item
 
-    def put_json(self, name: str, payload: Any) -> EvidenceItem:
+    def put_json(self, name: str, payload: object) -> EvidenceItem:
         return self.put(name, _json_bytes(payload))
 
     def get(self, name: str) -> bytes | None:
@@ -225,7 +230,7 @@ def _not_found(exc: ClientError) -> bool:
 class S3EvidenceStore(EvidenceStore):
     """Evidence in `s3://<bucket>/incidents/<incident_id>/evidence/`, locked by the bucket's Object Lock."""
 
-    def __init__(self, incident_id: str, bucket: str, s3: Any, home: Path | None = None) -> None:
+    def __init__(self, incident_id: str, bucket: str, s3: S3Client, home: Path | None = None) -> None:
         super().__init__(incident_id, home)
         self.bucket = bucket
         self.prefix = f"incidents/{incident_id}/evidence/"
@@ -241,9 +246,11 @@ class S3EvidenceStore(EvidenceStore):
         response = self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256")
         return f"s3://{self.bucket}/{key}", response.get("VersionId")
 
-    def _get(self, name: str, **version: str) -> bytes | None:
+    def _get(self, name: str, version_id: str | None = None) -> bytes | None:
+        key = self.prefix + name
         try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=self.prefix + name, **version)
+            response = (self._s3.get_object(Bucket=self.bucket, Key=key) if version_id is None
+                        else self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id))
         except ClientError as exc:
             if _not_found(exc):
                 return None
@@ -254,7 +261,7 @@ class S3EvidenceStore(EvidenceStore):
         return self._get(name)
 
     def _read_version(self, name: str, version_id: str) -> bytes | None:
-        return self._get(name, VersionId=version_id)
+        return self._get(name, version_id)
 
     def current_version(self, name: str) -> str | None:
         try:
@@ -266,7 +273,7 @@ class S3EvidenceStore(EvidenceStore):
         return str(response.get("VersionId") or "null")
 
 
-def open_store(incident_id: str, *, s3: Any | None = None, settings: Settings | None = None) -> EvidenceStore:
+def open_store(incident_id: str, *, s3: S3Client | None = None, settings: Settings | None = None) -> EvidenceStore:
     """The store `settings` name: the Object Lock bucket when set (then `s3` is required), else a folder."""
     settings = settings or get_settings()
     if settings.evidence_bucket:
@@ -453,7 +460,7 @@ def _paginate(iam: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
     return items
 
 
-def snapshot_user(iam: Any, user_name: str) -> dict[str, Any]:
+def snapshot_user(iam: IAMClient, user_name: str) -> dict[str, object]:
     """Everything about an IAM user an eradication could change: policies, groups, keys, console, MFA, tags.
 
     Returns `{"exists": False}` for a user that does not exist. Never contains a secret.
@@ -469,7 +476,7 @@ def snapshot_user(iam: Any, user_name: str) -> dict[str, Any]:
         for name in _paginate(iam, "list_user_policies", "PolicyNames", UserName=user_name)
     }
     try:
-        profile: dict[str, Any] | None = iam.get_login_profile(UserName=user_name)["LoginProfile"]
+        profile: LoginProfileTypeDef | None = iam.get_login_profile(UserName=user_name)["LoginProfile"]
     except ClientError as exc:
         if not _no_such_entity(exc):
             raise
@@ -486,7 +493,7 @@ def snapshot_user(iam: Any, user_name: str) -> dict[str, Any]:
     }
 
 
-def snapshot_role(iam: Any, role_name: str) -> dict[str, Any]:
+def snapshot_role(iam: IAMClient, role_name: str) -> dict[str, object]:
     """An IAM role's trust policy, inline and attached policies and tags; `{"exists": False}` if absent."""
     try:
         role = iam.get_role(RoleName=role_name)["Role"]

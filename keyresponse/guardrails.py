@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -231,7 +231,7 @@ class ForeignPrincipal(BaseModel):
     note: str
 
 
-def foreign_principals(credentials: Iterable[Mapping[str, Any]], home_account: str | None,
+def foreign_principals(credentials: Iterable[Mapping[str, object]], home_account: str | None,
                        accounts_in_scope: Iterable[str]) -> list[ForeignPrincipal]:
     """The principals of `credentials` (investigation credentials: `access_key_id`, `principal_arn`)
     in an account that is neither `home_account` nor in `accounts_in_scope`, in order of first mention.

@@ -40,7 +40,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from pydantic import JsonValue
 
 from keyresponse.engines import QueryEngine
 from keyresponse.guardrails import foreign_principals
@@ -51,6 +53,7 @@ from keyresponse.intel.taxonomy import data_access_calls
 from keyresponse.judgement import (
     LONG_STANDING,
     Baseline,
+    BaselineJson,
     Judged,
     Judgement,
     is_service_name,
@@ -59,6 +62,9 @@ from keyresponse.judgement import (
 )
 from keyresponse.keys import validate_access_key_id
 from keyresponse.validation import KeyFacts
+
+if TYPE_CHECKING:
+    from keyresponse.intel import FiveAnswers
 
 CONTRACT_FIELDS = ("access_key_id", "account_id", "principal_arn", "window", "first_seen", "last_seen",
                    "event_count", "source_ips", "regions", "credentials", "principals", "persistence",
@@ -110,6 +116,29 @@ class Window:
                 "start_time": _iso(self.start), "end_time": _iso(self.end)}
 
 
+class CredentialJson(TypedDict):
+    """A credential as the investigation lists it (`CREDENTIAL_FIELDS`)."""
+
+    access_key_id: str
+    kind: str
+    created_by_event: str | None
+    parent: str | None
+    principal_arn: str | None
+
+
+class UncertainCredentialJson(CredentialJson):
+    """With why it is uncertain."""
+
+    reasons: list[str]
+
+
+class CredentialEvidenceJson(CredentialJson):
+    """With how sure, and why it is in the incident."""
+
+    confidence: str
+    evidence: list[str]
+
+
 @dataclass
 class Credential:
     access_key_id: str
@@ -121,19 +150,19 @@ class Credential:
     source_ip: str | None = None
     reasons: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CredentialJson:
         return {"access_key_id": self.access_key_id, "kind": self.kind, "created_by_event": self.created_by_event,
                 "parent": self.parent, "principal_arn": self.principal_arn}
 
-    def uncertain_json(self) -> dict[str, Any]:
-        return self.to_json() | {"reasons": list(self.reasons)}
+    def uncertain_json(self) -> UncertainCredentialJson:
+        return {**self.to_json(), "reasons": list(self.reasons)}
 
-    def evidence_json(self) -> dict[str, Any]:
+    def evidence_json(self) -> CredentialEvidenceJson:
         """With why it is in the incident and how sure: minted from an attacker IP or by an attacker
         credential is certain; seen at an attacker IP when the attacker was there, likely."""
         confidence = "high" if self.kind == "original" or self.created_by_event else "medium"
         reasons = self.reasons or ["the investigated key"]
-        return self.to_json() | {"confidence": confidence, "evidence": list(reasons)}
+        return {**self.to_json(), "confidence": confidence, "evidence": list(reasons)}
 
 
 def principal_of_session(arn: str | None) -> str | None:
@@ -212,7 +241,7 @@ class Scope:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scope:
         creds = {c["access_key_id"]: Credential(**c) for c in data["credentials"]}
-        baseline = Baseline.from_json(data.get("baseline") or {})
+        baseline = Baseline.from_json(data.get("baseline") or BaselineJson())
         return cls(data["original"], creds, set(data["attacker_ips"]), set(data["known_ips"]),
                    dict(data["ip_rows"]), int(data["rounds"]), list(data["queries"]),
                    list(data.get("summary_rows", [])), set(data.get("uncertain_ips", [])),
@@ -232,7 +261,7 @@ class Investigator:
     def __init__(self, engine: QueryEngine, access_key_id: str, window: Window, *,
                  known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (), max_rounds: int = 8,
                  progress: Callable[[str], None] | None = None,
-                 intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                 intel: IntelConfig | Mapping[str, object] | None = None, history_days: int = HISTORY_DAYS,
                  accounts_in_scope: Iterable[str] = ()) -> None:
         self.engine = engine
         #: member accounts the responder acts in: a principal elsewhere (not the key's account) is the attacker's
@@ -583,8 +612,8 @@ class Investigation:
         record["cost_estimate_usd"] = estimate_cost(record, sorted_events(events))["total_usd"]
         return record
 
-    def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
-                intel_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def answers(self, alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
+                intel_config: Mapping[str, object] | None = None) -> FiveAnswers:
         """The playbook's five questions (keyresponse.intel): exposure, tools, intent, attribution, damage."""
         from keyresponse.intel import answer_five_questions
 
@@ -630,7 +659,7 @@ def open_engine(logs: str | None, kind: str | None = None) -> QueryEngine:
 def investigate(engine: QueryEngine, access_key_id: str, window: Window, *, facts: KeyFacts | None = None,
                 known_ips: Iterable[str] = (), attacker_ips: Iterable[str] = (),
                 progress: Callable[[str], None] | None = None,
-                intel: IntelConfig | Mapping[str, Any] | None = None, history_days: int = HISTORY_DAYS,
+                intel: IntelConfig | Mapping[str, object] | None = None, history_days: int = HISTORY_DAYS,
                 accounts_in_scope: Iterable[str] = ()) -> Investigation:
     """Scope and assess one key: the whole analysis phase on the logs. `intel` names the published
     ranges and lists the judgement reads (`keyresponse.intel.attribution.IntelConfig`); the key's

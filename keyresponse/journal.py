@@ -53,7 +53,7 @@ class Journal:
             return None
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def put(self, name: str, value: Any) -> Any:
+    def put(self, name: str, value: object) -> Any:
         """Record that stage `name` finished with `value` (JSON); returns `value` as read back."""
         data = json.dumps(value, sort_keys=True, default=str).encode()
         write_atomic(self._path(name), data)

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from keyresponse.intel.attribution import Ranges, attribute_ip
 from keyresponse.intel.taxonomy import HIGH_RISK_CALLS, READ_PREFIXES
@@ -64,6 +64,28 @@ from keyresponse.intel.tools import identify_user_agent
 Classification = Literal["attacker", "known", "service", "uncertain"]
 Confidence = Literal["high", "medium", "low"]
 Row = Mapping[str, Any]
+
+
+class JudgementJson(TypedDict):
+    """A `Judgement` as JSON (`Judgement.to_json`)."""
+
+    ip: str
+    classification: Classification
+    confidence: Confidence
+    evidence: list[str]
+
+
+class BaselineJson(TypedDict, total=False):
+    """A `Baseline` as JSON: `Baseline.to_json` writes every key; `from_json` takes any of them."""
+
+    ips: list[str]
+    user_agents: list[str]
+    calls: list[str]
+    networks: list[str]
+    providers: list[str]
+    events: int
+    onset: str | None
+    notes: list[str]
 
 #: User-agent categories (keyresponse/intel/data/user_agents.yaml) that only an attacker, or a test
 #: of the owner's own that should have been announced, would show.
@@ -119,12 +141,12 @@ class Judgement:
     confidence: Confidence
     evidence: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JudgementJson:
         return {"ip": self.ip, "classification": self.classification, "confidence": self.confidence,
                 "evidence": list(self.evidence)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Judgement:
+    def from_json(cls, data: JudgementJson) -> Judgement:
         return cls(str(data["ip"]), data["classification"], data["confidence"], list(data.get("evidence") or []))
 
 
@@ -141,19 +163,19 @@ class Baseline:
     onset: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> BaselineJson:
         return {"ips": sorted(self.ips), "user_agents": sorted(self.user_agents), "calls": sorted(self.calls),
                 "networks": sorted(self.networks), "providers": sorted(self.providers), "events": self.events,
                 "onset": self.onset, "notes": list(self.notes)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Baseline:
-        def strings(column: str) -> set[str]:
-            return {str(v) for v in data.get(column) or ()}
+    def from_json(cls, data: BaselineJson) -> Baseline:
+        def strings(values: list[str] | None) -> set[str]:
+            return {str(v) for v in values or ()}
 
-        return cls(strings("ips"), strings("user_agents"), strings("calls"), strings("networks"),
-                   strings("providers"), int(data.get("events") or 0), data.get("onset"),
-                   [str(n) for n in data.get("notes") or ()])
+        return cls(strings(data.get("ips")), strings(data.get("user_agents")), strings(data.get("calls")),
+                   strings(data.get("networks")), strings(data.get("providers")), int(data.get("events") or 0),
+                   data.get("onset"), [str(n) for n in data.get("notes") or ()])
 
 
 @dataclass

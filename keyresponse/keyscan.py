@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator
 
 from keyresponse import markdown as md
 from keyresponse.errors import InputError, KeyResponseError
@@ -528,7 +528,7 @@ def save_scan(result: ScanResult, scans_dir: Path) -> Path:
 
 
 # -- rendering -----------------------------------------------------------------------------------
-def table_rows(result: ScanResult) -> list[dict[str, Any]]:
+def table_rows(result: ScanResult) -> list[dict[str, JsonValue]]:
     """One row per open finding, for a Prefect table artifact or a terminal table."""
     new = set(result.new)
     return [{

@@ -34,12 +34,12 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from keyresponse.errors import InputError, KeyResponseError
 from keyresponse.settings import get_settings
@@ -60,6 +60,15 @@ def validate_incident_id(value: str) -> str:
 def utc_now() -> str:
     """Now, as ISO-8601 UTC with a `Z` and microseconds."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Intent(TypedDict):
+    """One line of the intents file (`Ledger.intend`), as JSON."""
+
+    action: str
+    target: dict[str, JsonValue]
+    before: dict[str, JsonValue]
+    at: str
 
 
 class LedgerEntry(BaseModel):
@@ -142,7 +151,7 @@ class Ledger:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return entry
 
-    def intend(self, action: str, target: dict[str, Any], before: dict[str, Any]) -> None:
+    def intend(self, action: str, target: Mapping[str, object], before: Mapping[str, object]) -> None:
         """Record, durably, that `action` is about to change `target` (from `before`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"action": action, "target": target, "before": before, "at": utc_now()},
@@ -152,13 +161,13 @@ class Ledger:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def unfinished(self, action: str, target: dict[str, Any]) -> dict[str, Any] | None:
+    def unfinished(self, action: str, target: Mapping[str, object]) -> Intent | None:
         """The latest intent of `action` on `target` that no ledger entry followed (the process ended
         between the write and its ledger line), or None."""
         if not self.intents.exists():
             return None
         wanted = json.dumps(target, sort_keys=True, default=str)
-        latest: dict[str, Any] | None = None
+        latest: Intent | None = None
         for line in self.intents.read_text(encoding="utf-8").splitlines():
             try:
                 intent = json.loads(line)

@@ -39,7 +39,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+
+from pydantic import JsonValue
 
 __all__ = ["Markdown", "code", "code_block", "printable", "table", "table_cells", "text"]
 
@@ -74,12 +75,12 @@ def _visible(char: str, keep: frozenset[str] = frozenset()) -> str:
     return REPLACEMENT if unicodedata.category(char) in _HIDDEN else char
 
 
-def printable(value: Any) -> str:
+def printable(value: object) -> str:
     """`value` as one line of visible text: what `text(value)` shows (its ends stripped of spaces)."""
     return "".join(_visible(c) for c in str(value).replace("\r\n", "\n"))
 
 
-def text(value: Any) -> Markdown:
+def text(value: object) -> Markdown:
     """`value` as inert Markdown text: rendered, it is exactly `printable(value).strip(" ")`, with no
     tag, link, image, emphasis, heading, list or table cell of its own. The one escaping function."""
     line = printable(value).strip(" ")
@@ -93,7 +94,7 @@ def text(value: Any) -> Markdown:
     return Markdown(escaped)
 
 
-def code(value: Any) -> Markdown:
+def code(value: object) -> Markdown:
     """`value` as an inline code span (ids, names, commands to copy: no escaping shows inside it).
 
     The span is delimited by a backtick run longer than any in the value, padded with a space where
@@ -109,7 +110,7 @@ def code(value: Any) -> Markdown:
     return Markdown(f"{fence}{pad}{content}{pad}{fence}")
 
 
-def code_block(value: Any, language: str = "") -> Markdown:
+def code_block(value: object, language: str = "") -> Markdown:
     """`value` as a fenced code block: the fence is longer than any backtick run in it, so no line
     of it can close the block. Line breaks are kept; other control characters become U+FFFD."""
     lines = str(value).replace("\r\n", "\n").replace("\r", "\n")
@@ -120,11 +121,11 @@ def code_block(value: Any, language: str = "") -> Markdown:
     return Markdown(f"{fence}{info}\n{content}\n{fence}")
 
 
-def _cell(value: Any) -> Markdown:
+def _cell(value: object) -> Markdown:
     return value if isinstance(value, Markdown) else text("" if value is None else value)
 
 
-def table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, align: Sequence[str] | None = None) -> Markdown:
+def table(header: Sequence[object], rows: Iterable[Sequence[object]], *, align: Sequence[str] | None = None) -> Markdown:
     """A GFM table. Each cell is `text(cell)` unless it is `Markdown` already (`code(…)`, a constant
     wrapped in `Markdown`); `align` gives each column's delimiter (`---`, `--:`…)."""
     delimiters = list(align) if align is not None else ["---"] * len(header)
@@ -133,7 +134,7 @@ def table(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, align: Sequen
     return Markdown("\n".join(lines))
 
 
-def table_cells(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def table_cells(rows: Iterable[Mapping[str, JsonValue]]) -> list[dict[str, JsonValue]]:
     """Rows for `create_table_artifact`: the Prefect UI renders every string cell as Markdown, so each
     goes through `text`; numbers, booleans and None are shown as they are."""
     return [{key: text(value) if isinstance(value, str) else value for key, value in row.items()} for row in rows]

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from keyresponse.settings import Settings, get_settings
 
@@ -75,7 +76,7 @@ class Message(BaseModel):
     recipient: str | None = Field(default=None, description="Who must act on it (an owner notification's).")
     details: dict[str, Any] = Field(default_factory=dict, description="More fields of the SNS message's JSON.")
 
-    def slack_payload(self) -> dict[str, Any]:
+    def slack_payload(self) -> dict[str, JsonValue]:
         link = f"\n<{self.link}|Open in Prefect>" if self.link else ""
         return {"text": f"*{self.subject}*\n{self.text}{link}", "unfurl_links": False, "unfurl_media": False}
 
@@ -138,7 +139,7 @@ def record(notification: Notification, path: Path) -> None:
         fh.write(json.dumps(notification.model_dump(mode="json"), sort_keys=True) + "\n")
 
 
-def first_response_failed(incident_id: str, outcome: dict[str, Any]) -> IncidentMessage:
+def first_response_failed(incident_id: str, outcome: Mapping[str, object]) -> IncidentMessage:
     """The first response did not contain the key, or contained it without the deny on its owner."""
     key, status = outcome.get("access_key_id"), outcome.get("status")
     if status in ("failed", "refused"):
@@ -147,15 +148,17 @@ def first_response_failed(incident_id: str, outcome: dict[str, Any]) -> Incident
                 f"{outcome.get('attempts', 1)} attempt(s)): {reason(outcome.get('reason'))}. The key may still "
                 "be usable: the flow run contains it when it starts; check it now.")
         return IncidentMessage(incident_id, "escalation", f"[{incident_id}] first response {what}", text)
-    deny = outcome.get("owner_deny") or {}
+    given = outcome.get("owner_deny")
+    deny: Mapping[str, object] = given if isinstance(given, Mapping) else {}
     text = (f"Key {key} is deactivated, but the deny on its user was not applied ({deny.get('status')}): "
             f"{reason(deny.get('reason'))}. Another key or a session of the user may still work.")
     return IncidentMessage(incident_id, "escalation", f"[{incident_id}] first response incomplete", text)
 
 
-def first_response_recontained(incident_id: str, recheck: dict[str, Any]) -> IncidentMessage:
+def first_response_recontained(incident_id: str, recheck: Mapping[str, object]) -> IncidentMessage:
     """The recheck found the key re-activated, or a key minted since, and contained it again."""
-    keys = ", ".join(recheck.get("recontained") or []) or "none"
+    recontained = recheck.get("recontained")
+    keys = (", ".join(str(k) for k in recontained) if isinstance(recontained, list) else "") or "none"
     parts = [f"key(s) deactivated again: {keys}"]
     if recheck.get("owner_deny_restored"):
         parts.append("the deny on the owner, which was gone, attached again")

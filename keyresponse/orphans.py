@@ -27,10 +27,13 @@ import select
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
 from keyresponse.settings import get_settings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 RETRIED_FLOWS = ("respond-to-exposed-key",)
 #: The message a Prefect runner that is shutting down gives the runs it cancels: its processes, even
@@ -112,7 +115,7 @@ def _process_gone(flow_run_id: str, home: Path) -> bool | None:
         return True
 
 
-def reclaim(client: Any, *, home: Path | None = None, settle_s: float = 3.0) -> list[dict[str, str]]:
+def reclaim(client: SyncPrefectClient, *, home: Path | None = None, settle_s: float = 3.0) -> list[dict[str, str]]:
     """Schedule every orphaned response run of this home again and mark other orphans Crashed; returns what was done
     to which run. Lock files of runs that ended are removed on the way.
 

@@ -36,10 +36,13 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 from keyresponse.children import die_with_parent
 from keyresponse.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 
 START_TIMEOUT_S = 90.0
 
@@ -63,7 +66,14 @@ def new_auth_string() -> str:
     return f"keyresponse:{secrets.token_urlsafe(32)}"
 
 
-def prefect_client(api_url: str | None = None, *, auth_string: str | None = None, sync: bool = True) -> Any:
+@overload
+def prefect_client(api_url: str | None = None, *, auth_string: str | None = None,
+                   sync: Literal[True] = True) -> SyncPrefectClient: ...
+@overload
+def prefect_client(api_url: str | None = None, *, auth_string: str | None = None,
+                   sync: Literal[False]) -> PrefectClient: ...
+def prefect_client(api_url: str | None = None, *, auth_string: str | None = None,
+                   sync: bool = True) -> SyncPrefectClient | PrefectClient:
     """A Prefect client (sync by default) for `api_url` (default: the current settings' URL) that sends
     `auth_string`, by default the current settings' `PREFECT_API_AUTH_STRING`. A client built from
     a URL alone (`SyncPrefectClient(url)`) sends no credentials: a server with auth answers it 401."""
@@ -195,9 +205,15 @@ class PrefectServer:
             env["PREFECT_API_AUTH_STRING"] = self.auth_string
         return env
 
-    def client(self, *, sync: bool = True) -> Any:
+    @overload
+    def client(self, *, sync: Literal[True] = True) -> SyncPrefectClient: ...
+    @overload
+    def client(self, *, sync: Literal[False]) -> PrefectClient: ...
+    def client(self, *, sync: bool = True) -> SyncPrefectClient | PrefectClient:
         """A Prefect client of this server, with its auth string."""
-        return prefect_client(self.api_url, auth_string=self.auth_string or "", sync=sync)
+        if sync:
+            return prefect_client(self.api_url, auth_string=self.auth_string or "")
+        return prefect_client(self.api_url, auth_string=self.auth_string or "", sync=False)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -96,10 +96,10 @@ class Query:
         """The `:name` placeholders of the body, in textual order (repeats included)."""
         return [name for _, _, name in _placeholder_spans(self.body)]
 
-    def example_params(self) -> dict[str, Any]:
+    def example_params(self) -> dict[str, object]:
         return {p.name: p.example for p in self.params.values()}
 
-    def bind(self, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    def bind(self, values: Mapping[str, object] | None) -> dict[str, object]:
         """Check `values` against the declared params and normalise them; InputError if they do not fit."""
         values = dict(values or {})
         if self.adhoc:
@@ -198,7 +198,7 @@ def get_query(name_or_sql: str | Query, directory: Path = QUERIES_DIR) -> Query:
 # -- params --------------------------------------------------------------------------------------
 
 
-def coerce_param(param: Param, value: Any) -> Any:
+def coerce_param(param: Param, value: object) -> str | int | list[str]:
     """The normalised value of one param; InputError when it does not fit the declared type."""
     bad = f"param {param.name!r} ({param.type})"
     if param.type == "varchar":
@@ -223,7 +223,7 @@ def coerce_param(param: Param, value: Any) -> Any:
     raise QueryContractError(f"{bad}: unknown type")  # pragma: no cover - parse_query checks types
 
 
-def _coerce_day(value: Any, bad: str) -> str:
+def _coerce_day(value: object, bad: str) -> str:
     if isinstance(value, datetime):
         value = value.astimezone(UTC).date() if value.tzinfo else value.date()
     if isinstance(value, date):
@@ -240,7 +240,7 @@ def _coerce_day(value: Any, bad: str) -> str:
     raise InputError(f"{bad} must be a day like 2024/07/30, got {value!r}")
 
 
-def _coerce_timestamp(value: Any, bad: str) -> str:
+def _coerce_timestamp(value: object, bad: str) -> str:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -278,7 +278,7 @@ def _placeholder_spans(sql: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def sql_literal(value: Any) -> str:
+def sql_literal(value: object) -> str:
     """An Athena SQL literal for a bound value (strings quoted, `'` doubled; lists as ARRAY[...])."""
     if value is None:
         return "NULL"
@@ -297,7 +297,7 @@ def sql_literal(value: Any) -> str:
     raise InputError(f"cannot bind a {type(value).__name__}")
 
 
-def for_athena_qmark(sql: str, params: Mapping[str, Any]) -> tuple[str, list[str]]:
+def for_athena_qmark(sql: str, params: Mapping[str, object]) -> tuple[str, list[str]]:
     """The SQL with every `:name` swapped for `?` (the rest byte-identical) and the execution parameters."""
     parts: list[str] = []
     values: list[str] = []

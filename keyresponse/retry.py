@@ -13,7 +13,7 @@ and its state message carries the AWS error code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import (
     ClientError,
@@ -22,6 +22,9 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                               "SlowDown", "RequestThrottled", "Rate exceeded", "ProvisionedThroughputExceededException"})
@@ -64,7 +67,7 @@ def is_transient(exc: BaseException | None) -> bool:
     return False
 
 
-def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
+def retry_on_transient(task: object, task_run: object, state: State[object]) -> bool:
     """Prefect `retry_condition_fn`: retry a task only when it failed on a transient error."""
     try:
         state.result()

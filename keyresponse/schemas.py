@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from keyresponse.incident import Incident
 from keyresponse.model import InvestigationRecord
 
 
-def schemas() -> dict[str, dict[str, Any]]:
+def schemas() -> dict[str, dict[str, JsonValue]]:
     """The published JSON Schemas, by file name."""
     incident = Incident.model_json_schema()
     incident["properties"]["investigation"] = {  # validated against the record (Incident's validator)

@@ -10,20 +10,22 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import JsonValue
 
 from keyresponse.keys import is_temporary, validate_access_key_id
 from keyresponse.settings import get_settings
 
 if TYPE_CHECKING:  # boto3-stubs: a development dependency
+    import boto3
     from mypy_boto3_iam.type_defs import AccessKeyMetadataTypeDef
 
 QUARANTINE_PREFIX = "AWSCompromisedKeyQuarantine"
 
 
-def credential_source(session: Any | None = None) -> str | None:
+def credential_source(session: boto3.Session | None = None) -> str | None:
     """How boto3 finds credentials here (`env`, `assume-role`, `container-role`, `iam-role` for an EC2
     instance role, `sso`…), or None when it finds none.
 
@@ -41,7 +43,7 @@ def credential_source(session: Any | None = None) -> str | None:
     return "endpoint" if os.environ.get("AWS_ENDPOINT_URL") else None
 
 
-def aws_reachable(session: Any | None = None) -> bool:
+def aws_reachable(session: boto3.Session | None = None) -> bool:
     """True when boto3 finds credentials (any source, instance and task roles included) or an endpoint."""
     return credential_source(session) is not None
 
@@ -71,7 +73,7 @@ class KeyFacts:
         """The key belongs to an account outside scope: the response stops here."""
         return self.is_ours is False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return asdict(self)
 
 
@@ -80,7 +82,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def validate_key(access_key_id: str, *, accounts_in_scope: list[str] | None = None,
-                 session: Any | None = None, now: datetime | None = None) -> KeyFacts:
+                 session: boto3.Session | None = None, now: datetime | None = None) -> KeyFacts:
     """Ask STS and IAM about the key. Never raises for AWS failures: they land in `gaps`."""
     from keyresponse import aws
 

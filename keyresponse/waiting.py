@@ -14,7 +14,7 @@ named after the run, the question and the count is created exclusively in the in
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from keyresponse.approval import phase_of
 from keyresponse.files import write_atomic
@@ -22,10 +22,13 @@ from keyresponse.ledger import validate_incident_id
 from keyresponse.notifications import IncidentMessage, send
 from keyresponse.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
 FLOW = "respond-to-exposed-key"
 
 
-def escalate(client: Any, *, settings: Settings | None = None, now: datetime | None = None) -> list[str]:
+def escalate(client: SyncPrefectClient, *, settings: Settings | None = None, now: datetime | None = None) -> list[str]:
     """Send the escalations due; returns the incident ids escalated."""
     from prefect.client.schemas.filters import (
         FlowFilter,

@@ -6,11 +6,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 
 from keyresponse.errors import InputError, KeyResponseError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -31,16 +34,16 @@ def clean_errors() -> Iterator[None]:
         fail(str(exc), 1)
 
 
-def print_json(payload: Any) -> None:
+def print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+def command(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorator: run the command body inside `clean_errors`."""
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with clean_errors():
             return fn(*args, **kwargs)
 

@@ -7,6 +7,7 @@ remediates: that is the flow's job.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +51,7 @@ def run_scan(
     return result
 
 
-def _print_table(rows: list[dict[str, object]]) -> None:
+def _print_table(rows: Sequence[Mapping[str, object]]) -> None:
     if not rows:
         typer.echo("No open finding.")
         return

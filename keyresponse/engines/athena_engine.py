@@ -10,11 +10,15 @@ query execution's statistics.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.engines import QueryEngine
 from keyresponse.errors import AwsCallError
 from keyresponse.queries import TABLE, Query, for_athena_qmark, rename_table
+
+if TYPE_CHECKING:  # pyathena is imported when a query runs
+    from pyathena.connection import Connection
+    from pyathena.cursor import Cursor
 
 
 class AthenaEngine(QueryEngine):
@@ -30,7 +34,7 @@ class AthenaEngine(QueryEngine):
         workgroup: str = "primary",
         table: str = TABLE,
         region: str | None = None,
-        connection: Any | None = None,
+        connection: Connection[Cursor] | None = None,
     ) -> None:
         super().__init__()
         self.database = database
@@ -55,7 +59,7 @@ class AthenaEngine(QueryEngine):
         )
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> Connection[Cursor]:
         if self._connection is None:
             import os
 
@@ -89,7 +93,7 @@ class AthenaEngine(QueryEngine):
         try:
             cursor.execute(sql, values or None, paramstyle="qmark")
             columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall()
+            rows = [row for row in cursor.fetchall() if isinstance(row, tuple)]  # a plain Cursor's: all tuples
         except PyAthenaError as exc:
             raise AwsCallError(f"Athena query {query.name!r} failed: {exc}") from exc
         finally:

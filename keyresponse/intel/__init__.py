@@ -69,20 +69,30 @@ it never stands beside a data-read list or a data-theft intent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
-from keyresponse.intel.attribution import IntelConfig, attribute_ips
+from pydantic import JsonValue
+
+from keyresponse.intel.attribution import AttributionAnswer, IntelConfig, attribute_ips
 from keyresponse.intel.damage import assess_damage
 from keyresponse.intel.events import Event, event_from_record, sorted_events
 from keyresponse.intel.exposure import assess_exposure
-from keyresponse.intel.intent import classify_intent, primary_intent
+from keyresponse.intel.intent import Intent, classify_intent, primary_intent
 from keyresponse.intel.tools import tools_observed
 
 __all__ = ["IntelConfig", "answer_five_questions", "assess_damage", "assess_exposure", "attribute_ips",
            "classify_intent", "event_from_record", "intent_answer", "tools_observed"]
 
 
-def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+class IntentAnswer(TypedDict):
+    """The intent answer: the primary intent, a sentence, and every intent (`classify_intent`)."""
+
+    primary: str | None
+    summary: str
+    intents: list[Intent]
+
+
+def intent_answer(events: Iterable[Event], baseline: Mapping[str, object] | None = None) -> IntentAnswer:
     """`classify_intent` with the primary intent and a sentence on top."""
     intents = classify_intent(events, baseline=baseline)
     primary = primary_intent(intents)
@@ -97,17 +107,28 @@ def intent_answer(events: Iterable[Event], baseline: Mapping[str, Any] | None = 
     return {"primary": primary["intent"] if primary else None, "summary": summary, "intents": intents}
 
 
-def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, Any] | None,
-                          alert_source: str | None = None, alert_payload: Mapping[str, Any] | None = None,
-                          key_facts: Mapping[str, Any] | None = None,
-                          intel_config: IntelConfig | Mapping[str, Any] | None = None, *,
-                          baseline: Mapping[str, Any] | None = None,
-                          github_locations: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+class FiveAnswers(TypedDict):
+    """The five answers (the package docstring says what each holds)."""
+
+    exposure: dict[str, JsonValue]
+    tools_observed: list[dict[str, Any]]
+    intent: IntentAnswer
+    attribution: AttributionAnswer
+    damage: dict[str, Any]
+
+
+def answer_five_questions(events: Iterable[Event], investigation: Mapping[str, JsonValue] | None,
+                          alert_source: str | None = None, alert_payload: Mapping[str, JsonValue] | None = None,
+                          key_facts: Mapping[str, JsonValue] | None = None,
+                          intel_config: IntelConfig | Mapping[str, object] | None = None, *,
+                          baseline: Mapping[str, object] | None = None,
+                          github_locations: Iterable[Mapping[str, JsonValue]] | None = None) -> FiveAnswers:
     """The five answers: {"exposure", "tools_observed", "intent", "attribution", "damage"}."""
     ordered = sorted_events(events)
     config = IntelConfig.from_mapping(intel_config)
-    attribution = attribute_ips(ordered, config, attacker_infrastructure=list(
-        (investigation or {}).get("attacker_infrastructure") or []))
+    infrastructure = (investigation or {}).get("attacker_infrastructure") or []
+    attribution = attribute_ips(ordered, config, attacker_infrastructure=[
+        item for item in (infrastructure if isinstance(infrastructure, list) else []) if isinstance(item, dict)])
     exposure = assess_exposure(alert_source, alert_payload, key_facts, ordered[0] if ordered else None,
                                github_locations=list(github_locations or []) or None,
                                ip_attribution=attribution)

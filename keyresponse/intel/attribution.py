@@ -26,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
+
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, refs, sorted_events
 
@@ -81,23 +84,35 @@ class IntelConfig:
     baseline: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | IntelConfig | None) -> IntelConfig:
+    def from_mapping(cls, data: Mapping[str, object] | IntelConfig | None) -> IntelConfig:
         """From a plain dict (paths or URLs as strings); unknown keys are ignored."""
         if isinstance(data, IntelConfig):
             return data
         data = data or {}
 
-        def src(value: Any) -> Source | None:
+        def src(value: object) -> Source | None:
             if value is None or isinstance(value, Source):
                 return value
             text = str(value)
             return Source(url=text) if text.startswith(("https://", "http://")) else Source(path=Path(text))
 
-        lists = {str(k): s for k, v in (data.get("threat_lists") or {}).items() if (s := src(v))}
+        given = data.get("threat_lists") or {}
+        if not isinstance(given, Mapping):
+            raise TypeError(f"threat_lists must map list names to files or URLs, not {type(given).__name__}")
+        lists = {str(k): s for k, v in given.items() if (s := src(v))}
+        cache_dir = data.get("cache_dir") or None
+        if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
+            raise TypeError(f"cache_dir must be a path, not {type(cache_dir).__name__}")
+        baseline = data.get("baseline") or None
+        if baseline is not None and not isinstance(baseline, Mapping):
+            raise TypeError(f"baseline must be a mapping, not {type(baseline).__name__}")
+        # A fetch is documented as (url) -> bytes; callable() could not check that, and `_read` turns
+        # any failure of a fetch into a note, so it is passed on as given.
+        fetch = cast("Fetch | None", data.get("fetch"))
         return cls(aws_ranges=src(data.get("aws_ranges")), gcp_ranges=src(data.get("gcp_ranges")),
                    azure_ranges=src(data.get("azure_ranges")), tor_exits=src(data.get("tor_exits")),
-                   threat_lists=lists, cache_dir=Path(data["cache_dir"]) if data.get("cache_dir") else None,
-                   fetch=data.get("fetch"), baseline=data.get("baseline"))
+                   threat_lists=lists, cache_dir=Path(cache_dir) if cache_dir else None,
+                   fetch=fetch, baseline=baseline)
 
 
 @dataclass(frozen=True)
@@ -166,33 +181,51 @@ def _net(text: Any) -> Network | None:
         return None
 
 
-def parse_aws(data: Mapping[str, Any]) -> list[Range]:
+def _rows(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    """The objects of a ranges file's list; ValueError (the file is then noted unreadable) when it is not one."""
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise ValueError(f"{what} is not a list of objects")
+    return [row for row in value if isinstance(row, dict)]
+
+
+def _text(value: JsonValue) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_aws(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for row in [*(data.get("prefixes") or []), *(data.get("ipv6_prefixes") or [])]:
+    for row in [*_rows(data.get("prefixes"), "prefixes"), *_rows(data.get("ipv6_prefixes"), "ipv6_prefixes")]:
         net = _net(row.get("ip_prefix") or row.get("ipv6_prefix"))
         if net:
-            out.append(Range(net, "aws", row.get("service"), row.get("region")))
+            out.append(Range(net, "aws", _text(row.get("service")), _text(row.get("region"))))
     return out
 
 
-def parse_gcp(data: Mapping[str, Any]) -> list[Range]:
+def parse_gcp(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for row in data.get("prefixes") or []:
+    for row in _rows(data.get("prefixes"), "prefixes"):
         net = _net(row.get("ipv4Prefix") or row.get("ipv6Prefix"))
         if net:
-            out.append(Range(net, "gcp", row.get("service"), row.get("scope")))
+            out.append(Range(net, "gcp", _text(row.get("service")), _text(row.get("scope"))))
     return out
 
 
-def parse_azure(data: Mapping[str, Any]) -> list[Range]:
+def parse_azure(data: Mapping[str, JsonValue]) -> list[Range]:
     out = []
-    for value in data.get("values") or []:
+    for value in _rows(data.get("values"), "values"):
         props = value.get("properties") or {}
-        for prefix in props.get("addressPrefixes") or []:
+        if not isinstance(props, dict):
+            raise ValueError("values[].properties is not an object")
+        prefixes = props.get("addressPrefixes") or []
+        if not isinstance(prefixes, list):
+            raise ValueError("values[].properties.addressPrefixes is not a list")
+        for prefix in prefixes:
             net = _net(prefix)
             if net:
-                out.append(Range(net, "azure", props.get("systemService") or value.get("name"),
-                                 props.get("region") or None, value.get("name")))
+                out.append(Range(net, "azure", _text(props.get("systemService") or value.get("name")),
+                                 _text(props.get("region") or None), _text(value.get("name"))))
     return out
 
 
@@ -213,7 +246,7 @@ def parse_ip_list(text: str, source: str) -> list[Range]:
 def load_ranges(config: IntelConfig) -> Ranges:
     """Read every configured source; what is missing or malformed goes to `notes`."""
     result = Ranges()
-    parsers: dict[str, Callable[[Mapping[str, Any]], list[Range]]] = {
+    parsers: dict[str, Callable[[Mapping[str, JsonValue]], list[Range]]] = {
         "aws": parse_aws, "gcp": parse_gcp, "azure": parse_azure}
     for name, source in (("aws", config.aws_ranges), ("gcp", config.gcp_ranges), ("azure", config.azure_ranges)):
         if source is None:
@@ -266,7 +299,7 @@ def _special(address: Address) -> tuple[str, str] | None:
     return None
 
 
-def attribute_ip(ip: Any, ranges: Ranges) -> dict[str, Any]:
+def attribute_ip(ip: object, ranges: Ranges) -> dict[str, Any]:
     """One source address, classified. Never raises."""
     text = "" if ip is None else str(ip).strip()
     base: dict[str, Any] = {"ip": text, "kind": "unknown", "provider": None, "service": None, "region": None,
@@ -323,7 +356,17 @@ def attribute_ip(ip: Any, ranges: Ranges) -> dict[str, Any]:
     return out
 
 
-def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ()) -> list[dict[str, Any]]:
+class ExternalAccount(TypedDict):
+    """An AWS account outside the victim's that the actor's requests name, or where the attacker holds a principal."""
+
+    account_id: str
+    evidence: list[dict[str, JsonValue]]
+    count: int
+    note: str
+    principals: NotRequired[list[str]]
+
+
+def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ()) -> list[ExternalAccount]:
     """AWS account ids named in the actor's requests that are not the victim's (trust policies, shares)."""
     own = set(own_accounts)
     for event in events:
@@ -342,9 +385,20 @@ def external_accounts(events: Iterable[Event], own_accounts: Sequence[str] = ())
             for account, hits in sorted(found.items())]
 
 
-def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, Any] | None = None,
+class AttributionAnswer(TypedDict):
+    """Who is behind each source address (`attribute_ips`); each of `ips` is an `attribute_ip` row with
+    its events' count, times, evidence and user agents."""
+
+    ips: list[dict[str, Any]]
+    external_accounts: list[ExternalAccount]
+    sources_loaded: list[str]
+    notes: list[str]
+    summary: str
+
+
+def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, object] | None = None,
                   ranges: Ranges | None = None, *,
-                  attacker_infrastructure: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  attacker_infrastructure: Sequence[Mapping[str, object]] = ()) -> AttributionAnswer:
     """Per source IP: classification, the events from it, first/last seen; plus a summary.
 
     `attacker_infrastructure`: the investigation's principals in accounts outside ours
@@ -368,8 +422,8 @@ def attribute_ips(events: Iterable[Event], config: IntelConfig | Mapping[str, An
             "notes": list(ranges.notes), "summary": _summary(ips, accounts)}
 
 
-def _with_infrastructure(accounts: list[dict[str, Any]],
-                         infrastructure: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _with_infrastructure(accounts: list[ExternalAccount],
+                         infrastructure: Sequence[Mapping[str, object]]) -> list[ExternalAccount]:
     """`external_accounts` with the accounts of the attacker's own principals: the account a leaked key
     assumed a role in is the attacker's, whatever the requests named."""
     by_id = {a["account_id"]: a for a in accounts}
@@ -377,8 +431,10 @@ def _with_infrastructure(accounts: list[dict[str, Any]],
         account = str(item.get("account_id") or "")
         if not account:
             continue
+        keys = item.get("access_key_ids") or []
         held = (f"the attacker holds {item.get('kind')} {item.get('name')} there "
-                f"(credentials {', '.join(item.get('access_key_ids') or [])}): attacker infrastructure")
+                f"(credentials {', '.join(str(k) for k in keys) if isinstance(keys, list) else keys}): "
+                "attacker infrastructure")
         entry = by_id.get(account)
         if entry is None:
             entry = by_id[account] = {"account_id": account, "evidence": [], "count": 0,

@@ -28,9 +28,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, iso, json_field, parse_time, service_of
 
@@ -40,10 +41,26 @@ MIN_HOURS = 1.0
 INSTANCE_TYPES = {"ec2:instance", "AWS::EC2::Instance", "instance"}
 
 
+class Tokens(TypedDict):
+    input: int
+    output: int
+
+
+class Prices(TypedDict, total=False):
+    """The price table (`data/prices.yaml`); a key left out takes the estimator's default."""
+
+    sources: list[str]
+    ec2_hourly_usd: Mapping[str, float]
+    ec2_default_hourly_usd: float
+    bedrock_per_1k_tokens: Mapping[str, Sequence[float]]
+    bedrock_default_per_1k_tokens: Sequence[float]
+    bedrock_assumed_tokens_per_call: Tokens
+
+
 @lru_cache(maxsize=1)
-def default_prices() -> Mapping[str, Any]:
+def default_prices() -> Prices:
     text = resources.files("keyresponse.intel").joinpath("data").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    data: Mapping[str, Any] = yaml.safe_load(text)
+    data: Prices = yaml.safe_load(text)
     return data
 
 
@@ -54,9 +71,19 @@ def _items(value: Any) -> list[Mapping[str, Any]]:
     return [i for i in items if isinstance(i, Mapping) and i.get("instanceId")] if isinstance(items, list) else []
 
 
-def launched(events: Sequence[Event]) -> list[dict[str, Any]]:
+class Instance(TypedDict):
+    """An instance the actor launched, as the events (or the investigation) name it."""
+
+    id: JsonValue
+    type: JsonValue
+    region: JsonValue
+    launched_at: JsonValue
+    event_id: JsonValue
+
+
+def launched(events: Sequence[Event]) -> list[Instance]:
     """Instances from successful RunInstances responses: id, type, region, launch time."""
-    out = []
+    out: list[Instance] = []
     for event in events:
         if event.get("event_name") != "RunInstances" or event.get("error_code"):
             continue
@@ -87,25 +114,26 @@ def _price_for(model: str, table: Mapping[str, Sequence[float]], default: Sequen
     return default
 
 
-def _end_of(investigation: Mapping[str, Any], events: Sequence[Event], as_of: datetime | None) -> datetime | None:
+def _end_of(investigation: Mapping[str, JsonValue], events: Sequence[Event], as_of: datetime | None) -> datetime | None:
     window = investigation.get("window") if isinstance(investigation.get("window"), Mapping) else {}
     assert isinstance(window, Mapping)
     return as_of or parse_time(window.get("end")) or parse_time(investigation.get("last_seen")) or (
         parse_time(events[-1].get("event_time")) if events else None)
 
 
-def _instances(investigation: Mapping[str, Any], events: Sequence[Event]) -> list[dict[str, Any]]:
+def _instances(investigation: Mapping[str, JsonValue], events: Sequence[Event]) -> list[Instance]:
     """Launched instances from the events, plus those only the investigation lists (type unknown)."""
     found = launched(events)
     known = {i["id"] for i in found}
-    for row in investigation.get("resources_created") or []:
+    rows = investigation.get("resources_created") or []
+    for row in rows if isinstance(rows, list) else []:  # (a string or an object holds no row)
         if isinstance(row, Mapping) and row.get("type") in INSTANCE_TYPES and row.get("id") not in known:
             found.append({"id": row.get("id"), "type": None, "region": row.get("region"),
                           "launched_at": row.get("event_time") or investigation.get("first_seen"), "event_id": None})
     return found
 
 
-def _bedrock(events: Sequence[Event], prices: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _bedrock(events: Sequence[Event], prices: Prices) -> tuple[list[dict[str, Any]], list[str]]:
     invocations = [e for e in events if service_of(e) == "bedrock" and not e.get("error_code")
                    and str(e.get("event_name")).startswith(("InvokeModel", "Converse"))]
     if not invocations:
@@ -128,12 +156,12 @@ def _bedrock(events: Sequence[Event], prices: Mapping[str, Any]) -> tuple[list[d
                    f"{tokens['input']} input + {tokens['output']} output tokens"]
 
 
-def estimate_cost(investigation: Mapping[str, Any] | None, events: Sequence[Event], *,
-                  as_of: datetime | None = None, prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def estimate_cost(investigation: Mapping[str, JsonValue] | None, events: Sequence[Event], *,
+                  as_of: datetime | None = None, prices: Prices | None = None) -> dict[str, Any]:
     """EC2 instance-hours (launch to termination or to the end of the window) × on-demand price,
     plus Bedrock calls; every assumption listed. Items of instances carry `terminated_at` (or None:
     still running at the end of the window)."""
-    inv: Mapping[str, Any] = investigation or {}
+    inv: Mapping[str, JsonValue] = investigation or {}
     prices = prices or default_prices()
     hourly: Mapping[str, float] = prices.get("ec2_hourly_usd") or {}
     default_hourly = float(prices.get("ec2_default_hourly_usd", 1.0))
@@ -173,12 +201,18 @@ def estimate_cost(investigation: Mapping[str, Any] | None, events: Sequence[Even
             "as_of": iso(end) if end else None, "confidence": "medium" if items and not untyped else "low"}
 
 
-def recorded_cost(investigation: Mapping[str, Any]) -> float:
+def _usd(value: JsonValue) -> float:
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"an amount in USD must be a number, not {type(value).__name__}")
+
+
+def recorded_cost(investigation: Mapping[str, JsonValue]) -> float:
     """The estimate a stored investigation carries, in USD: its damage answer's `total_usd` (what the
     report's intel section prints) when it has one, else `cost_estimate_usd`. One report, one figure,
     even for a record whose two figures came from two estimators (see the module docstring)."""
     damage = investigation.get("damage")
     estimate = damage.get("cost_estimate") if isinstance(damage, Mapping) else None
     if isinstance(estimate, Mapping) and estimate.get("total_usd") is not None:
-        return float(estimate["total_usd"])
-    return float(investigation.get("cost_estimate_usd") or 0.0)
+        return _usd(estimate["total_usd"])
+    return _usd(investigation.get("cost_estimate_usd") or 0.0)

@@ -19,7 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from keyresponse.intel.cost import INSTANCE_TYPES, estimate_cost, launched
+from pydantic import JsonValue
+
+from keyresponse.intel.cost import INSTANCE_TYPES, Prices, estimate_cost, launched
 from keyresponse.intel.events import Event, json_field, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import (
     CREATE,
@@ -65,12 +67,18 @@ def _created_by_events(ok: Sequence[Event]) -> list[dict[str, Any]]:
             continue
         where = {"region": event.get("aws_region"), "event_name": event.get("event_name"),
                  "event_time": event.get("event_time")}
-        for item in launched([event]) or [{"id": resource_of(event) or ",".join(sorted(created_ids(event)))}]:
-            rows.append({"type": _type_of(event), "id": item["id"], **where})
+        ids = [item["id"] for item in launched([event])] or [resource_of(event) or ",".join(sorted(created_ids(event)))]
+        for ident in ids:
+            rows.append({"type": _type_of(event), "id": ident, **where})
     return rows
 
 
-def _data_read(inv: Mapping[str, Any], ordered: Sequence[Event], ok: Sequence[Event]) -> list[dict[str, Any]]:
+def _listed(value: JsonValue) -> list[JsonValue]:
+    """A JSON list's items (nothing for anything else: a string or an object lists no rows)."""
+    return value if isinstance(value, list) else []
+
+
+def _data_read(inv: Mapping[str, JsonValue], ordered: Sequence[Event], ok: Sequence[Event]) -> list[dict[str, Any]]:
     reads: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for e in ok:
         if kind_of(e) in DATA_KINDS:
@@ -79,7 +87,7 @@ def _data_read(inv: Mapping[str, Any], ordered: Sequence[Event], ok: Sequence[Ev
         return [{"event_name": name, "resource": res, "count": len(hits), "evidence": refs(hits, 5)}
                 for (name, res), hits in sorted(reads.items())]
     return [{"event_name": d.get("event_name"), "resource": d.get("resource"), "count": d.get("count"),
-             "evidence": []} for d in inv.get("data_access") or [] if isinstance(d, Mapping)
+             "evidence": []} for d in _listed(inv.get("data_access")) if isinstance(d, Mapping)
             and d.get("error_count") != d.get("count")]
 
 
@@ -104,14 +112,14 @@ def _secrets(data_read: Sequence[Mapping[str, Any]], ok: Sequence[Event]) -> tup
     return sorted(names), unnamed
 
 
-def assess_damage(investigation: Mapping[str, Any] | None, *, events: Iterable[Event] | None = None,
-                  as_of: datetime | None = None, prices: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def assess_damage(investigation: Mapping[str, JsonValue] | None, *, events: Iterable[Event] | None = None,
+                  as_of: datetime | None = None, prices: Prices | None = None) -> dict[str, Any]:
     """The damage answer (see the package docstring). Missing fields are treated as "none found"."""
-    inv: Mapping[str, Any] = investigation or {}
+    inv: Mapping[str, JsonValue] = investigation or {}
     ordered = sorted_events(events or [])
     ok = [e for e in ordered if not e.get("error_code")]
     cleanup = {id(e) for e in own_cleanup(ordered)}
-    created = [dict(r) for r in inv.get("resources_created") or [] if isinstance(r, Mapping)]
+    created: list[dict[str, Any]] = [dict(r) for r in _listed(inv.get("resources_created")) if isinstance(r, Mapping)]
     if not created:
         created = _created_by_events(ok)
     changed_events = [e for e in ok if kind_of(e) in WRITE_KINDS]
@@ -119,7 +127,7 @@ def assess_damage(investigation: Mapping[str, Any] | None, *, events: Iterable[E
     if not ordered:  # only the investigation: its persistence list is what changed
         changed = [{"event_name": p.get("event_name"), "resource": p.get("resource"), "region": p.get("region"),
                     "event_time": p.get("event_time"), "event_id": None}
-                   for p in inv.get("persistence") or [] if isinstance(p, Mapping)
+                   for p in _listed(inv.get("persistence")) if isinstance(p, Mapping)
                    and not str(p.get("event_name", "")).startswith("Create")]
     deleted = [e for e in ok if kind_of(e) == DELETE and id(e) not in cleanup]
     removed = [_row(e) for e in deleted]
@@ -150,7 +158,7 @@ def assess_damage(investigation: Mapping[str, Any] | None, *, events: Iterable[E
             "resources_deleted": removed, "data_read": data_read, "secrets_to_rotate": secrets,
             "objects_read": objects, "cost_estimate": cost, "verdict": verdict,
             "confidence": "high" if ordered else "medium" if not nothing else "low",
-            "evidence": evidence, "notes": notes + [str(g) for g in inv.get("logging_gaps") or []]}
+            "evidence": evidence, "notes": notes + [str(g) for g in _listed(inv.get("logging_gaps"))]}
 
 
 def _count(n: int, word: str) -> str:

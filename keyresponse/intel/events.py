@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import JsonValue
+
 #: How many event references one piece of evidence carries at most (the count is always exact).
 EVIDENCE_LIMIT = 25
 
@@ -29,7 +31,7 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def event_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def event_from_record(record: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     """A raw CloudTrail record as a `key_events` row (plus its `user_identity`)."""
     identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), Mapping) else {}
     assert isinstance(identity, Mapping)
@@ -50,18 +52,19 @@ def event_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def json_field(event: Event, name: str) -> Any:
+def json_field(event: Event, name: str) -> JsonValue:
     """`request_parameters` / `response_elements` parsed; None when absent or not JSON."""
     value = event.get(name)
     if value is None or isinstance(value, dict | list):
         return value
     try:
-        return json.loads(str(value))
+        parsed: JsonValue = json.loads(str(value))
     except ValueError:
         return None
+    return parsed
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """An ISO-8601 time (with Z or an offset, or naive = UTC) as an aware datetime; None if unreadable."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -90,7 +93,7 @@ def sorted_events(events: Iterable[Event]) -> list[Event]:
     return sorted(events, key=lambda e: (str(e.get("event_time") or "~"), str(e.get("event_id") or "")))
 
 
-def ref(event: Event) -> dict[str, Any]:
+def ref(event: Event) -> dict[str, JsonValue]:
     """The reference to one event that evidence carries."""
     out = {"event_id": event.get("event_id"), "event_time": event.get("event_time"),
            "event_name": event.get("event_name")}
@@ -99,7 +102,7 @@ def ref(event: Event) -> dict[str, Any]:
     return out
 
 
-def refs(events: Iterable[Event], limit: int = EVIDENCE_LIMIT) -> list[dict[str, Any]]:
+def refs(events: Iterable[Event], limit: int = EVIDENCE_LIMIT) -> list[dict[str, JsonValue]]:
     return [ref(e) for e in list(events)[:limit]]
 
 

@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import JsonValue
+
 from keyresponse.intel.events import Event, parse_time, ref
 from keyresponse.intel.taxonomy import instance_credential
 
@@ -160,16 +162,19 @@ def _alert_facts(source: str | None, payload: Mapping[str, Any] | None,
     return {"detected_by": src or None}
 
 
-def _where(ip: str | None, attribution: Mapping[str, Any] | None) -> str | None:
+def _where(ip: str | None, attribution: Mapping[str, object] | None) -> str | None:
     """"aws" when the caller is in AWS's ranges, "outside" when AWS ranges are loaded and it is not."""
     if not attribution or not ip:
         return None
-    row = next((r for r in attribution.get("ips") or [] if r.get("ip") == ip), None)
+    rows = attribution.get("ips") or []
+    row = next((r for r in (rows if isinstance(rows, list) else []) if isinstance(r, dict) and r.get("ip") == ip),
+               None)
     if not row:
         return None
     if row.get("provider") == "aws" or row.get("kind") == "aws_service":
         return "aws"
-    if "aws" in (attribution.get("sources_loaded") or []) and row.get("kind") in ("cloud", "public"):
+    loaded = attribution.get("sources_loaded") or []
+    if isinstance(loaded, list) and "aws" in loaded and row.get("kind") in ("cloud", "public"):
         return "outside"
     return None
 
@@ -180,11 +185,11 @@ def _minutes(later: datetime | None, earlier: datetime | None) -> float | None:
     return round((later - earlier).total_seconds() / 60, 1)
 
 
-def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, Any] | None,
-                    key_facts: Mapping[str, Any] | None, first_attacker_event: Event | None, *,
-                    github_locations: Sequence[Mapping[str, Any]] | None = None,
-                    ip_attribution: Mapping[str, Any] | None = None,
-                    now: datetime | None = None) -> dict[str, Any]:
+def assess_exposure(alert_source: str | None, alert_payload: Mapping[str, JsonValue] | None,
+                    key_facts: Mapping[str, JsonValue] | None, first_attacker_event: Event | None, *,
+                    github_locations: Sequence[Mapping[str, JsonValue]] | None = None,
+                    ip_attribution: Mapping[str, object] | None = None,
+                    now: datetime | None = None) -> dict[str, JsonValue]:
     """The exposure answer (see the package docstring for its fields). Never raises on odd input."""
     facts = _alert_facts(alert_source, alert_payload if isinstance(alert_payload, Mapping) else None,
                          github_locations)

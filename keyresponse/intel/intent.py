@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TypedDict, TypeVar
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, level, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import (
@@ -95,20 +96,43 @@ class IntentRule:
     signals: tuple[Signal, ...]
 
 
-def parse_rules(data: Mapping[str, Any]) -> tuple[IntentRule, ...]:
+def _mappings(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} must be a list of mappings")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _string_list(value: JsonValue, what: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list")
+    return tuple(str(item) for item in value)
+
+
+def _int(value: JsonValue, what: str) -> int:
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise ValueError(f"{what} must be a number")
+
+
+def parse_rules(data: Mapping[str, JsonValue]) -> tuple[IntentRule, ...]:
     out = []
-    for entry in data.get("intents") or []:
+    for entry in _mappings(data.get("intents"), "intents"):
         signals = []
-        for s in entry.get("signals") or []:
+        for s in _mappings(entry.get("signals"), "signals"):
             if s.get("weight") not in WEIGHTS:
                 raise ValueError(f"intent {entry.get('intent')!r}: weight must be one of {sorted(WEIGHTS)}")
-            kinds = tuple(s.get("kinds") or ())
+            kinds = _string_list(s.get("kinds"), "kinds")
             if not (s.get("calls") or kinds) or set(kinds) - set(KINDS):
                 raise ValueError(f"intent {entry.get('intent')!r}: a signal names calls or kinds (one of {KINDS})")
-            signals.append(Signal(tuple(s.get("calls") or ()), s["weight"], int(s.get("strong_at", 1)),
-                                  tuple(s.get("params_any") or ()), str(s.get("why", "")), kinds))
+            signals.append(Signal(_string_list(s.get("calls"), "calls"), str(s["weight"]),
+                                  _int(s.get("strong_at", 1), "strong_at"), _string_list(s.get("params_any"), "params_any"),
+                                  str(s.get("why", "")), kinds))
         out.append(IntentRule(str(entry["intent"]), str(entry.get("label", entry["intent"])),
-                              int(entry.get("priority", 9)), tuple(signals)))
+                              _int(entry.get("priority", 9), "priority"), tuple(signals)))
     return tuple(out)
 
 
@@ -136,8 +160,23 @@ def _score(weight: str, hits: Sequence[Event], strong_at: int) -> float:
     return score if ok else score * ATTEMPT_FACTOR
 
 
+class Intent(TypedDict):
+    """One intent the events show (`classify_intent`)."""
+
+    intent: str
+    label: str
+    confidence: str
+    score: float
+    priority: int
+    evidence: list[dict[str, JsonValue]]
+    evidence_count: int
+    attempted_only: bool
+    reasons: list[str]
+    primary: bool
+
+
 def _item(intent: str, label: str, priority: int, score: float, hits: Sequence[Event],
-          reasons: Sequence[str]) -> dict[str, Any]:
+          reasons: Sequence[str]) -> Intent:
     ordered = sorted_events(hits)
     return {"intent": intent, "label": label, "confidence": level(score), "score": round(score, 2),
             "priority": priority, "evidence": refs(ordered), "evidence_count": len(ordered),
@@ -151,10 +190,14 @@ def _ordinary(event: Event) -> bool:
     return name.startswith(READ_PREFIXES) or (service_of(event), name) in ORDINARY_WRITES
 
 
-def _owner_use(events: Sequence[Event], baseline: Mapping[str, Any]) -> tuple[float, list[Event], list[str]]:
+def _strings(value: object) -> set[str]:
+    return {str(v) for v in value} if isinstance(value, Iterable) else set()
+
+
+def _owner_use(events: Sequence[Event], baseline: Mapping[str, object]) -> tuple[float, list[Event], list[str]]:
     """How well the owner's baseline explains the events: (score, the events it explains, reasons)."""
-    agents = {str(a) for a in baseline.get("user_agents") or ()}
-    names = {str(n) for n in baseline.get("event_names") or ()}
+    agents = _strings(baseline.get("user_agents") or ())
+    names = _strings(baseline.get("event_names") or ())
     if not agents and not names:
         return 0.0, [], []
     same_agent = [e for e in events if not agents or str(e.get("user_agent")) in agents]
@@ -176,8 +219,8 @@ def _owner_use(events: Sequence[Event], baseline: Mapping[str, Any]) -> tuple[fl
     return 0.0, usual, reasons
 
 
-def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None = None,
-                    rules: Sequence[IntentRule] | None = None) -> list[dict[str, Any]]:
+def classify_intent(events: Iterable[Event], baseline: Mapping[str, object] | None = None,
+                    rules: Sequence[IntentRule] | None = None) -> list[Intent]:
     """Every intent the events show, primary first (`primary: true`), then by score.
 
     Each item: `intent`, `label`, `confidence` (high|medium|low), `score` (0..1), `priority`,
@@ -201,7 +244,7 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
                       "no resources touched, no data read"])
         item["primary"] = True
         return [item]
-    results: list[dict[str, Any]] = []
+    results: list[Intent] = []
     cleanup = own_cleanup(ordered)
     explained: set[int] = {id(e) for e in cleanup}  # cleanup shows no other intent
     for rule in rules:
@@ -259,6 +302,10 @@ def classify_intent(events: Iterable[Event], baseline: Mapping[str, Any] | None 
     return results
 
 
-def primary_intent(intents: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+#: An intent item as `classify_intent` lists it (or any mapping with a "primary" flag).
+IntentItem = TypeVar("IntentItem", bound=Mapping[str, object])
+
+
+def primary_intent(intents: Sequence[IntentItem]) -> IntentItem | None:
     """The item marked primary (None for no events)."""
     return next((i for i in intents if i.get("primary")), None)

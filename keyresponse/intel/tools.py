@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
+from pydantic import JsonValue
 
 from keyresponse.intel.events import Event, parse_time, refs, service_of, sorted_events
 from keyresponse.intel.taxonomy import READ_PREFIXES
@@ -47,6 +48,15 @@ class Fingerprint:
         return bool(self.regex and self.regex.search(user_agent))
 
 
+class ToolHit(TypedDict):
+    """What one user agent says (`identify_user_agent`)."""
+
+    tool: str
+    category: str
+    note: str
+    sources: list[str]
+
+
 @dataclass(frozen=True)
 class Table:
     fingerprints: tuple[Fingerprint, ...]
@@ -54,21 +64,40 @@ class Table:
     aws_service_suffix: str = ".amazonaws.com"
 
 
-def parse_table(data: Mapping[str, Any]) -> Table:
+def _mappings(value: JsonValue, what: str) -> list[dict[str, JsonValue]]:
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} must be a list of mappings")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _strings(value: JsonValue, what: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list")
+    return tuple(str(item) for item in value)
+
+
+def parse_table(data: Mapping[str, JsonValue]) -> Table:
     """Build a table from the YAML structure (raises ValueError on a malformed entry)."""
     rows = []
-    for entry in data.get("tools") or []:
+    for entry in _mappings(data.get("tools"), "tools"):
         if not entry.get("tool") or not entry.get("category") or not entry.get("sources"):
             raise ValueError(f"user-agent entry needs tool, category and sources: {entry!r}")
         if not entry.get("match") and not entry.get("regex"):
             raise ValueError(f"user-agent entry {entry['tool']!r} needs match or regex")
         rows.append(Fingerprint(
             tool=str(entry["tool"]), category=str(entry["category"]),
-            match=tuple(str(m) for m in entry.get("match") or ()),
-            regex=re.compile(entry["regex"], re.IGNORECASE) if entry.get("regex") else None,
-            hides=tuple(entry.get("hides") or ()), note=str(entry.get("note") or ""),
-            sources=tuple(str(s) for s in entry["sources"])))
-    return Table(tuple(rows), dict(data.get("behaviours") or {}),
+            match=_strings(entry.get("match"), "match"),
+            regex=re.compile(str(entry["regex"]), re.IGNORECASE) if entry.get("regex") else None,
+            hides=_strings(entry.get("hides"), "hides"), note=str(entry.get("note") or ""),
+            sources=_strings(entry["sources"], "sources")))
+    behaviours = data.get("behaviours") or {}
+    if not isinstance(behaviours, dict) or not all(isinstance(rule, dict) for rule in behaviours.values()):
+        raise ValueError("behaviours must map names to mappings")
+    return Table(tuple(rows), {name: rule for name, rule in behaviours.items() if isinstance(rule, dict)},
                  str(data.get("aws_service_suffix") or ".amazonaws.com"))
 
 
@@ -79,7 +108,7 @@ def default_table() -> Table:
     return parse_table(yaml.safe_load(text))
 
 
-def identify_user_agent(user_agent: str | None, table: Table | None = None) -> list[dict[str, Any]]:
+def identify_user_agent(user_agent: str | None, table: Table | None = None) -> list[ToolHit]:
     """What a single user agent says: the matching table rows (most specific first), or "unknown"."""
     table = table or default_table()
     ua = (user_agent or "").strip()
@@ -222,7 +251,7 @@ def tools_observed(events: Iterable[Event], table: Table | None = None) -> list[
     table = table or default_table()
     ordered = sorted_events(events)
     groups: dict[tuple[str, str], list[Event]] = defaultdict(list)
-    meta: dict[tuple[str, str], dict[str, Any]] = {}
+    meta: dict[tuple[str, str], ToolHit] = {}
     for event in ordered:
         for hit in identify_user_agent(event.get("user_agent"), table):
             key = (hit["tool"], hit["category"])

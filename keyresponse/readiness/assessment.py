@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from keyresponse import aws
@@ -12,6 +11,11 @@ from keyresponse.readiness.checks import CHECKS
 from keyresponse.readiness.model import Check, ReadinessOptions
 from keyresponse.readiness.unit import Scope
 from keyresponse.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import boto3
+
+    from keyresponse.aws import ClientFactory
 
 #: The reads of `open_scope` itself: who the clients are, and which regions the account has enabled.
 ASSESS_PERMISSIONS: tuple[str, ...] = ("sts:GetCallerIdentity", "ec2:DescribeRegions")
@@ -25,7 +29,7 @@ PERMISSIONS: tuple[str, ...] = tuple(dict.fromkeys(
 class _ClientsLike:
     """An action context's `Clients`, or a plain boto3 session (one client per service and region)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: ClientFactory | boto3.Session) -> None:
         self._source = source
         self._cache: dict[tuple[str, str | None], Any] = {}
 
@@ -38,20 +42,20 @@ class _ClientsLike:
         return self._cache[key]
 
 
-def is_emulated(clients: Callable[..., Any]) -> bool:
+def is_emulated(clients: ClientFactory) -> bool:
     """True when the clients talk to a local stand-in (the moto sandbox), not to AWS."""
     host = urlparse(str(clients("iam").meta.endpoint_url)).hostname or ""
     return host in ("127.0.0.1", "localhost", "::1") or not host.endswith(("amazonaws.com", "amazonaws.com.cn"))
 
 
-def enabled_regions(clients: Callable[..., Any], home: str) -> list[str]:
+def enabled_regions(clients: ClientFactory, home: str) -> list[str]:
     """Every region enabled in the account (home region first)."""
     found = sorted(r["RegionName"] for r in clients("ec2", home).describe_regions(AllRegions=False)["Regions"])
     return [home, *(r for r in found if r != home)]
 
 
 def open_scope(
-    clients: Any = None,
+    clients: ClientFactory | boto3.Session | None = None,
     settings: Settings | None = None,
     options: ReadinessOptions | None = None,
     *,
@@ -78,7 +82,7 @@ def open_scope(
 
 
 def assess(
-    clients: Any = None,
+    clients: ClientFactory | boto3.Session | None = None,
     settings: Settings | None = None,
     options: ReadinessOptions | None = None,
     *,

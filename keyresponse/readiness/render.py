@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+from pydantic import JsonValue
 
 from keyresponse import markdown as md
 from keyresponse.readiness.model import Check
@@ -21,9 +22,10 @@ def summary(checks: Sequence[Check]) -> dict[str, int]:
     return {status: sum(1 for c in checks if c.status == status) for status in ("pass", "fail", "not_verifiable")}
 
 
-def to_json(checks: Sequence[Check]) -> dict[str, Any]:
+def to_json(checks: Sequence[Check]) -> dict[str, JsonValue]:
     """The JSON of `keyresponse readiness --json`."""
-    return {"summary": summary(checks),
+    counts: dict[str, JsonValue] = dict(summary(checks))
+    return {"summary": counts,
             "checks": [c.model_dump(mode="json", exclude={"facts"}) for c in checks]}
 
 

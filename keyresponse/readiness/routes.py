@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from keyresponse.readiness.model import ReadinessOptions
 
@@ -60,8 +60,8 @@ def webhook_endpoint(options: ReadinessOptions, route: AlertRoute) -> str:
     return f"{options.webhook_url.rstrip('/')}/alerts/{route.source}"
 
 
-def _values(pattern: Mapping[str, Any], *path: str) -> list[Any]:
-    node: Any = pattern
+def _values(pattern: Mapping[str, JsonValue], *path: str) -> list[JsonValue]:
+    node: JsonValue | Mapping[str, JsonValue] = pattern
     for key in path:
         if not isinstance(node, Mapping):
             return []
@@ -69,17 +69,17 @@ def _values(pattern: Mapping[str, Any], *path: str) -> list[Any]:
     return node if isinstance(node, list) else []
 
 
-def _covers(values: list[Any], wanted: str) -> bool:
+def _covers(values: list[JsonValue], wanted: str) -> bool:
     """Does an event-pattern value list match `wanted` (a literal, or a prefix matcher)?"""
     for value in values:
         if value == wanted:
             return True
-        if isinstance(value, Mapping) and isinstance(value.get("prefix"), str) and wanted.startswith(value["prefix"]):
+        if isinstance(value, Mapping) and isinstance(prefix := value.get("prefix"), str) and wanted.startswith(prefix):
             return True
     return False
 
 
-def route_matches(route: AlertRoute, pattern: Mapping[str, Any]) -> bool:
+def route_matches(route: AlertRoute, pattern: Mapping[str, JsonValue]) -> bool:
     """Does a rule's pattern deliver the events `route` is about (ours, or an equivalent hand-made one)?"""
     if not _covers(_values(pattern, "source"), str(route.pattern["source"][0])):
         return False

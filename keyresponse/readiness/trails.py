@@ -6,34 +6,63 @@ bucket) and by the `configure_trail` hardening action (`event_selector_types`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict
+
+from pydantic import JsonValue
 
 from keyresponse.readiness.model import ReadinessOptions
 from keyresponse.readiness.unit import READ_ERRORS, Scope
+
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
 #: The IAM actions of reading the trails (`read_trails`).
 TRAIL_PERMISSIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors")
 
 
-def event_selector_types(selectors: Mapping[str, Any]) -> set[str]:
+class Trail(TypedDict):
+    """One trail as `read_trails` reads it."""
+
+    name: str
+    arn: str
+    home_region: str
+    bucket: str | None
+    multi_region: bool
+    organization: bool
+    log_file_validation: bool
+    logging: bool
+    data_events: list[str]
+    delivery_error: str | None
+
+
+def _mappings(value: object) -> list[Mapping[str, object]]:
+    """The objects of a JSON list (a response's list of selectors, resources or fields)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _strings(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def event_selector_types(selectors: Mapping[str, object]) -> set[str]:
     """Data-event resource types a trail records, from basic or advanced event selectors."""
     types: set[str] = set()
-    for selector in selectors.get("EventSelectors") or []:
-        for resource in selector.get("DataResources") or []:
+    for selector in _mappings(selectors.get("EventSelectors")):
+        for resource in _mappings(selector.get("DataResources")):
             types.add(str(resource.get("Type")))
-    for selector in selectors.get("AdvancedEventSelectors") or []:
-        fields = {f.get("Field"): f for f in selector.get("FieldSelectors") or []}
-        category = fields.get("eventCategory", {}).get("Equals") or []
+    for selector in _mappings(selectors.get("AdvancedEventSelectors")):
+        fields = {f.get("Field"): f for f in _mappings(selector.get("FieldSelectors"))}
+        category = _strings(fields.get("eventCategory", {}).get("Equals"))
         if "Data" in category:
-            types.update(str(t) for t in fields.get("resources.type", {}).get("Equals") or [])
+            types.update(_strings(fields.get("resources.type", {}).get("Equals")))
     return types
 
 
-def read_trails(clients: Callable[..., Any], home: str) -> list[dict[str, Any]]:
+def read_trails(clients: ClientFactory, home: str) -> list[Trail]:
     """Every trail that applies to the home region, with its logging status and data-event types."""
     ct = clients("cloudtrail", home)
-    trails = []
+    trails: list[Trail] = []
     for trail in ct.describe_trails(includeShadowTrails=True).get("trailList", []):
         arn = trail["TrailARN"]
         trail_ct = clients("cloudtrail", trail.get("HomeRegion") or home)
@@ -50,12 +79,12 @@ def read_trails(clients: Callable[..., Any], home: str) -> list[dict[str, Any]]:
     return trails
 
 
-def trails(scope: Scope) -> list[dict[str, Any]]:
+def trails(scope: Scope) -> list[Trail]:
     """The scope's trails, read once (a failed read raises the same error to every check that asks)."""
     return scope.memo("trails", lambda: read_trails(scope.clients, scope.home))
 
 
-def trail_gaps(trail: Mapping[str, Any]) -> list[str]:
+def trail_gaps(trail: Trail) -> list[str]:
     gaps = []
     if not (trail["multi_region"] or trail["organization"]):
         gaps.append("single-region")
@@ -68,11 +97,11 @@ def trail_gaps(trail: Mapping[str, Any]) -> list[str]:
     return gaps
 
 
-def good_trails(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def good_trails(found: list[Trail]) -> list[Trail]:
     return [t for t in found if not trail_gaps(t)]
 
 
-def chosen_trail(found: list[dict[str, Any]], options: ReadinessOptions) -> dict[str, Any] | None:
+def chosen_trail(found: list[Trail], options: ReadinessOptions) -> Trail | None:
     """The trail the fix should act on: a good one, else the closest one (multi-region first), else None
     (ours, `options.trail_name`, is to be created)."""
     candidates = good_trails(found) or sorted(found, key=lambda t: (not (t["multi_region"] or t["organization"]),
@@ -92,12 +121,12 @@ def named_bucket(scope: Scope) -> str | None:
     return scope.options.trail_bucket or bucket_of(scope.settings.cloudtrail_logs)
 
 
-def trail_facts(found: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
+def trail_facts(found: list[Trail], scope: Scope) -> dict[str, JsonValue]:
     """What the hardening plan needs of the trail checks: the trail to fix, whether it exists, its bucket."""
     chosen = chosen_trail(found, scope.options)
     return {"trail": chosen["name"] if chosen else scope.options.trail_name, "trail_exists": chosen is not None,
             "trail_home_region": chosen["home_region"] if chosen else None,
-            "bucket": (chosen or {}).get("bucket") or named_bucket(scope)}
+            "bucket": (chosen.get("bucket") if chosen else None) or named_bucket(scope)}
 
 
 def trail_bucket(scope: Scope) -> str | None:
@@ -106,4 +135,5 @@ def trail_bucket(scope: Scope) -> str | None:
         found = trails(scope)
     except READ_ERRORS:
         return named_bucket(scope)
-    return (chosen_trail(found, scope.options) or {}).get("bucket") or named_bucket(scope)
+    chosen = chosen_trail(found, scope.options)
+    return (chosen.get("bucket") if chosen else None) or named_bucket(scope)

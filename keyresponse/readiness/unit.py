@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +33,9 @@ from keyresponse.errors import KeyResponseError
 from keyresponse.keyscan import ScanResult
 from keyresponse.readiness.model import Check, ReadinessOptions
 from keyresponse.settings import Settings
+
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
@@ -51,7 +54,7 @@ class Scope:
     """What every check of one account reads from: its clients, the settings and options, the regions, and
     the reads several checks share (made once, through `memo`)."""
 
-    clients: Callable[..., Any]
+    clients: ClientFactory
     settings: Settings
     options: ReadinessOptions
     account_id: str

@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyresponse.alerts import (
@@ -192,8 +193,8 @@ def _judged() -> Iterator[None]:
         raise Rejected(422, "invalid_alert", str(exc)) from None
 
 
-async def fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any], ref: GitHubAlertRef,
-                              settings: WebhookSettings) -> dict[str, Any]:
+async def fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, JsonValue], ref: GitHubAlertRef,
+                              settings: WebhookSettings) -> dict[str, JsonValue]:
     """The webhook payload (checked into `ref` by `github_alert_ref`) with `alert.secret` filled in
     from `GET /repos/{o}/{r}/secret-scanning/alerts/{n}`."""
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
@@ -217,7 +218,10 @@ async def fetch_github_secret(client: httpx.AsyncClient, payload: dict[str, Any]
         secret = fetched["secret"]
     except (ValueError, KeyError, TypeError):
         raise Rejected(502, "github_api_error", f"GET {ref.api_path} returned no 'secret' field") from None
-    return {**payload, "alert": {**payload["alert"], "secret": secret}}
+    alert = payload["alert"]
+    if not isinstance(alert, dict):  # github_alert_ref checked it is an object
+        raise Rejected(422, "invalid_alert", "alert must be a JSON object")
+    return {**payload, "alert": {**alert, "secret": secret}}
 
 
 async def _rejected(_: Request, exc: Rejected) -> JSONResponse:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
+from pydantic import JsonValue
+
 from keyresponse.alerts import Alert, Source
 from keyresponse.notifications import IncidentMessage, alert_stuck, launch_failed
 from keyresponse.notifications import send as _send
@@ -82,8 +84,8 @@ class Accepted:
     warning: str | None = None
     replaced: Replaced | None = None
 
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"incident_id": self.incident_id, "alert_id": self.alert.alert_id,
+    def body(self) -> dict[str, JsonValue]:
+        out: dict[str, JsonValue] = {"incident_id": self.incident_id, "alert_id": self.alert.alert_id,
                                "flow_run_id": self.flow_run_id, "ui_url": self.ui_url, "status": self.status}
         if self.duplicate_of is not None:
             out["duplicate_of"] = self.duplicate_of
@@ -448,7 +450,7 @@ class AlertIntake:
                                     bounded=False)
         return await then
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, JsonValue]:
         """What `/healthz` reports: counters kept in memory, never a read of the spool."""
         return {"spool": str(self.spool.folder), "pending": self.pending, "quarantined": self.spool.quarantined,
                 **{name: self.counts[name] for name in ("accepted", "attached", "launch_attempts", "launched",

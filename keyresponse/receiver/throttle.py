@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.receiver.wire import error_response
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 
 class TokenBuckets:
@@ -49,7 +52,7 @@ class Throttle:
     `--forwarded-allow-ips`, 127.0.0.1 by default).
     """
 
-    def __init__(self, app: Any, buckets: TokenBuckets, authenticated: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets, authenticated: frozenset[str]) -> None:
         self.app, self.buckets, self.authenticated = app, buckets, authenticated
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import JsonValue
 
 #: A Content-Length the receiver reads: ASCII digits, at most 19 (any larger is over every limit anyway).
 _LENGTH_RE = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -18,15 +20,15 @@ class Rejected(Exception):
     """An HTTP error answer: `{"error": code, "detail": ...}`."""
 
     def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, JsonValue] | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
         self.headers = headers or {}
         self.extra = extra or {}
 
 
-def error_response(status: int, error: str, detail: Any, headers: dict[str, str] | None = None,
-                   extra: dict[str, Any] | None = None) -> JSONResponse:
+def error_response(status: int, error: str, detail: JsonValue, headers: dict[str, str] | None = None,
+                   extra: Mapping[str, JsonValue] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
@@ -48,7 +50,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(body: bytes) -> dict[str, JsonValue]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

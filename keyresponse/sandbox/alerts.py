@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyresponse.sandbox.cloudtrail import uuid_from
+
+if TYPE_CHECKING:
+    from keyresponse.sandbox.scenarios import Scenario
 
 #: GuardDuty finding type and severity per scenario (types from the GuardDuty finding catalogue).
 FINDINGS = {
@@ -99,7 +102,7 @@ def _github(truth: dict[str, Any], exposure: dict[str, Any], rng: random.Random)
     }
 
 
-def write_alerts(folder: Path, truth: dict[str, Any], scenario: Any, seed: int) -> dict[str, Any]:
+def write_alerts(folder: Path, truth: dict[str, Any], scenario: Scenario, seed: int) -> dict[str, str]:
     """Write the alert payloads of this incident; returns the exposure facts (where the key leaked)."""
     rng = random.Random(f"{seed}:{scenario.name}:alerts")
     commit = f"{rng.getrandbits(160):040x}"

@@ -16,13 +16,14 @@ import gzip
 import json
 import random
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from isal import igzip
+from pydantic import JsonValue
 
 EVENT_VERSION = "1.09"
 WINDOW_SECONDS = 300
@@ -93,17 +94,17 @@ class Identity:
     session_created: str | None = None  # sessionContext.attributes.creationDate
     mfa: bool = False
 
-    def render(self) -> dict[str, Any]:
+    def render(self) -> dict[str, JsonValue]:
         if self.type == "AWSService":
             return {"type": "AWSService", "invokedBy": self.invoked_by}
-        out: dict[str, Any] = {"type": self.type, "principalId": self.principal_id, "arn": self.arn,
+        out: dict[str, JsonValue] = {"type": self.type, "principalId": self.principal_id, "arn": self.arn,
                                "accountId": self.account_id}
         if self.access_key_id:
             out["accessKeyId"] = self.access_key_id
         if self.user_name and self.type in ("IAMUser", "Root"):
             out["userName"] = self.user_name
         if self.session_created is not None:
-            ctx: dict[str, Any] = {"attributes": {"creationDate": self.session_created,
+            ctx: dict[str, JsonValue] = {"attributes": {"creationDate": self.session_created,
                                                   "mfaAuthenticated": "true" if self.mfa else "false"}}
             if self.issuer:
                 ctx = {"sessionIssuer": dict(self.issuer), "webIdFederationData": {}, **ctx}
@@ -167,20 +168,20 @@ def build_record(
     source_ip: str,
     user_agent: str,
     account_id: str,
-    request_parameters: dict[str, Any] | None,
-    response_elements: dict[str, Any] | None = None,
+    request_parameters: dict[str, JsonValue] | None,
+    response_elements: dict[str, JsonValue] | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
     read_only: bool | None = None,
     resources: list[dict[str, str]] | None = None,
-    additional_event_data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    additional_event_data: dict[str, JsonValue] | None = None,
+) -> dict[str, JsonValue]:
     """One CloudTrail record with the field set AWS writes for an API call."""
     name = event_name(service, operation)
     data_event = (service, operation) in DATA_EVENTS
     if read_only is None:
         read_only = name.startswith(("Get", "List", "Describe", "Head", "Lookup")) or name == "GetCallerIdentity"
-    record: dict[str, Any] = {
+    record: dict[str, JsonValue] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": identity.render(),
         "eventTime": event_time,
@@ -201,7 +202,7 @@ def build_record(
     record["eventID"] = uuid_from(rng)
     record["readOnly"] = read_only
     if resources:
-        record["resources"] = resources
+        record["resources"] = [dict[str, JsonValue](r) for r in resources]
     record["eventType"] = "AwsConsoleSignIn" if name == "ConsoleLogin" else "AwsApiCall"
     record["managementEvent"] = not data_event
     record["recipientAccountId"] = account_id
@@ -213,7 +214,7 @@ def build_record(
     return record
 
 
-def dumps(record: dict[str, Any]) -> str:
+def dumps(record: Mapping[str, JsonValue]) -> str:
     """Compact JSON, as CloudTrail writes it."""
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
@@ -250,7 +251,7 @@ def write_records_file(path: Path, records_json: list[str], level: int = 1, *, m
     return len(data)
 
 
-def iter_records(root: Path) -> Iterator[dict[str, Any]]:
+def iter_records(root: Path) -> Iterator[dict[str, JsonValue]]:
     """Every record under `root`/AWSLogs, file by file in path order (for tests and small tools)."""
     for path in sorted(root.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz")):
         yield from json.loads(gzip.decompress(path.read_bytes()))["Records"]

@@ -32,10 +32,13 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import JsonValue
 
 from keyresponse.sandbox.networks import intel_config
 from keyresponse.sandbox.scenarios import CONTROLS
@@ -196,11 +199,20 @@ def scratch_root() -> Path | None:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def default_plan(full: dict[str, Any]) -> list[str]:
+def _objects(value: JsonValue) -> list[dict[str, JsonValue]]:
+    """The objects of a JSON list (none of anything else)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: JsonValue) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def default_plan(full: Mapping[str, JsonValue]) -> list[str]:
     """The credentials the response would contain by default: none on a benign verdict."""
     if full["verdict"] == "benign":
         return []
-    return [c["access_key_id"] for c in full["credentials"]]
+    return [str(c["access_key_id"]) for c in _objects(full["credentials"])]
 
 
 class GridRunner:
@@ -256,28 +268,30 @@ class GridRunner:
         self.close()
 
 
-def measure(cell: Cell, truth: dict[str, Any], full: dict[str, Any], *, events: int = 0, write_s: float = 0.0,
-            investigate_s: float = 0.0) -> CellResult:
+def measure(cell: Cell, truth: Mapping[str, JsonValue], full: Mapping[str, JsonValue], *, events: int = 0,
+            write_s: float = 0.0, investigate_s: float = 0.0) -> CellResult:
     """A cell's figures from its ground truth and the investigation's full JSON."""
     plan = default_plan(full)
-    attacker = [c["access_key_id"] for c in truth["attacker_credentials"]]
+    attacker = [str(c["access_key_id"]) for c in _objects(truth["attacker_credentials"])]
     investigated = truth["compromised_access_key_id"]
     benign = [k for k in plan if k not in set(attacker) and k != investigated]
     found = [k for k in attacker if k in set(plan)]
-    judged = {ip["ip"]: ip.get("classification") for ip in full["source_ips"]}
-    wrong = sorted(ip for ip, kind in judged.items() if kind == "attacker" and ip not in set(truth["attacker_ips"]))
-    return CellResult(cell, len(found), len(attacker), benign, len(full.get("uncertain_credentials") or []),
-                      full["verdict"], truth["expected_verdict"], not attacker, events, write_s, investigate_s,
+    judged = {str(ip["ip"]): ip.get("classification") for ip in _objects(full["source_ips"])}
+    wrong = sorted(ip for ip, kind in judged.items()
+                   if kind == "attacker" and ip not in set(_strings(truth["attacker_ips"])))
+    return CellResult(cell, len(found), len(attacker), benign, len(_objects(full.get("uncertain_credentials"))),
+                      str(full["verdict"]), str(truth["expected_verdict"]), not attacker, events, write_s,
+                      investigate_s,
                       missed=[k for k in attacker if k not in set(plan)], wrong_attacker_ips=wrong,
                       uncertain_ips=sorted(ip for ip, kind in judged.items() if kind == "uncertain"),
                       said=_said(full, set(wrong)))
 
 
-def _said(full: dict[str, Any], wrong: set[str]) -> list[str]:
-    out = [f"{ip['ip']} {ip.get('classification')} ({ip.get('confidence')}): {'; '.join(ip.get('evidence') or [])}"
-           for ip in full["source_ips"] if ip["ip"] in wrong or ip.get("classification") == "uncertain"]
-    out += [f"credential {c['access_key_id']} uncertain: {'; '.join(c.get('reasons') or [])}"
-            for c in full.get("uncertain_credentials") or []]
+def _said(full: Mapping[str, JsonValue], wrong: set[str]) -> list[str]:
+    out = [f"{ip['ip']} {ip.get('classification')} ({ip.get('confidence')}): {'; '.join(_strings(ip.get('evidence')))}"
+           for ip in _objects(full["source_ips"]) if ip["ip"] in wrong or ip.get("classification") == "uncertain"]
+    out += [f"credential {c['access_key_id']} uncertain: {'; '.join(_strings(c.get('reasons')))}"
+            for c in _objects(full.get("uncertain_credentials"))]
     return out
 
 

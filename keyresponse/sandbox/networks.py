@@ -25,11 +25,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from keyresponse.errors import InputError
 
@@ -236,6 +237,7 @@ def write_intel(out: Path, *, created: datetime) -> dict[str, str]:
     return dict(INTEL_FILES)
 
 
-def intel_config(out: Path, truth: dict[str, Any]) -> dict[str, str]:
+def intel_config(out: Path, truth: Mapping[str, JsonValue]) -> dict[str, str]:
     """The run's intel files as an `IntelConfig` mapping of absolute paths (from its ground truth)."""
-    return {name: str(out / rel) for name, rel in (truth.get("intel") or {}).items()}
+    files = truth.get("intel") or {}
+    return {name: str(out / str(rel)) for name, rel in files.items()} if isinstance(files, dict) else {}

@@ -4,6 +4,7 @@ detonation logs) must pass it, and so must every record the simulator writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _KEY_ID = {"type": "string", "pattern": "^(AKIA|ASIA)[A-Z0-9]{16}$"}
@@ -92,7 +93,7 @@ RECORD_SCHEMA: dict[str, Any] = {
 }
 
 
-def validator() -> Any:
+def validator() -> Callable[[object], object]:
     """A compiled validator: `validator()(record)` raises `fastjsonschema.JsonSchemaException`."""
     import fastjsonschema
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import JsonValue, TypeAdapter
 
 from keyresponse.sandbox.server import MotoSandbox, admin_client
 
@@ -159,15 +162,13 @@ class SeededAccount:
                 return key
         raise KeyError(f"user {user_name!r} has no access key in the seed")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SeededAccount:
-        fields_ = dict(data)
-        fields_["keys"] = [SeededKey(**k) for k in data["keys"]]
-        fields_["responder"] = SeededKey(**data["responder"])
-        return cls(**fields_)
+    def from_json(cls, data: Mapping[str, JsonValue]) -> SeededAccount:
+        """What `to_json` wrote, checked field by field (its keys as `SeededKey`s)."""
+        return TypeAdapter(cls).validate_python(data)
 
 
 def _policy(actions: list[str] | tuple[str, ...]) -> str:
@@ -304,4 +305,4 @@ def seed_account(sandbox: MotoSandbox, *, seed: int = 7, now: datetime | None = 
 def seeded_account_of(sandbox: MotoSandbox) -> SeededAccount | None:
     """The account a previous `seed_account` made in this sandbox, if any."""
     data = sandbox.load("seed")
-    return SeededAccount.from_json(data) if data else None
+    return SeededAccount.from_json(data) if isinstance(data, dict) and data else None

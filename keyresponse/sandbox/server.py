@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pydantic import JsonValue
+
 from keyresponse.children import die_with_parent
 from keyresponse.errors import SandboxError
 
@@ -205,7 +207,7 @@ class MotoSandbox:
         """Switch moto's IAM authorization on (signatures and identity policies checked) or off."""
         self._post("/moto-api/reset-auth", b"0" if enforce else b"inf")
 
-    def call_extension(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+    def call_extension(self, method: str, route: str, body: JsonValue = None) -> JsonValue:
         url = f"{self.endpoint}/_keyresponse/{route}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
@@ -213,20 +215,21 @@ class MotoSandbox:
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return json.loads(resp.read() or b"null")
+                answer: JsonValue = json.loads(resp.read() or b"null")
+                return answer
         except urllib.error.HTTPError as exc:
             raise SandboxError(f"sandbox extension {route} answered {exc.code}: {exc.read()[:300]!r}") from exc
 
-    def inject_faults(self, **rule: Any) -> Any:
+    def inject_faults(self, **rule: JsonValue) -> JsonValue:
         """`inject_faults(service="iam", throttle_rate=0.3)`, `fail_after=N` (then 503s), `deny=True` (every
         call AccessDenied); `inject_faults()` clears every rule."""
         return self.call_extension("POST", "faults", rule)
 
-    def store(self, name: str, document: Any) -> None:
+    def store(self, name: str, document: JsonValue) -> None:
         """Keep a JSON document in the sandbox process (lost when the sandbox stops, like moto's state)."""
         self.call_extension("POST", f"state/{name}", document)
 
-    def load(self, name: str) -> Any | None:
+    def load(self, name: str) -> JsonValue:
         """A document kept by `store`, or None."""
         try:
             return self.call_extension("GET", f"state/{name}")
@@ -235,6 +238,6 @@ class MotoSandbox:
                 return None
             raise
 
-    def backdate(self, **fields: Any) -> Any:
+    def backdate(self, **fields: JsonValue) -> JsonValue:
         """Set IAM dates moto cannot set through the API (see `_moto_main._backdate`)."""
         return self.call_extension("POST", "backdate", fields)

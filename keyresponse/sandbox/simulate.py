@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from keyresponse.errors import InputError
 from keyresponse.sandbox.alerts import write_alerts
@@ -55,6 +55,20 @@ CONSOLE_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.3
 ATTACK_BEFORE_END = timedelta(hours=5)
 
 
+class SimulationSummary(TypedDict):
+    """What `keyresponse simulate` prints of a run."""
+
+    scenario: str
+    out: str
+    files: int
+    records: int
+    bytes: int
+    seconds: float
+    events_per_second: int | None
+    compromised_access_key_id: str
+    attacker_credentials: int
+
+
 @dataclass
 class SimulationResult:
     scenario: str
@@ -65,7 +79,7 @@ class SimulationResult:
     seconds: float
     ground_truth: dict[str, Any]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> SimulationSummary:
         return {"scenario": self.scenario, "out": str(self.out), "files": self.files, "records": self.records,
                 "bytes": self.bytes_written, "seconds": round(self.seconds, 2),
                 "events_per_second": round(self.records / self.seconds) if self.seconds else None,

@@ -17,6 +17,7 @@ from typing import Any, cast
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import JsonValue
 
 from keyresponse.sandbox.cloudtrail import Identity, build_record, dumps, event_name, iso
 from keyresponse.sandbox.seed import SeededAccount
@@ -157,8 +158,8 @@ class Simulation:
         """`kind` uses the `resources_created` query's vocabulary (service:kind, e.g. ec2:instance)."""
         self.truth.resources_created.append({"type": kind, "id": ident, "region": region})
 
-    def log(self, record: dict[str, Any], *, attacker: bool = True) -> None:
-        self.records.append((record["awsRegion"], record["eventTime"], dumps(record)))
+    def log(self, record: dict[str, JsonValue], *, attacker: bool = True) -> None:
+        self.records.append((str(record["awsRegion"]), str(record["eventTime"]), dumps(record)))
         self.calls.append((record, attacker))
 
 
@@ -278,7 +279,7 @@ class Operator:
 
     def call(self, service: str, operation: str, region: str = "us-east-1", *, deny: str | None = None,
              fail: tuple[str, str] | None = None, real: bool = True, read_only: bool | None = None,
-             **params: Any) -> dict[str, Any]:
+             **params: object) -> dict[str, Any]:
         """Call `operation` for real (unless `deny`, `fail` or not `real`) and log it as CloudTrail would.
 
         `deny` logs an AccessDenied for that IAM action instead of calling (moto's authorization is off,

@@ -5,13 +5,15 @@ to our webhook through an AUTHORIZED connection, with a dead-letter queue and a 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from keyresponse.readiness.checks._common import paginate, unreadable
 from keyresponse.readiness.model import Check, ReadinessOptions
 from keyresponse.readiness.routes import AlertRoute, route_matches, webhook_endpoint
 from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope, Severity
+
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
 #: The hardening actions that build a route, in the order a plan applies them.
 ROUTE_ACTIONS = ("create_webhook_delivery_role", "create_webhook_connection", "create_webhook_destination",
@@ -36,7 +38,7 @@ def route_fix(route: AlertRoute) -> str:
 
 
 def check_alert_route(
-    clients: Callable[..., Any], options: ReadinessOptions, route: AlertRoute, account_id: str, region: str
+    clients: ClientFactory, options: ReadinessOptions, route: AlertRoute, account_id: str, region: str
 ) -> Check:
     title = route_title(route)
     endpoint = webhook_endpoint(options, route)

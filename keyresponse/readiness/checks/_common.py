@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from keyresponse.readiness.model import Check
@@ -24,7 +25,7 @@ def unreadable(check_id: str, title: str, account_id: str, region: str | None, e
                  evidence=f"not verifiable here: the read failed ({why[:300]})", fix=fix)
 
 
-def paginate(client: Any, method: str, key: str, **kwargs: Any) -> list[Any]:
+def paginate(client: BaseClient, method: str, key: str, **kwargs: object) -> list[Any]:
     if client.can_paginate(method):
         return [item for page in client.get_paginator(method).paginate(**kwargs) for item in page.get(key, [])]
     return list(getattr(client, method)(**kwargs).get(key, []))

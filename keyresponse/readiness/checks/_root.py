@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from keyresponse.readiness.unit import Scope
 
 ROOT_PERMISSIONS = ("iam:GetAccountSummary",)
@@ -12,6 +10,6 @@ EMULATED_REASON = ("not verifiable here: the sandbox (moto) has no root user; it
                    "AccountAccessKeysPresent=0 and AccountMFAEnabled=0 for every account")
 
 
-def account_summary(scope: Scope) -> dict[str, Any]:
+def account_summary(scope: Scope) -> dict[str, int]:
     """`iam:GetAccountSummary`'s SummaryMap, read once per scope."""
     return scope.memo("account_summary", lambda: dict(scope.clients("iam").get_account_summary()["SummaryMap"]))

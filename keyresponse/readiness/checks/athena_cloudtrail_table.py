@@ -3,8 +3,7 @@ account, in the home region)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,8 +14,11 @@ from keyresponse.readiness.trails import TRAIL_PERMISSIONS, trail_bucket
 from keyresponse.readiness.unit import ReadinessCheck, Scope
 from keyresponse.settings import Settings
 
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
-def check_athena_table(clients: Callable[..., Any], settings: Settings, account_id: str, home: str,
+
+def check_athena_table(clients: ClientFactory, settings: Settings, account_id: str, home: str,
                        bucket: str | None) -> Check:
     title = CHECK.title
     check_id = CHECK.id

@@ -5,14 +5,14 @@ could not be read (the trail check says so).
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import JsonValue
 
 from keyresponse.readiness.model import Check
-from keyresponse.readiness.trails import TRAIL_PERMISSIONS, good_trails, trail_facts, trails
+from keyresponse.readiness.trails import TRAIL_PERMISSIONS, Trail, good_trails, trail_facts, trails
 from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
 
 
-def check_data_events(found: list[dict[str, Any]], wanted: set[str], facts: dict[str, Any],
+def check_data_events(found: list[Trail], wanted: set[str], facts: dict[str, JsonValue],
                       account_id: str) -> Check:
     title = f"{CHECK.title} ({', '.join(sorted(wanted))})"
     recording = [t for t in (good_trails(found) or found) if wanted <= set(t["data_events"])]

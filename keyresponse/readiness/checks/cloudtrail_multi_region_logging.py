@@ -6,18 +6,25 @@ Object Lock and Athena checks act on the same trail.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import JsonValue
 
 from keyresponse.readiness.checks._common import unreadable
 from keyresponse.readiness.model import Check
-from keyresponse.readiness.trails import TRAIL_PERMISSIONS, good_trails, trail_facts, trail_gaps, trails
+from keyresponse.readiness.trails import (
+    TRAIL_PERMISSIONS,
+    Trail,
+    good_trails,
+    trail_facts,
+    trail_gaps,
+    trails,
+)
 from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
 
 #: The title of the check when the trails cannot be read.
 UNREADABLE_TITLE = "A multi-region trail is logging"
 
 
-def check_trail(found: list[dict[str, Any]], facts: dict[str, Any], account_id: str) -> Check:
+def check_trail(found: list[Trail], facts: dict[str, JsonValue], account_id: str) -> Check:
     title = CHECK.title
     good = good_trails(found)
     if good:

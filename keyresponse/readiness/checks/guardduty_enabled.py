@@ -6,15 +6,17 @@ known-bad address, an instance's credentials used elsewhere) that start a respon
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from keyresponse.readiness.checks._common import paginate, unreadable
 from keyresponse.readiness.model import Check
 from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
 
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
-def check_guardduty(clients: Callable[..., Any], account_id: str, region: str) -> Check:
+
+def check_guardduty(clients: ClientFactory, account_id: str, region: str) -> Check:
     title = CHECK.title
     try:
         gd = clients("guardduty", region)

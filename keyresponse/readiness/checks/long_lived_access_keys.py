@@ -6,9 +6,9 @@ given to `assess` is reused, else the credential report is fetched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from keyresponse.credential_reports import fetch_report
 from keyresponse.keyscan import Check as ScanCheck
@@ -24,9 +24,12 @@ from keyresponse.readiness.model import Check
 from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
 from keyresponse.settings import Settings
 
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
+
 
 def long_lived_findings(
-    clients: Callable[..., Any], settings: Settings, account_id: str, max_age_days: int
+    clients: ClientFactory, settings: Settings, account_id: str, max_age_days: int
 ) -> list[Finding]:
     """The preventive scan's `long_lived` findings for one account (protected principals left out)."""
     policy = ScanPolicy(max_age_days=max_age_days, protected_principals=list(settings.protected_principals))

@@ -3,8 +3,7 @@ the role exists, or this is the responder's own account and no other account is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,9 +13,12 @@ from keyresponse.readiness.model import Check
 from keyresponse.readiness.unit import ReadinessCheck, Scope
 from keyresponse.settings import Settings
 
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
+
 
 def check_responder_role(
-    clients: Callable[..., Any], settings: Settings, account_id: str, responder_arn: str, reached_via_role: str | None
+    clients: ClientFactory, settings: Settings, account_id: str, responder_arn: str, reached_via_role: str | None
 ) -> Check:
     title = CHECK.title
     check_id = CHECK.id

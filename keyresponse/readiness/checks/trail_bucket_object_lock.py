@@ -6,8 +6,7 @@ The bucket is the chosen trail's (`keyresponse.readiness.trails`), else the one 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,8 +16,11 @@ from keyresponse.readiness.model import Check
 from keyresponse.readiness.trails import TRAIL_PERMISSIONS, trail_bucket
 from keyresponse.readiness.unit import ReadinessCheck, Scope
 
+if TYPE_CHECKING:
+    from keyresponse.aws import ClientFactory
 
-def check_object_lock(clients: Callable[..., Any], account_id: str, bucket: str | None, home: str) -> Check:
+
+def check_object_lock(clients: ClientFactory, account_id: str, bucket: str | None, home: str) -> Check:
     title = CHECK.title
     check_id = CHECK.id
     fix = CHECK.remediation
