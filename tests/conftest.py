@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -228,6 +229,34 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileScheduling(config, log)
 
 
+#: The seed of this run's test order within each file (0: as collected). Drawn once by the controller
+#: and inherited by the xdist workers, which must all collect the same order.
+SEED_VARIABLE = "KEYRESPONSE_TEST_SEED"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and SEED_VARIABLE not in os.environ:
+        os.environ[SEED_VARIABLE] = str(random.SystemRandom().randrange(1, 2**32))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"test order: shuffled within each file, {SEED_VARIABLE}={os.environ.get(SEED_VARIABLE)} "
+            "(set it to replay this order; 0 keeps the collected order)")
+
+
+def shuffled_within_files(items: list[pytest.Item], seed: int) -> list[pytest.Item]:
+    """Each file's tests in a random order of `seed`, the files where they were: no test may depend on
+    another test of its file having run first. Files are not interleaved, so module fixtures still set
+    up once per file."""
+    rng = random.Random(seed)
+    out: list[pytest.Item] = []
+    for _, tests in itertools.groupby(items, key=lambda item: item.nodeid.split("::", 1)[0]):
+        batch = list(tests)
+        rng.shuffle(batch)
+        out.extend(batch)
+    return out
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     strays = sorted({item.nodeid.split("::", 1)[0] for item in items
                      if "played" in getattr(item, "fixturenames", ()) and work_unit(item.nodeid) != PLAYED_GROUP})
@@ -235,7 +264,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"tests/conftest.py: add {strays} to PLAYED_FILES (they use the `played` fixture)")
     slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
     # a stable sort: the longest units first, then other slow ones; each unit's tests together and in
-    # their collected order
+    # their collected order (then shuffled within each file: `shuffled_within_files`)
     first_index: dict[str, int] = {}
     for index, item in enumerate(items):
         first_index.setdefault(work_unit(item.nodeid), index)
@@ -245,3 +274,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return -UNIT_SECONDS.get(unit, 0), unit not in slow, first_index[unit]
 
     items.sort(key=order)
+    seed = int(os.environ.get(SEED_VARIABLE) or 0)
+    if seed:
+        items[:] = shuffled_within_files(items, seed)
