@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ordering import shuffled_within_files
 
 from keyresponse.sandbox import MotoSandbox
 from keyresponse.sandbox.seed import SeededAccount, seed_account
@@ -242,19 +243,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     return (f"test order: shuffled within each file, {SEED_VARIABLE}={os.environ.get(SEED_VARIABLE)} "
             "(set it to replay this order; 0 keeps the collected order)")
-
-
-def shuffled_within_files(items: list[pytest.Item], seed: int) -> list[pytest.Item]:
-    """Each file's tests in a random order of `seed`, the files where they were: no test may depend on
-    another test of its file having run first. Files are not interleaved, so module fixtures still set
-    up once per file."""
-    rng = random.Random(seed)
-    out: list[pytest.Item] = []
-    for _, tests in itertools.groupby(items, key=lambda item: item.nodeid.split("::", 1)[0]):
-        batch = list(tests)
-        rng.shuffle(batch)
-        out.extend(batch)
-    return out
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

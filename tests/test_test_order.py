@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conftest import shuffled_within_files
+from ordering import shuffled_within_files
 
 
 @dataclass
