@@ -230,19 +230,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileScheduling(config, log)
 
 
-#: The seed of this run's test order within each file (0: as collected). Drawn once by the controller
-#: and inherited by the xdist workers, which must all collect the same order.
+#: The seed of this run's test order within each file: unset or 0, as collected; `random`, drawn once by
+#: the controller and inherited by the xdist workers, which must all collect the same order. Not on by
+#: default yet: seed 2667391856 showed three tests that lean on others of their file (the session-11 note).
 SEED_VARIABLE = "KEYRESPONSE_TEST_SEED"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and SEED_VARIABLE not in os.environ:
+    """`KEYRESPONSE_TEST_SEED=random` draws a seed (the controller, once; the xdist workers inherit it)."""
+    if not hasattr(config, "workerinput") and os.environ.get(SEED_VARIABLE) == "random":
         os.environ[SEED_VARIABLE] = str(random.SystemRandom().randrange(1, 2**32))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return (f"test order: shuffled within each file, {SEED_VARIABLE}={os.environ.get(SEED_VARIABLE)} "
-            "(set it to replay this order; 0 keeps the collected order)")
+    seed = os.environ.get(SEED_VARIABLE) or "0"
+    if seed == "0":
+        return f"test order: as collected ({SEED_VARIABLE}=random shuffles each file's tests)"
+    return f"test order: shuffled within each file, {SEED_VARIABLE}={seed} (set it again to replay this order)"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
