@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from keyresponse.readiness.checks._common import unreadable
 from keyresponse.readiness.checks._root import (
-    EMULATED_REASON,
     ROOT_PERMISSIONS,
     ROOT_REFERENCES,
-    account_summary,
+    summary_check,
 )
 from keyresponse.readiness.model import Check
-from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
+from keyresponse.readiness.unit import ReadinessCheck, Scope
 
 
 def _run(scope: Scope, region: str) -> Check:
-    title, fix, account_id = CHECK.title, CHECK.remediation, scope.account_id
-    if scope.emulated:
-        return Check(id=CHECK.id, title=title, account_id=account_id, status="not_verifiable",
-                     evidence=EMULATED_REASON, fix=fix)
-    try:
-        summary = account_summary(scope)
-    except READ_ERRORS as exc:
-        return unreadable(CHECK.id, title, account_id, None, exc, fix)
-    keys = int(summary.get("AccountAccessKeysPresent", 0))
-    return Check(id=CHECK.id, title=title, account_id=account_id, status="fail" if keys else "pass",
-                 evidence=f"iam:GetAccountSummary AccountAccessKeysPresent={keys}", fix=fix if keys else "")
+    return summary_check(CHECK, scope, "AccountAccessKeysPresent", passes_when_set=False)
 
 
 CHECK = ReadinessCheck(

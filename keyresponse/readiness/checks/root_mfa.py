@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from keyresponse.readiness.checks._common import unreadable
 from keyresponse.readiness.checks._root import (
-    EMULATED_REASON,
     ROOT_PERMISSIONS,
     ROOT_REFERENCES,
-    account_summary,
+    summary_check,
 )
 from keyresponse.readiness.model import Check
-from keyresponse.readiness.unit import READ_ERRORS, ReadinessCheck, Scope
+from keyresponse.readiness.unit import ReadinessCheck, Scope
 
 
 def _run(scope: Scope, region: str) -> Check:
-    title, fix, account_id = CHECK.title, CHECK.remediation, scope.account_id
-    if scope.emulated:
-        return Check(id=CHECK.id, title=title, account_id=account_id, status="not_verifiable",
-                     evidence=EMULATED_REASON, fix=fix)
-    try:
-        summary = account_summary(scope)
-    except READ_ERRORS as exc:
-        return unreadable(CHECK.id, title, account_id, None, exc, fix)
-    mfa = int(summary.get("AccountMFAEnabled", 0))
-    return Check(id=CHECK.id, title=title, account_id=account_id, status="pass" if mfa else "fail",
-                 evidence=f"iam:GetAccountSummary AccountMFAEnabled={mfa}", fix="" if mfa else fix)
+    return summary_check(CHECK, scope, "AccountMFAEnabled", passes_when_set=True)
 
 
 CHECK = ReadinessCheck(
